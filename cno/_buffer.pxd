@@ -1,0 +1,49 @@
+# A growable byte buffer for building output in C, shared by the Cython modules.
+#
+# Contract: `data` is NULL until the first reserve; `buf_reserve` returns -1 with
+# MemoryError set when malloc fails and never shrinks; `len` is the number of bytes
+# written. The owner calls `buf_free` exactly once (typically in __dealloc__).
+from libc.stdlib cimport realloc, free
+from libc.string cimport memcpy
+from libc.stdint cimport uint8_t
+from cpython.exc cimport PyErr_NoMemory
+
+
+cdef struct WriteBuffer:
+    uint8_t* data
+    Py_ssize_t len
+    Py_ssize_t cap
+
+
+cdef inline int buf_grow(WriteBuffer* b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap >= 256 else 256
+    while cap < b.len + need:
+        cap *= 2
+    cdef uint8_t* p = <uint8_t*> realloc(b.data, cap)
+    if p == NULL:
+        PyErr_NoMemory()
+        return -1
+    b.data = p
+    b.cap = cap
+    return 0
+
+
+cdef inline int buf_reserve(WriteBuffer* b, Py_ssize_t need) except -1:
+    """Make room for `need` more bytes after b.len."""
+    if b.len + need > b.cap:
+        return buf_grow(b, need)
+    return 0
+
+
+cdef inline int buf_put(WriteBuffer* b, const uint8_t* src, Py_ssize_t n) except -1:
+    if b.len + n > b.cap:
+        buf_grow(b, n)
+    memcpy(b.data + b.len, src, n)
+    b.len += n
+    return 0
+
+
+cdef inline void buf_free(WriteBuffer* b) noexcept:
+    free(b.data)
+    b.data = NULL
+    b.len = b.cap = 0

@@ -1,0 +1,102 @@
+# HPACK (RFC 7541) in C, for cno.hpack and for the HTTP/2 engine.
+#
+# Contracts for Cython callers (the engine cimports these):
+#   - Decoder.decode_into() appends (name, value) tuples to `out` and returns HPACK_OK or
+#     one of the HPACK_ERR_* codes below; it returns -1 only with a Python exception set
+#     (MemoryError). A decode error leaves the dynamic table as far as the block got: the
+#     connection must then fail with COMPRESSION_ERROR (RFC 7541 section 2.3.3), except
+#     for HPACK_ERR_LIST_SIZE, after which the whole block has been decoded and the table
+#     is in step with the peer's encoder.
+#   - Encoder.encode_into() appends one header block to `out` (including any pending
+#     dynamic table size updates) and returns 0, or -1 with a Python exception set
+#     (bad header types); on error, `out` may hold a partial block and must be discarded.
+from libc.stdint cimport uint8_t, uint32_t, int64_t
+from cpython.object cimport PyObject
+from cno._buffer cimport WriteBuffer
+cimport cython
+
+
+cdef enum:
+    HPACK_OK = 0
+    HPACK_ERR_TRUNCATED = 1        # the block ends inside a representation
+    HPACK_ERR_INTEGER = 2          # an integer above 2^32-1 or with padding bytes
+    HPACK_ERR_HUFFMAN = 3          # EOS, or padding that is long or not all ones
+    HPACK_ERR_INDEX = 4            # index 0 or past the end of the table
+    HPACK_ERR_SIZE_UPDATE_LATE = 5     # a size update after a header field
+    HPACK_ERR_SIZE_UPDATE_LIMIT = 6    # a size update above our SETTINGS limit
+    HPACK_ERR_SIZE_UPDATE_MISSING = 7  # our limit went down but the block has no update
+    HPACK_ERR_LIST_SIZE = 8        # the header list is over max_header_list_size
+
+
+# A dynamic table entry of the decoder. The four objects are the name and value as
+# latin-1 str and as bytes; either pair may be NULL until a caller asks for that form.
+cdef struct DecodedEntry:
+    PyObject* name_str
+    PyObject* value_str
+    PyObject* name_bytes
+    PyObject* value_bytes
+    Py_ssize_t size           # len(name) + len(value) + 32 (RFC 7541 section 4.1)
+
+
+# A table entry of the encoder: the caller's own str or bytes objects (kept alive), and
+# their hashes (str and bytes with the same latin-1 content hash alike in CPython).
+cdef struct EncodedEntry:
+    PyObject* name
+    PyObject* value
+    Py_hash_t name_hash
+    Py_hash_t pair_hash
+    Py_ssize_t size
+
+
+# Open-addressing hash index over entry ids (linear probing). Stale ids (evicted
+# entries) stay as tombstones until the index is rebuilt.
+cdef struct HashIndex:
+    int64_t* slots            # entry id, or -1 for an empty slot
+    Py_ssize_t mask
+    Py_ssize_t used
+
+
+@cython.final
+cdef class Decoder:
+    cdef DecodedEntry* entries   # ring buffer; capacity is a power of two
+    cdef Py_ssize_t ring_mask
+    cdef Py_ssize_t newest       # ring position of dynamic index 1
+    cdef Py_ssize_t count
+    cdef Py_ssize_t size         # sum of entry sizes
+    cdef Py_ssize_t max_size     # the limit the peer's encoder chose (size updates)
+    cdef Py_ssize_t settings_limit   # our SETTINGS_HEADER_TABLE_SIZE
+    cdef bint size_update_required
+    cdef public Py_ssize_t max_header_list_size
+    cdef WriteBuffer scratch     # Huffman output
+
+    cdef int decode_into(self, const uint8_t* data, Py_ssize_t n, list out, bint raw) except -1
+    cdef DecodedEntry* _entry(self, uint32_t index) noexcept
+    cdef object _read_string(self, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos, bint raw,
+                             int* status)
+    cdef int _resize(self, Py_ssize_t max_size) except -1
+    cdef int _insert(self, object name, object value, Py_ssize_t size, bint raw) except -1
+    cdef void _evict_to(self, Py_ssize_t limit) noexcept
+
+
+@cython.final
+cdef class Encoder:
+    cdef EncodedEntry* entries   # ring buffer indexed by id & ring_mask
+    cdef Py_ssize_t ring_mask
+    cdef int64_t next_id         # id the next inserted entry gets
+    cdef int64_t oldest_id       # id of the oldest live entry (== next_id when empty)
+    cdef Py_ssize_t size
+    cdef Py_ssize_t max_size
+    cdef HashIndex by_pair
+    cdef HashIndex by_name
+    cdef Py_ssize_t pending_min     # smallest limit set since the last block, or -1
+    cdef Py_ssize_t pending_final   # last limit set since the last block
+    cdef WriteBuffer block          # output of encode()
+
+    cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1
+    cdef list _normalize(self, object headers)
+    cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
+                           bint huffman) except -1
+    cdef int _insert(self, object name, object value, Py_hash_t name_hash,
+                     Py_hash_t pair_hash, Py_ssize_t size) except -1
+    cdef void _evict_to(self, Py_ssize_t limit) noexcept
+    cdef int _reindex(self) except -1

@@ -1,0 +1,935 @@
+# cython: language_level=3
+"""HPACK: header compression for HTTP/2 (RFC 7541), compiled to C.
+
+The public face is :mod:`cno.hpack`; the engine cimports the classes (see _hpack.pxd).
+Strings are latin-1 throughout: a decoded ``str`` holds the wire bytes one for one, and a
+``str`` given to the encoder must be latin-1 (pass ``bytes`` for anything else).
+"""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcmp, memcpy, memset
+from cpython.object cimport PyObject, PyObject_Hash
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
+from cpython.unicode cimport (
+    PyUnicode_CheckExact, PyUnicode_Check, PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH,
+    PyUnicode_1BYTE_KIND, PyUnicode_DecodeLatin1, PyUnicode_AsLatin1String,
+)
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.exc cimport PyErr_NoMemory
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from cpython.list cimport PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE
+
+from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
+
+import sys
+
+from cno.errors import (
+    HPACKDecodingError, InvalidTableIndex, InvalidTableSizeError, OversizedHeaderListError,
+)
+
+cdef extern from "_huffman_table.h":
+    const uint32_t cno_huff_code[256]
+    const uint8_t cno_huff_bits[256]
+    const uint32_t cno_huff_decode[256 * 256]
+    uint32_t CNO_HUFF_ACCEPT
+    uint32_t CNO_HUFF_FAIL
+    int CNO_HUFF_NEMIT_SHIFT
+    int CNO_HUFF_STATE_SHIFT
+
+
+DEFAULT_HEADER_TABLE_SIZE = 4096
+# RFC 9113 leaves SETTINGS_MAX_HEADER_LIST_SIZE unlimited; 64 KiB is what the hpack
+# package and most servers accept, and far above what real requests carry.
+DEFAULT_MAX_HEADER_LIST_SIZE = 65536
+
+cdef enum:
+    STATIC_COUNT = 61
+    ENTRY_OVERHEAD = 32          # RFC 7541 section 4.1
+    INT_MAX_CONTINUATIONS = 5    # 5 x 7 bits hold any value up to 2^32 - 1
+    # Encoder policy per static name (RFC 7541 section 7.1.3, and nghttp2's choices).
+    POLICY_NO_INDEX = 1          # values rarely repeat: indexing them only evicts others
+    POLICY_SENSITIVE = 2         # credentials: always a never-indexed literal
+    POLICY_SHORT_SENSITIVE = 4   # cookies shorter than 20 bytes can be guessed
+    SHORT_COOKIE = 20
+
+
+class HeaderTuple(tuple):
+    """A ``(name, value)`` header that may be added to the compression context.
+
+    Decoded headers are plain tuples; this class exists so that code written for the
+    ``hpack`` package can build headers the same way.
+    """
+    __slots__ = ()
+    indexable = True
+
+    def __new__(cls, *args):
+        return tuple.__new__(cls, args)
+
+
+class NeverIndexedHeaderTuple(HeaderTuple):
+    """A ``(name, value)`` header that must never be indexed (RFC 7541 section 7.1.3).
+
+    The encoder writes it as a never-indexed literal; the decoder returns one for every
+    never-indexed literal it reads, so a proxy that re-encodes it keeps the property.
+    """
+    __slots__ = ()
+    indexable = False
+
+
+# ----------------------------------------------------------------------------------------
+# Static table (RFC 7541 Appendix A), kept as C arrays of interned Python objects.
+
+_STATIC_TABLE = (
+    (":authority", ""), (":method", "GET"), (":method", "POST"), (":path", "/"),
+    (":path", "/index.html"), (":scheme", "http"), (":scheme", "https"), (":status", "200"),
+    (":status", "204"), (":status", "206"), (":status", "304"), (":status", "400"),
+    (":status", "404"), (":status", "500"), ("accept-charset", ""),
+    ("accept-encoding", "gzip, deflate"), ("accept-language", ""), ("accept-ranges", ""),
+    ("accept", ""), ("access-control-allow-origin", ""), ("age", ""), ("allow", ""),
+    ("authorization", ""), ("cache-control", ""), ("content-disposition", ""),
+    ("content-encoding", ""), ("content-language", ""), ("content-length", ""),
+    ("content-location", ""), ("content-range", ""), ("content-type", ""), ("cookie", ""),
+    ("date", ""), ("etag", ""), ("expect", ""), ("expires", ""), ("from", ""), ("host", ""),
+    ("if-match", ""), ("if-modified-since", ""), ("if-none-match", ""), ("if-range", ""),
+    ("if-unmodified-since", ""), ("last-modified", ""), ("link", ""), ("location", ""),
+    ("max-forwards", ""), ("proxy-authenticate", ""), ("proxy-authorization", ""),
+    ("range", ""), ("referer", ""), ("refresh", ""), ("retry-after", ""), ("server", ""),
+    ("set-cookie", ""), ("strict-transport-security", ""), ("transfer-encoding", ""),
+    ("user-agent", ""), ("vary", ""), ("via", ""), ("www-authenticate", ""),
+)
+_STATIC_POLICY = {
+    ":path": POLICY_NO_INDEX, "content-length": POLICY_NO_INDEX, "set-cookie": POLICY_NO_INDEX,
+    "etag": POLICY_NO_INDEX, "if-modified-since": POLICY_NO_INDEX,
+    "if-none-match": POLICY_NO_INDEX, "location": POLICY_NO_INDEX, "age": POLICY_NO_INDEX,
+    "authorization": POLICY_SENSITIVE, "proxy-authorization": POLICY_SENSITIVE,
+    "cookie": POLICY_SHORT_SENSITIVE,
+}
+
+cdef DecodedEntry STATIC_DEC[STATIC_COUNT + 1]     # 1-based, as on the wire
+cdef EncodedEntry STATIC_ENC[64]                   # 1-based; 64 so the id mask is 63
+cdef uint8_t STATIC_POLICY[STATIC_COUNT + 1]       # by the first index of each name
+cdef uint8_t STATIC_GROUP_END[STATIC_COUNT + 1]    # last index with the same name
+cdef HashIndex STATIC_BY_NAME                      # name -> first static index
+cdef list _static_objects = []                     # owns the objects the arrays point to
+
+
+cdef inline Py_hash_t pair_hash(Py_hash_t name_hash, Py_hash_t value_hash) noexcept:
+    return <Py_hash_t>(<uint64_t>name_hash * <uint64_t>1000003) ^ value_hash
+
+
+cdef object _own(object o):
+    _static_objects.append(o)
+    return o
+
+
+cdef int _init_static() except -1:
+    cdef Py_ssize_t i, first = 1
+    cdef object name, value, bname, bvalue
+    # Our encoder's lookups rely on str and bytes of equal latin-1 content hashing alike
+    # (true of CPython: both hash their 1-byte data).
+    if hash("a\xe9") != hash(b"a\xe9") or hash("") != hash(b""):
+        raise ImportError("cno._hpack needs str and bytes hashes to agree (CPython)")
+    index_init(&STATIC_BY_NAME, 128)
+    for i in range(1, STATIC_COUNT + 1):
+        name, value = _STATIC_TABLE[i - 1]
+        name = _own(sys.intern(name))
+        value = _own(sys.intern(value))
+        bname = _own(name.encode("latin-1"))
+        bvalue = _own(value.encode("latin-1"))
+        STATIC_DEC[i].name_str = <PyObject*> name
+        STATIC_DEC[i].value_str = <PyObject*> value
+        STATIC_DEC[i].name_bytes = <PyObject*> bname
+        STATIC_DEC[i].value_bytes = <PyObject*> bvalue
+        STATIC_DEC[i].size = len(name) + len(value) + ENTRY_OVERHEAD
+        STATIC_ENC[i].name = <PyObject*> name
+        STATIC_ENC[i].value = <PyObject*> value
+        STATIC_ENC[i].name_hash = PyObject_Hash(name)
+        STATIC_ENC[i].pair_hash = pair_hash(STATIC_ENC[i].name_hash, PyObject_Hash(value))
+        STATIC_ENC[i].size = STATIC_DEC[i].size
+        if i == 1 or name != _STATIC_TABLE[i - 2][0]:
+            first = i
+            STATIC_POLICY[i] = _STATIC_POLICY.get(name, 0)
+            index_add(&STATIC_BY_NAME, STATIC_ENC, 63, 1, i, STATIC_ENC[i].name_hash, False)
+        STATIC_GROUP_END[first] = i
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Primitives: integers (5.1), strings (5.2), Huffman (Appendix B).
+
+cdef inline int read_int(const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos, int prefix,
+                         uint32_t* out) noexcept:
+    """Read a prefix integer at p[*pos] (the caller checked *pos < n)."""
+    cdef Py_ssize_t i = pos[0]
+    cdef uint32_t mask = (1u << prefix) - 1
+    cdef uint64_t value = p[i] & mask
+    cdef int shift = 0, k
+    cdef uint8_t b
+    i += 1
+    if value == mask:
+        for k in range(INT_MAX_CONTINUATIONS + 1):
+            if k == INT_MAX_CONTINUATIONS:
+                return HPACK_ERR_INTEGER
+            if i >= n:
+                return HPACK_ERR_TRUNCATED
+            b = p[i]
+            i += 1
+            value += <uint64_t>(b & 0x7F) << shift
+            if not (b & 0x80):
+                break
+            shift += 7
+        if value > 0xFFFFFFFFu:
+            return HPACK_ERR_INTEGER
+    pos[0] = i
+    out[0] = <uint32_t> value
+    return HPACK_OK
+
+
+cdef inline int put_int(WriteBuffer* b, uint8_t flags, int prefix, uint64_t value) except -1:
+    cdef uint64_t mask = (1u << prefix) - 1
+    buf_reserve(b, 11)
+    if value < mask:
+        b.data[b.len] = flags | <uint8_t> value
+        b.len += 1
+        return 0
+    b.data[b.len] = flags | <uint8_t> mask
+    b.len += 1
+    value -= mask
+    while value >= 0x80:
+        b.data[b.len] = <uint8_t>(value & 0x7F) | 0x80
+        b.len += 1
+        value >>= 7
+    b.data[b.len] = <uint8_t> value
+    b.len += 1
+    return 0
+
+
+cdef inline Py_ssize_t huffman_length(const uint8_t* p, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    cdef uint64_t bits = 0
+    for i in range(n):
+        bits += cno_huff_bits[p[i]]
+    return <Py_ssize_t>((bits + 7) >> 3)
+
+
+cdef inline void huffman_encode(uint8_t* out, const uint8_t* p, Py_ssize_t n) noexcept:
+    # At most 7 bits wait in `acc` between symbols and a code has at most 30 bits, so the
+    # live bits always fit in 64.
+    cdef uint64_t acc = 0
+    cdef int bits = 0
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    for i in range(n):
+        c = p[i]
+        acc = (acc << cno_huff_bits[c]) | cno_huff_code[c]
+        bits += cno_huff_bits[c]
+        while bits >= 8:
+            bits -= 8
+            out[0] = <uint8_t>(acc >> bits)
+            out += 1
+    if bits:
+        # RFC 7541 5.2: pad with the most significant bits of EOS (all ones).
+        out[0] = <uint8_t>((acc << (8 - bits)) | (0xFF >> bits))
+
+
+cdef inline int huffman_decode(WriteBuffer* out, const uint8_t* p, Py_ssize_t n) except -1:
+    """Decode into out (from its start). Returns HPACK_OK or HPACK_ERR_HUFFMAN."""
+    # Each input byte emits at most two symbols and the codes are >= 5 bits; the table
+    # writes both symbol slots unconditionally, hence the slack of 2.
+    out.len = 0
+    buf_reserve(out, (n * 8) // 5 + 2)
+    cdef uint8_t* o = out.data
+    cdef Py_ssize_t i, k = 0
+    cdef uint32_t e = CNO_HUFF_ACCEPT, state = 0
+    for i in range(n):
+        e = cno_huff_decode[(state << 8) | p[i]]
+        if e & CNO_HUFF_FAIL:
+            return HPACK_ERR_HUFFMAN          # EOS inside a string (5.2)
+        o[k] = <uint8_t> e
+        o[k + 1] = <uint8_t>(e >> 8)
+        k += (e >> CNO_HUFF_NEMIT_SHIFT) & 3
+        state = (e >> CNO_HUFF_STATE_SHIFT) & 0xFF
+    if not (e & CNO_HUFF_ACCEPT):
+        return HPACK_ERR_HUFFMAN              # padding over 7 bits, or not EOS's prefix (5.2)
+    out.len = k
+    return HPACK_OK
+
+
+cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint huffman) except -1:
+    cdef Py_ssize_t hlen
+    if huffman and n:
+        hlen = huffman_length(p, n)
+        if hlen < n:  # Huffman only when it is shorter
+            put_int(b, 0x80, 7, hlen)
+            buf_reserve(b, hlen)
+            huffman_encode(b.data + b.len, p, n)
+            b.len += hlen
+            return 0
+    put_int(b, 0, 7, n)
+    buf_put(b, p, n)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Field objects for the encoder: exact str (1-byte kind) or exact bytes.
+
+cdef object as_field(object o):
+    """Return o as an exact bytes, or an exact str whose characters are all latin-1."""
+    if PyBytes_CheckExact(o):
+        return o
+    if PyUnicode_CheckExact(o):
+        if PyUnicode_KIND(o) == PyUnicode_1BYTE_KIND:
+            return o
+        return PyUnicode_AsLatin1String(o)   # raises UnicodeEncodeError: not latin-1
+    if isinstance(o, (bytes, bytearray, memoryview)):
+        return bytes(o)
+    return as_field(str(o))   # like hpack: numbers and other objects by their str()
+
+
+cdef inline bint is_field(object o) noexcept:
+    return PyBytes_CheckExact(o) or (PyUnicode_CheckExact(o)
+                                     and PyUnicode_KIND(o) == PyUnicode_1BYTE_KIND)
+
+
+cdef inline const uint8_t* field_ptr(object o, Py_ssize_t* n) noexcept:
+    """Data of a field object made by as_field (or a static-table entry)."""
+    if PyBytes_CheckExact(o):
+        n[0] = PyBytes_GET_SIZE(o)
+        return <const uint8_t*> PyBytes_AS_STRING(o)
+    n[0] = PyUnicode_GET_LENGTH(o)
+    return <const uint8_t*> PyUnicode_DATA(o)
+
+
+cdef inline bint field_equals(PyObject* o, const uint8_t* p, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t m
+    cdef const uint8_t* q = field_ptr(<object> o, &m)
+    return m == n and (q == p or memcmp(q, p, n) == 0)
+
+
+# ----------------------------------------------------------------------------------------
+# Hash index over encoder entries (ids; see HashIndex in the .pxd).
+
+cdef int index_init(HashIndex* ix, Py_ssize_t slots) except -1:
+    cdef int64_t* s = <int64_t*> malloc(slots * sizeof(int64_t))
+    if s == NULL:
+        PyErr_NoMemory()
+        return -1
+    memset(s, 0xFF, slots * sizeof(int64_t))  # every slot -1: empty
+    free(ix.slots)
+    ix.slots = s
+    ix.mask = slots - 1
+    ix.used = 0
+    return 0
+
+
+cdef inline int64_t index_find(HashIndex* ix, EncodedEntry* entries, Py_ssize_t emask,
+                               int64_t oldest, Py_hash_t h, const uint8_t* name,
+                               Py_ssize_t name_len, const uint8_t* value,
+                               Py_ssize_t value_len, bint by_pair) noexcept:
+    """Id of an entry with this name (and value, if by_pair), or -1."""
+    cdef Py_ssize_t pos = <size_t> h & ix.mask
+    cdef int64_t id
+    cdef EncodedEntry* e
+    while True:
+        id = ix.slots[pos]
+        if id < 0:
+            return -1
+        if id >= oldest:
+            e = &entries[id & emask]
+            if by_pair:
+                if (e.pair_hash == h and field_equals(e.name, name, name_len)
+                        and field_equals(e.value, value, value_len)):
+                    return id
+            elif e.name_hash == h and field_equals(e.name, name, name_len):
+                return id
+        pos = (pos + 1) & ix.mask
+
+
+cdef inline void index_add(HashIndex* ix, EncodedEntry* entries, Py_ssize_t emask,
+                           int64_t oldest, int64_t new_id, Py_hash_t h, bint by_pair) noexcept:
+    """Point the key of entry new_id at it: reuse its key's slot or a stale one."""
+    cdef Py_ssize_t pos = <size_t> h & ix.mask
+    cdef int64_t id
+    cdef EncodedEntry* e
+    cdef EncodedEntry* new = &entries[new_id & emask]
+    cdef Py_ssize_t nlen, vlen
+    cdef const uint8_t* np = field_ptr(<object> new.name, &nlen)
+    cdef const uint8_t* vp = field_ptr(<object> new.value, &vlen)
+    while True:
+        id = ix.slots[pos]
+        if id < 0:
+            ix.used += 1
+            break
+        if id < oldest:
+            break
+        e = &entries[id & emask]
+        if by_pair:
+            if (e.pair_hash == h and field_equals(e.name, np, nlen)
+                    and field_equals(e.value, vp, vlen)):
+                break
+        elif e.name_hash == h and field_equals(e.name, np, nlen):
+            break
+        pos = (pos + 1) & ix.mask
+    ix.slots[pos] = new_id
+
+
+# ----------------------------------------------------------------------------------------
+# Decoder
+
+cdef inline object entry_name(DecodedEntry* e, bint raw):
+    cdef object s
+    if raw:
+        if e.name_bytes == NULL:
+            s = PyBytes_FromStringAndSize(<char*> PyUnicode_DATA(<object> e.name_str),
+                                          PyUnicode_GET_LENGTH(<object> e.name_str))
+            Py_INCREF(s)
+            e.name_bytes = <PyObject*> s
+        return <object> e.name_bytes
+    if e.name_str == NULL:
+        s = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(<object> e.name_bytes),
+                                   PyBytes_GET_SIZE(<object> e.name_bytes), NULL)
+        Py_INCREF(s)
+        e.name_str = <PyObject*> s
+    return <object> e.name_str
+
+
+cdef inline object entry_value(DecodedEntry* e, bint raw):
+    cdef object s
+    if raw:
+        if e.value_bytes == NULL:
+            s = PyBytes_FromStringAndSize(<char*> PyUnicode_DATA(<object> e.value_str),
+                                          PyUnicode_GET_LENGTH(<object> e.value_str))
+            Py_INCREF(s)
+            e.value_bytes = <PyObject*> s
+        return <object> e.value_bytes
+    if e.value_str == NULL:
+        s = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(<object> e.value_bytes),
+                                   PyBytes_GET_SIZE(<object> e.value_bytes), NULL)
+        Py_INCREF(s)
+        e.value_str = <PyObject*> s
+    return <object> e.value_str
+
+
+cdef inline Py_ssize_t field_len(object o) noexcept:
+    if PyBytes_CheckExact(o):
+        return PyBytes_GET_SIZE(o)
+    return PyUnicode_GET_LENGTH(o)
+
+
+cdef inline void entry_clear(DecodedEntry* e) noexcept:
+    Py_XDECREF(e.name_str)
+    Py_XDECREF(e.value_str)
+    Py_XDECREF(e.name_bytes)
+    Py_XDECREF(e.value_bytes)
+    memset(e, 0, sizeof(DecodedEntry))
+
+
+_DECODE_ERRORS = {
+    HPACK_ERR_TRUNCATED: (HPACKDecodingError, "header block truncated"),
+    HPACK_ERR_INTEGER: (HPACKDecodingError, "integer too large or too long"),
+    HPACK_ERR_HUFFMAN: (HPACKDecodingError, "invalid Huffman string (EOS or bad padding)"),
+    HPACK_ERR_INDEX: (InvalidTableIndex, "index 0 or past the end of the table"),
+    HPACK_ERR_SIZE_UPDATE_LATE: (InvalidTableSizeError,
+                                 "table size update after the first header field"),
+    HPACK_ERR_SIZE_UPDATE_LIMIT: (InvalidTableSizeError,
+                                  "table size update above SETTINGS_HEADER_TABLE_SIZE"),
+    HPACK_ERR_SIZE_UPDATE_MISSING: (InvalidTableSizeError,
+                                    "table size limit was lowered but the block does not "
+                                    "start with a size update"),
+}
+
+
+cdef int raise_decode_error(int status, Decoder d) except -1:
+    if status == HPACK_ERR_LIST_SIZE:
+        raise OversizedHeaderListError(
+            "header list larger than max_header_list_size (%d)" % d.max_header_list_size)
+    cls, text = _DECODE_ERRORS[status]
+    raise cls(text)
+
+
+cdef class Decoder:
+    """Decodes HPACK header blocks; one per connection direction (it holds the table).
+
+    ``decode(data)`` returns a list of ``(name, value)`` tuples of latin-1 ``str``
+    (``raw=True``: ``bytes``); never-indexed fields come as :class:`NeverIndexedHeaderTuple`.
+    """
+
+    def __cinit__(self):
+        self.entries = <DecodedEntry*> calloc(16, sizeof(DecodedEntry))
+        if self.entries == NULL:
+            raise MemoryError()
+        self.ring_mask = 15
+        self.newest = 0
+        self.max_size = DEFAULT_HEADER_TABLE_SIZE
+        self.settings_limit = DEFAULT_HEADER_TABLE_SIZE
+
+    def __init__(self, max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
+        self.max_header_list_size = (PY_SSIZE_T_MAX if max_header_list_size is None
+                                     else max_header_list_size)
+
+    def __dealloc__(self):
+        if self.entries != NULL:
+            self._evict_to(0)
+            free(self.entries)
+        buf_free(&self.scratch)
+
+    @property
+    def header_table_size(self):
+        """The table's current maximum size, as the peer's encoder last set it."""
+        return self.max_size
+
+    @header_table_size.setter
+    def header_table_size(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError("header_table_size must not be negative")
+        self._resize(value)
+
+    @property
+    def max_allowed_table_size(self):
+        """Our SETTINGS_HEADER_TABLE_SIZE: the peer's size updates may not exceed it.
+
+        Set it when the peer acknowledges the setting. Lowering it below the table's
+        current size obliges the peer to start its next block with a size update
+        (RFC 7541 section 4.2), which the decoder then enforces.
+        """
+        return self.settings_limit
+
+    @max_allowed_table_size.setter
+    def max_allowed_table_size(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError("max_allowed_table_size must not be negative")
+        self.settings_limit = value
+        if value < self.max_size:
+            self.size_update_required = True
+
+    def __len__(self):
+        """Number of entries in the dynamic table."""
+        return self.count
+
+    @property
+    def table_bytes(self):
+        """Current size of the dynamic table (RFC 7541 section 4.1 accounting)."""
+        return self.size
+
+    def decode(self, data, bint raw=False):
+        """Decode one header block (bytes, bytearray, memoryview or any buffer).
+
+        Raises HPACKDecodingError (a subclass for each kind of fault) on a malformed
+        block, and OversizedHeaderListError once the whole block has been decoded if the
+        list exceeds ``max_header_list_size``.
+        """
+        cdef list out = []
+        cdef int status
+        cdef Py_buffer view
+        if PyBytes_CheckExact(data):
+            status = self.decode_into(<const uint8_t*> PyBytes_AS_STRING(data),
+                                      PyBytes_GET_SIZE(data), out, raw)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                status = self.decode_into(<const uint8_t*> view.buf, view.len, out, raw)
+            finally:
+                PyBuffer_Release(&view)
+        if status:
+            raise_decode_error(status, self)
+        return out
+
+    cdef int _resize(self, Py_ssize_t max_size) except -1:
+        self.max_size = max_size
+        self._evict_to(max_size)
+        return 0
+
+    cdef void _evict_to(self, Py_ssize_t limit) noexcept:
+        cdef DecodedEntry* e
+        while self.size > limit and self.count:
+            e = &self.entries[(self.newest - self.count + 1) & self.ring_mask]
+            self.size -= e.size
+            entry_clear(e)
+            self.count -= 1
+
+    cdef int _insert(self, object name, object value, Py_ssize_t size, bint raw) except -1:
+        cdef Py_ssize_t i, cap
+        cdef DecodedEntry* grown
+        cdef DecodedEntry* e
+        if size > self.max_size:
+            self._evict_to(0)   # RFC 7541 4.4: an entry too large empties the table
+            return 0
+        self._evict_to(self.max_size - size)
+        if self.count > self.ring_mask:
+            cap = (self.ring_mask + 1) * 2
+            grown = <DecodedEntry*> calloc(cap, sizeof(DecodedEntry))
+            if grown == NULL:
+                raise MemoryError()
+            for i in range(self.count):   # oldest first, newest at count - 1
+                grown[i] = self.entries[(self.newest - self.count + 1 + i) & self.ring_mask]
+            free(self.entries)
+            self.entries = grown
+            self.ring_mask = cap - 1
+            self.newest = self.count - 1
+        self.newest = (self.newest + 1) & self.ring_mask
+        e = &self.entries[self.newest]
+        Py_INCREF(name)
+        Py_INCREF(value)
+        if raw:
+            e.name_bytes = <PyObject*> name
+            e.value_bytes = <PyObject*> value
+        else:
+            e.name_str = <PyObject*> name
+            e.value_str = <PyObject*> value
+        e.size = size
+        self.count += 1
+        self.size += size
+        return 0
+
+    cdef DecodedEntry* _entry(self, uint32_t index) noexcept:
+        """Entry at an HPACK index (2.3.3), or NULL if there is none."""
+        if index == 0:
+            return NULL
+        if index <= STATIC_COUNT:
+            return &STATIC_DEC[index]
+        index -= STATIC_COUNT + 1
+        if index >= <uint32_t> self.count:
+            return NULL
+        return &self.entries[(self.newest - index) & self.ring_mask]
+
+    cdef object _read_string(self, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos, bint raw,
+                             int* status):
+        cdef uint32_t length
+        cdef bint huffman
+        cdef const uint8_t* s
+        if pos[0] >= n:
+            status[0] = HPACK_ERR_TRUNCATED
+            return None
+        huffman = p[pos[0]] & 0x80
+        status[0] = read_int(p, n, pos, 7, &length)
+        if status[0]:
+            return None
+        if length > <uint64_t>(n - pos[0]):
+            status[0] = HPACK_ERR_TRUNCATED
+            return None
+        s = p + pos[0]
+        pos[0] += length
+        if huffman:
+            status[0] = huffman_decode(&self.scratch, s, length)
+            if status[0]:
+                return None
+            s = self.scratch.data
+            length = <uint32_t> self.scratch.len
+        if raw:
+            return PyBytes_FromStringAndSize(<const char*> s, length)
+        return PyUnicode_DecodeLatin1(<const char*> s, length, NULL)
+
+    cdef int decode_into(self, const uint8_t* p, Py_ssize_t n, list out, bint raw) except -1:
+        cdef Py_ssize_t pos = 0, list_size = 0, size
+        cdef bint fields_seen = False, never
+        cdef uint8_t b
+        cdef uint32_t index
+        cdef int status = HPACK_OK, prefix
+        cdef DecodedEntry* e
+        cdef object name, value
+        if self.size_update_required and (n == 0 or (p[0] & 0xE0) != 0x20):
+            return HPACK_ERR_SIZE_UPDATE_MISSING
+        while pos < n:
+            b = p[pos]
+            if b & 0x80:
+                # 6.1 Indexed Header Field
+                status = read_int(p, n, &pos, 7, &index)
+                if status:
+                    return status
+                e = self._entry(index)
+                if e == NULL:
+                    return HPACK_ERR_INDEX
+                fields_seen = True
+                list_size += e.size
+                if list_size <= self.max_header_list_size:
+                    out.append((entry_name(e, raw), entry_value(e, raw)))
+                continue
+            if (b & 0xE0) == 0x20:
+                # 6.3 Dynamic Table Size Update: only before the first field (4.2)
+                if fields_seen:
+                    return HPACK_ERR_SIZE_UPDATE_LATE
+                status = read_int(p, n, &pos, 5, &index)
+                if status:
+                    return status
+                if index > <uint64_t> self.settings_limit:
+                    return HPACK_ERR_SIZE_UPDATE_LIMIT
+                self._resize(index)
+                self.size_update_required = False
+                continue
+            # 6.2 Literal Header Field: with incremental indexing (01), without (0000),
+            # never indexed (0001)
+            prefix = 6 if b & 0x40 else 4
+            never = (b & 0xF0) == 0x10
+            status = read_int(p, n, &pos, prefix, &index)
+            if status:
+                return status
+            if index:
+                e = self._entry(index)
+                if e == NULL:
+                    return HPACK_ERR_INDEX
+                name = entry_name(e, raw)
+            else:
+                name = self._read_string(p, n, &pos, raw, &status)
+                if status:
+                    return status
+            value = self._read_string(p, n, &pos, raw, &status)
+            if status:
+                return status
+            fields_seen = True
+            size = field_len(name) + field_len(value) + ENTRY_OVERHEAD
+            if prefix == 6:
+                self._insert(name, value, size, raw)
+            list_size += size
+            if list_size <= self.max_header_list_size:
+                out.append(NeverIndexedHeaderTuple(name, value) if never else (name, value))
+        if list_size > self.max_header_list_size:
+            # Checked only now: the whole block had to be decoded to keep the table in
+            # step with the peer (RFC 9113 4.3).
+            return HPACK_ERR_LIST_SIZE
+        return HPACK_OK
+
+
+# ----------------------------------------------------------------------------------------
+# Encoder
+
+cdef inline void enc_entry_clear(EncodedEntry* e) noexcept:
+    Py_XDECREF(e.name)
+    Py_XDECREF(e.value)
+    e.name = NULL
+    e.value = NULL
+
+
+cdef class Encoder:
+    """Encodes header lists into HPACK blocks; one per connection direction.
+
+    ``encode(headers, huffman=True)`` takes an iterable of ``(name, value)`` or
+    ``(name, value, sensitive)`` tuples (or :class:`HeaderTuple` objects, or a dict);
+    names and values are ``bytes`` or latin-1 ``str``. Sensitive fields, and
+    ``authorization``, ``proxy-authorization`` and short ``cookie`` values, are sent as
+    never-indexed literals.
+    """
+
+    def __cinit__(self):
+        self.entries = <EncodedEntry*> calloc(16, sizeof(EncodedEntry))
+        if self.entries == NULL:
+            raise MemoryError()
+        self.ring_mask = 15
+        self.max_size = DEFAULT_HEADER_TABLE_SIZE
+        self.pending_min = -1
+        self.pending_final = -1
+        index_init(&self.by_pair, 64)
+        index_init(&self.by_name, 64)
+
+    def __dealloc__(self):
+        if self.entries != NULL:
+            self._evict_to(0)
+            free(self.entries)
+        free(self.by_pair.slots)
+        free(self.by_name.slots)
+        buf_free(&self.block)
+
+    @property
+    def header_table_size(self):
+        """The table's maximum size. Set it to the peer's SETTINGS_HEADER_TABLE_SIZE (or
+        less); the next block starts with the size update(s) that tell the peer."""
+        return self.max_size
+
+    @header_table_size.setter
+    def header_table_size(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError("header_table_size must not be negative")
+        if value == self.max_size and self.pending_final < 0:
+            return
+        self.max_size = value
+        self._evict_to(value)
+        # RFC 7541 4.2: if the limit went down and back up between two blocks, the
+        # decoder must see the smallest value first, then the final one.
+        if self.pending_min < 0 or value < self.pending_min:
+            self.pending_min = value
+        self.pending_final = value
+
+    def __len__(self):
+        """Number of entries in the dynamic table."""
+        return <Py_ssize_t>(self.next_id - self.oldest_id)
+
+    @property
+    def table_bytes(self):
+        """Current size of the dynamic table (RFC 7541 section 4.1 accounting)."""
+        return self.size
+
+    def encode(self, headers, huffman=True):
+        """Encode one header block and return it as bytes."""
+        self.block.len = 0
+        self.encode_into(&self.block, headers, bool(huffman))
+        return PyBytes_FromStringAndSize(<char*> self.block.data, self.block.len)
+
+    cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1:
+        cdef object item
+        cdef list fields
+        cdef bint plain = True
+        # Check every field before the first one touches the table: an error halfway
+        # through a block must leave the encoder in step with the peer's decoder.
+        if type(headers) is list or type(headers) is tuple:
+            for item in headers:
+                if not (type(item) is tuple and PyTuple_GET_SIZE(item) == 2
+                        and is_field(item[0]) and is_field(item[1])):
+                    plain = False
+                    break
+        else:
+            plain = False
+        fields = headers if plain else self._normalize(headers)
+        if self.pending_final >= 0:
+            if self.pending_min < self.pending_final:
+                put_int(out, 0x20, 5, self.pending_min)
+            put_int(out, 0x20, 5, self.pending_final)
+            self.pending_min = self.pending_final = -1
+        if plain:
+            for item in fields:
+                self._encode_field(out, item[0], item[1], 0, huffman)
+        else:
+            for item in fields:
+                self._encode_field(out, item[0], item[1], item[2], huffman)
+        return 0
+
+    cdef list _normalize(self, object headers):
+        """(name, value, sensitive) triples of field objects, or raise on a bad header."""
+        cdef list fields = []
+        cdef object item, name, value
+        cdef Py_ssize_t k
+        cdef int sensitive
+        if isinstance(headers, dict):
+            # Like hpack: pseudo-header fields first (RFC 9113 8.3).
+            headers = sorted(headers.items(), key=_regular_field_last)
+        for item in headers:
+            k = len(item)
+            if k == 3:
+                name, value, sensitive = item[0], item[1], bool(item[2])
+            elif k == 2:
+                name, value = item[0], item[1]
+                sensitive = not getattr(item, "indexable", True)
+            else:
+                raise ValueError("a header must be (name, value) or (name, value, sensitive), "
+                                 "not %r" % (item,))
+            fields.append((as_field(name), as_field(value), sensitive))
+        return fields
+
+    cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
+                           bint huffman) except -1:
+        cdef Py_ssize_t nlen, vlen, size, name_index = 0, i, first
+        cdef const uint8_t* np = field_ptr(name, &nlen)
+        cdef const uint8_t* vp = field_ptr(value, &vlen)
+        cdef Py_hash_t nh = PyObject_Hash(name)
+        cdef Py_hash_t ph = pair_hash(nh, PyObject_Hash(value))
+        cdef int64_t id
+        cdef int policy = 0
+        cdef uint8_t flags
+        cdef int prefix
+        # Static table: the first entry with this name, then its siblings' values.
+        first = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
+        if first > 0:
+            policy = STATIC_POLICY[first]
+            if policy & POLICY_SENSITIVE or (policy & POLICY_SHORT_SENSITIVE and vlen < SHORT_COOKIE):
+                sensitive = 1
+            if not sensitive:
+                for i in range(first, STATIC_GROUP_END[first] + 1):
+                    if field_equals(STATIC_ENC[i].value, vp, vlen):
+                        return put_int(out, 0x80, 7, i)   # 6.1 Indexed Header Field
+            name_index = first
+        # Dynamic table (a sensitive field is never sent as an index to an entry, so a
+        # proxy keeps it never-indexed: 7.1.3).
+        if not sensitive:
+            id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
+                            np, nlen, vp, vlen, True)
+            if id >= 0:
+                return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
+        if name_index == 0:
+            id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
+                            np, nlen, NULL, 0, False)
+            if id >= 0:
+                name_index = STATIC_COUNT + self.next_id - id
+        size = nlen + vlen + ENTRY_OVERHEAD
+        if sensitive:
+            flags, prefix = 0x10, 4     # 6.2.3 never indexed
+        elif policy & POLICY_NO_INDEX or size * 4 > self.max_size * 3:
+            flags, prefix = 0x00, 4     # 6.2.2 without indexing
+        else:
+            flags, prefix = 0x40, 6     # 6.2.1 with incremental indexing
+        put_int(out, flags, prefix, name_index)
+        if name_index == 0:
+            put_string(out, np, nlen, huffman)
+        put_string(out, vp, vlen, huffman)
+        if prefix == 6:
+            self._insert(name, value, nh, ph, size)
+        return 0
+
+    cdef void _evict_to(self, Py_ssize_t limit) noexcept:
+        cdef EncodedEntry* e
+        while self.size > limit and self.oldest_id < self.next_id:
+            e = &self.entries[self.oldest_id & self.ring_mask]
+            self.size -= e.size
+            enc_entry_clear(e)
+            self.oldest_id += 1
+
+    cdef int _insert(self, object name, object value, Py_hash_t name_hash,
+                     Py_hash_t pair_hash, Py_ssize_t size) except -1:
+        cdef Py_ssize_t cap, count
+        cdef int64_t id
+        cdef EncodedEntry* grown
+        cdef EncodedEntry* e
+        self._evict_to(self.max_size - size)
+        count = <Py_ssize_t>(self.next_id - self.oldest_id)
+        if count > self.ring_mask:
+            cap = (self.ring_mask + 1) * 2
+            grown = <EncodedEntry*> calloc(cap, sizeof(EncodedEntry))
+            if grown == NULL:
+                raise MemoryError()
+            for id in range(self.oldest_id, self.next_id):
+                grown[id & (cap - 1)] = self.entries[id & self.ring_mask]
+            free(self.entries)
+            self.entries = grown
+            self.ring_mask = cap - 1
+        e = &self.entries[self.next_id & self.ring_mask]
+        Py_INCREF(name)
+        Py_INCREF(value)
+        e.name = <PyObject*> name
+        e.value = <PyObject*> value
+        e.name_hash = name_hash
+        e.pair_hash = pair_hash
+        e.size = size
+        self.size += size
+        self.next_id += 1
+        # Keep each index at most half full (stale ids count until a rebuild).
+        if (self.by_pair.used + 1) * 2 > self.by_pair.mask + 1 or \
+                (self.by_name.used + 1) * 2 > self.by_name.mask + 1:
+            self._reindex()
+        else:
+            index_add(&self.by_pair, self.entries, self.ring_mask, self.oldest_id,
+                      self.next_id - 1, pair_hash, True)
+            index_add(&self.by_name, self.entries, self.ring_mask, self.oldest_id,
+                      self.next_id - 1, name_hash, False)
+        return 0
+
+    cdef int _reindex(self) except -1:
+        """Rebuild both indexes from the live entries, at most a quarter full."""
+        cdef Py_ssize_t slots = 64
+        cdef int64_t id
+        while slots < 4 * (self.next_id - self.oldest_id):
+            slots *= 2
+        index_init(&self.by_pair, slots)
+        index_init(&self.by_name, slots)
+        for id in range(self.oldest_id, self.next_id):
+            index_add(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, id,
+                      self.entries[id & self.ring_mask].pair_hash, True)
+            index_add(&self.by_name, self.entries, self.ring_mask, self.oldest_id, id,
+                      self.entries[id & self.ring_mask].name_hash, False)
+        return 0
+
+
+def _regular_field_last(item):
+    name = item[0]
+    return not (name[:1] == ":" or name[:1] == b":")
+
+
+_init_static()

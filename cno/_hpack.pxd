@@ -85,7 +85,8 @@ cdef class Encoder:
     cdef int64_t next_id         # id the next inserted entry gets
     cdef int64_t oldest_id       # id of the oldest live entry (== next_id when empty)
     cdef Py_ssize_t size
-    cdef Py_ssize_t max_size
+    cdef Py_ssize_t max_size     # min(the peer's limit, max_table_size)
+    cdef public Py_ssize_t max_table_size   # our own cap on the memory the table holds
     cdef HashIndex by_pair
     cdef HashIndex by_name
     cdef Py_ssize_t pending_min     # smallest limit set since the last block, or -1

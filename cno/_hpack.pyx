@@ -43,6 +43,10 @@ DEFAULT_HEADER_TABLE_SIZE = 4096
 # RFC 9113 leaves SETTINGS_MAX_HEADER_LIST_SIZE unlimited; 64 KiB is what the hpack
 # package and most servers accept, and far above what real requests carry.
 DEFAULT_MAX_HEADER_LIST_SIZE = 65536
+# The encoder's table size is the peer's to choose (SETTINGS_HEADER_TABLE_SIZE); we use
+# at most this much, as nghttp2 does, so a peer cannot make us keep every distinct value
+# we ever send.
+DEFAULT_ENCODER_TABLE_CAP = 4096
 
 cdef enum:
     STATIC_COUNT = 61
@@ -709,6 +713,8 @@ cdef class Encoder:
     names and values are ``bytes`` or latin-1 ``str``. Sensitive fields, and
     ``authorization``, ``proxy-authorization`` and short ``cookie`` values, are sent as
     never-indexed literals.
+
+    ``max_table_size`` caps the table whatever limit the peer allows.
     """
 
     def __cinit__(self):
@@ -722,6 +728,13 @@ cdef class Encoder:
         index_init(&self.by_pair, 64)
         index_init(&self.by_name, 64)
 
+    def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP):
+        if max_table_size < 0:
+            raise ValueError("max_table_size must not be negative")
+        self.max_table_size = max_table_size
+        if max_table_size < self.max_size:
+            self.header_table_size = max_table_size
+
     def __dealloc__(self):
         if self.entries != NULL:
             self._evict_to(0)
@@ -732,14 +745,17 @@ cdef class Encoder:
 
     @property
     def header_table_size(self):
-        """The table's maximum size. Set it to the peer's SETTINGS_HEADER_TABLE_SIZE (or
-        less); the next block starts with the size update(s) that tell the peer."""
+        """The table's maximum size. Set it to the peer's SETTINGS_HEADER_TABLE_SIZE; the
+        table then uses the smaller of that and ``max_table_size``, and the next block
+        starts with the size update(s) that tell the peer."""
         return self.max_size
 
     @header_table_size.setter
     def header_table_size(self, Py_ssize_t value):
         if value < 0:
             raise ValueError("header_table_size must not be negative")
+        if value > self.max_table_size:
+            value = self.max_table_size
         if value == self.max_size and self.pending_final < 0:
             return
         self.max_size = value
@@ -767,30 +783,29 @@ cdef class Encoder:
 
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1:
         cdef object item
+        cdef tuple field
         cdef list fields
-        cdef bint plain = True
+        cdef bint plain = type(headers) is list or type(headers) is tuple
         # Check every field before the first one touches the table: an error halfway
         # through a block must leave the encoder in step with the peer's decoder.
-        if type(headers) is list or type(headers) is tuple:
+        if plain:
             for item in headers:
-                if not (type(item) is tuple and PyTuple_GET_SIZE(item) == 2
-                        and is_field(item[0]) and is_field(item[1])):
+                if type(item) is not tuple or PyTuple_GET_SIZE(item) != 2:
                     plain = False
                     break
-        else:
-            plain = False
+                field = <tuple> item
+                if not (is_field(field[0]) and is_field(field[1])):
+                    plain = False
+                    break
         fields = headers if plain else self._normalize(headers)
         if self.pending_final >= 0:
             if self.pending_min < self.pending_final:
                 put_int(out, 0x20, 5, self.pending_min)
             put_int(out, 0x20, 5, self.pending_final)
             self.pending_min = self.pending_final = -1
-        if plain:
-            for item in fields:
-                self._encode_field(out, item[0], item[1], 0, huffman)
-        else:
-            for item in fields:
-                self._encode_field(out, item[0], item[1], item[2], huffman)
+        for item in fields:
+            field = <tuple> item
+            self._encode_field(out, field[0], field[1], 0 if plain else field[2], huffman)
         return 0
 
     cdef list _normalize(self, object headers):

@@ -17,8 +17,11 @@ Differences from ``hpack``, all deliberate:
   than 20 bytes (sent as never-indexed literals), and does not index ``:path``,
   ``content-length``, ``etag``, ``location``, ``set-cookie``, ``age``,
   ``if-modified-since`` or ``if-none-match``, whose values rarely repeat.
+- The encoder's table never grows past ``Encoder(max_table_size=4096)``, whatever size the
+  peer allows: ``header_table_size`` reads back the size in use.
 """
 from cno._hpack import (
+    DEFAULT_ENCODER_TABLE_CAP,
     DEFAULT_HEADER_TABLE_SIZE,
     DEFAULT_MAX_HEADER_LIST_SIZE,
     Decoder,
@@ -35,6 +38,7 @@ from cno.errors import (
 )
 
 __all__ = [
+    "DEFAULT_ENCODER_TABLE_CAP",
     "DEFAULT_HEADER_TABLE_SIZE",
     "DEFAULT_MAX_HEADER_LIST_SIZE",
     "Decoder",

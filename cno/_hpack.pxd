@@ -89,6 +89,7 @@ cdef class Encoder:
     cdef public Py_ssize_t max_table_size   # our own cap on the memory the table holds
     cdef HashIndex by_pair
     cdef HashIndex by_name
+    cdef Py_hash_t seen[128]        # recent unindexed fields' pair hashes: 64 sets of 2
     cdef Py_ssize_t pending_min     # smallest limit set since the last block, or -1
     cdef Py_ssize_t pending_final   # last limit set since the last block
     cdef WriteBuffer block          # output of encode()
@@ -99,5 +100,6 @@ cdef class Encoder:
                            bint huffman) except -1
     cdef int _insert(self, object name, object value, Py_hash_t name_hash,
                      Py_hash_t pair_hash, Py_ssize_t size) except -1
+    cdef bint _seen(self, Py_hash_t pair_hash) noexcept
     cdef void _evict_to(self, Py_ssize_t limit) noexcept
     cdef int _reindex(self) except -1

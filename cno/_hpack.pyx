@@ -53,7 +53,7 @@ cdef enum:
     ENTRY_OVERHEAD = 32          # RFC 7541 section 4.1
     INT_MAX_CONTINUATIONS = 5    # 5 x 7 bits hold any value up to 2^32 - 1
     # Encoder policy per static name (RFC 7541 section 7.1.3, and nghttp2's choices).
-    POLICY_NO_INDEX = 1          # values rarely repeat: indexing them only evicts others
+    POLICY_NO_INDEX = 1          # values rarely repeat: indexed only once seen twice
     POLICY_SENSITIVE = 2         # credentials: always a never-indexed literal
     POLICY_SHORT_SENSITIVE = 4   # cookies shorter than 20 bytes can be guessed
     SHORT_COOKIE = 20
@@ -867,7 +867,7 @@ cdef class Encoder:
         size = nlen + vlen + ENTRY_OVERHEAD
         if sensitive:
             flags, prefix = 0x10, 4     # 6.2.3 never indexed
-        elif policy & POLICY_NO_INDEX or size * 4 > self.max_size * 3:
+        elif size * 4 > self.max_size * 3 or (policy & POLICY_NO_INDEX and not self._seen(ph)):
             flags, prefix = 0x00, 4     # 6.2.2 without indexing
         else:
             flags, prefix = 0x40, 6     # 6.2.1 with incremental indexing
@@ -878,6 +878,22 @@ cdef class Encoder:
         if prefix == 6:
             self._insert(name, value, nh, ph, size)
         return 0
+
+    cdef bint _seen(self, Py_hash_t pair_hash) noexcept:
+        """Whether this field went out recently (and remember it if not).
+
+        Fields like :path mostly carry values that never come back, and indexing those
+        would only evict useful entries; the ones that do come back get indexed on their
+        second sighting. The filter is 2-way set-associative (newest first), so a few
+        values that keep coming back do not evict each other; a hash collision merely
+        indexes a field one sighting early.
+        """
+        cdef Py_hash_t* ways = &self.seen[(<size_t> pair_hash & 63) * 2]
+        if ways[0] == pair_hash or ways[1] == pair_hash:
+            return True
+        ways[1] = ways[0]
+        ways[0] = pair_hash
+        return False
 
     cdef void _evict_to(self, Py_ssize_t limit) noexcept:
         cdef EncodedEntry* e

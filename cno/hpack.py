@@ -14,9 +14,10 @@ Differences from ``hpack``, all deliberate:
 - The decoder checks ``max_header_list_size`` after decoding the whole block, so its table
   stays usable after :class:`OversizedHeaderListError`.
 - The encoder never indexes ``authorization``, ``proxy-authorization`` or cookies shorter
-  than 20 bytes (sent as never-indexed literals), and does not index ``:path``,
+  than 20 bytes (sent as never-indexed literals), and indexes ``:path``,
   ``content-length``, ``etag``, ``location``, ``set-cookie``, ``age``,
-  ``if-modified-since`` or ``if-none-match``, whose values rarely repeat.
+  ``if-modified-since`` and ``if-none-match`` only when a value comes back: their values
+  rarely repeat, and indexing the ones that do not would only evict useful entries.
 - The encoder's table never grows past ``Encoder(max_table_size=4096)``, whatever size the
   peer allows: ``header_table_size`` reads back the size in use.
 """

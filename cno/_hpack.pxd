@@ -65,8 +65,8 @@ cdef class Decoder:
     cdef Py_ssize_t size         # sum of entry sizes
     cdef Py_ssize_t max_size     # the limit the peer's encoder chose (size updates)
     cdef Py_ssize_t settings_limit   # our SETTINGS_HEADER_TABLE_SIZE
-    cdef bint size_update_required
-    cdef public Py_ssize_t max_header_list_size
+    cdef Py_ssize_t required_update   # the next block must start with an update <= this; -1: none
+    cdef Py_ssize_t list_limit        # max_header_list_size
     cdef WriteBuffer scratch     # Huffman output
 
     cdef int decode_into(self, const uint8_t* data, Py_ssize_t n, list out, bint raw) except -1
@@ -85,8 +85,9 @@ cdef class Encoder:
     cdef int64_t next_id         # id the next inserted entry gets
     cdef int64_t oldest_id       # id of the oldest live entry (== next_id when empty)
     cdef Py_ssize_t size
-    cdef Py_ssize_t max_size     # min(the peer's limit, max_table_size)
-    cdef public Py_ssize_t max_table_size   # our own cap on the memory the table holds
+    cdef Py_ssize_t max_size     # min(peer_limit, table_cap): the size in use
+    cdef Py_ssize_t peer_limit   # the peer's SETTINGS_HEADER_TABLE_SIZE, as last set
+    cdef Py_ssize_t table_cap    # our own cap on the memory the table holds
     cdef HashIndex by_pair
     cdef HashIndex by_name
     cdef Py_hash_t seen[128]        # recent unindexed fields' pair hashes: 64 sets of 2
@@ -103,3 +104,4 @@ cdef class Encoder:
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept
     cdef void _evict_to(self, Py_ssize_t limit) noexcept
     cdef int _reindex(self) except -1
+    cdef int _apply_limit(self) except -1

@@ -441,14 +441,14 @@ _DECODE_ERRORS = {
                                   "table size update above SETTINGS_HEADER_TABLE_SIZE"),
     HPACK_ERR_SIZE_UPDATE_MISSING: (InvalidTableSizeError,
                                     "table size limit was lowered but the block does not "
-                                    "start with a size update"),
+                                    "start with a size update down to it"),
 }
 
 
 cdef int raise_decode_error(int status, Decoder d) except -1:
     if status == HPACK_ERR_LIST_SIZE:
         raise OversizedHeaderListError(
-            "header list larger than max_header_list_size (%d)" % d.max_header_list_size)
+            "header list larger than max_header_list_size (%d)" % d.list_limit)
     cls, text = _DECODE_ERRORS[status]
     raise cls(text)
 
@@ -468,10 +468,24 @@ cdef class Decoder:
         self.newest = 0
         self.max_size = DEFAULT_HEADER_TABLE_SIZE
         self.settings_limit = DEFAULT_HEADER_TABLE_SIZE
+        self.required_update = -1
 
     def __init__(self, max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
-        self.max_header_list_size = (PY_SSIZE_T_MAX if max_header_list_size is None
-                                     else max_header_list_size)
+        self.max_header_list_size = max_header_list_size
+
+    @property
+    def max_header_list_size(self):
+        """Largest header list decode() returns (RFC 9113 6.5.2 accounting: name + value
+        + 32 per field); None, when set, means no limit."""
+        return self.list_limit
+
+    @max_header_list_size.setter
+    def max_header_list_size(self, value):
+        if value is None:
+            value = PY_SSIZE_T_MAX
+        if value < 0:
+            raise ValueError("max_header_list_size must not be negative")
+        self.list_limit = value
 
     def __dealloc__(self):
         if self.entries != NULL:
@@ -495,8 +509,9 @@ cdef class Decoder:
         """Our SETTINGS_HEADER_TABLE_SIZE: the peer's size updates may not exceed it.
 
         Set it when the peer acknowledges the setting. Lowering it below the table's
-        current size obliges the peer to start its next block with a size update
-        (RFC 7541 section 4.2), which the decoder then enforces.
+        current size obliges the peer to start its next block with a size update no
+        larger than the smallest limit set since (RFC 7541 section 4.2), which the
+        decoder then enforces.
         """
         return self.settings_limit
 
@@ -505,8 +520,8 @@ cdef class Decoder:
         if value < 0:
             raise ValueError("max_allowed_table_size must not be negative")
         self.settings_limit = value
-        if value < self.max_size:
-            self.size_update_required = True
+        if value < self.max_size and (self.required_update < 0 or value < self.required_update):
+            self.required_update = value
 
     def __len__(self):
         """Number of entries in the dynamic table."""
@@ -633,10 +648,10 @@ cdef class Decoder:
         cdef int status = HPACK_OK, prefix
         cdef DecodedEntry* e
         cdef object name, value
-        if self.size_update_required and (n == 0 or (p[0] & 0xE0) != 0x20):
-            return HPACK_ERR_SIZE_UPDATE_MISSING
         while pos < n:
             b = p[pos]
+            if not fields_seen and (b & 0xE0) != 0x20 and self.required_update >= 0:
+                return HPACK_ERR_SIZE_UPDATE_MISSING
             if b & 0x80:
                 # 6.1 Indexed Header Field
                 status = read_int(p, n, &pos, 7, &index)
@@ -647,7 +662,7 @@ cdef class Decoder:
                     return HPACK_ERR_INDEX
                 fields_seen = True
                 list_size += e.size
-                if list_size <= self.max_header_list_size:
+                if list_size <= self.list_limit:
                     out.append((entry_name(e, raw), entry_value(e, raw)))
                 continue
             if (b & 0xE0) == 0x20:
@@ -660,7 +675,8 @@ cdef class Decoder:
                 if index > <uint64_t> self.settings_limit:
                     return HPACK_ERR_SIZE_UPDATE_LIMIT
                 self._resize(index)
-                self.size_update_required = False
+                if index <= <uint64_t> self.required_update:
+                    self.required_update = -1
                 continue
             # 6.2 Literal Header Field: with incremental indexing (01), without (0000),
             # never indexed (0001)
@@ -686,9 +702,11 @@ cdef class Decoder:
             if prefix == 6:
                 self._insert(name, value, size, raw)
             list_size += size
-            if list_size <= self.max_header_list_size:
+            if list_size <= self.list_limit:
                 out.append(NeverIndexedHeaderTuple(name, value) if never else (name, value))
-        if list_size > self.max_header_list_size:
+        if self.required_update >= 0:
+            return HPACK_ERR_SIZE_UPDATE_MISSING   # a block of nothing, or of updates too big
+        if list_size > self.list_limit:
             # Checked only now: the whole block had to be decoded to keep the table in
             # step with the peer (RFC 9113 4.3).
             return HPACK_ERR_LIST_SIZE
@@ -722,18 +740,26 @@ cdef class Encoder:
         if self.entries == NULL:
             raise MemoryError()
         self.ring_mask = 15
-        self.max_size = DEFAULT_HEADER_TABLE_SIZE
+        self.max_size = self.peer_limit = self.table_cap = DEFAULT_HEADER_TABLE_SIZE
         self.pending_min = -1
         self.pending_final = -1
         index_init(&self.by_pair, 64)
         index_init(&self.by_name, 64)
 
     def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP):
-        if max_table_size < 0:
-            raise ValueError("max_table_size must not be negative")
         self.max_table_size = max_table_size
-        if max_table_size < self.max_size:
-            self.header_table_size = max_table_size
+
+    @property
+    def max_table_size(self):
+        """Our cap on the table size, whatever the peer allows (default 4096)."""
+        return self.table_cap
+
+    @max_table_size.setter
+    def max_table_size(self, Py_ssize_t value):
+        if value < 0:
+            raise ValueError("max_table_size must not be negative")
+        self.table_cap = value
+        self._apply_limit()
 
     def __dealloc__(self):
         if self.entries != NULL:
@@ -754,10 +780,13 @@ cdef class Encoder:
     def header_table_size(self, Py_ssize_t value):
         if value < 0:
             raise ValueError("header_table_size must not be negative")
-        if value > self.max_table_size:
-            value = self.max_table_size
+        self.peer_limit = value
+        self._apply_limit()
+
+    cdef int _apply_limit(self) except -1:
+        cdef Py_ssize_t value = min(self.peer_limit, self.table_cap)
         if value == self.max_size and self.pending_final < 0:
-            return
+            return 0
         self.max_size = value
         self._evict_to(value)
         # RFC 7541 4.2: if the limit went down and back up between two blocks, the
@@ -765,6 +794,7 @@ cdef class Encoder:
         if self.pending_min < 0 or value < self.pending_min:
             self.pending_min = value
         self.pending_final = value
+        return 0
 
     def __len__(self):
         """Number of entries in the dynamic table."""
@@ -784,7 +814,7 @@ cdef class Encoder:
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1:
         cdef object item
         cdef tuple field
-        cdef list fields
+        cdef object fields
         cdef bint plain = type(headers) is list or type(headers) is tuple
         # Check every field before the first one touches the table: an error halfway
         # through a block must leave the encoder in step with the peer's decoder.

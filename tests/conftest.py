@@ -1,0 +1,64 @@
+"""Shared test data locations and story parametrization for the HPACK tests.
+
+The test data lives beside the checkout, in ``../shared/testdata`` (CI clones it there);
+it is found relative to this file so the tests run the same from the source tree and
+against an installed ``cno``.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+HPACK_TEST_CASE = TESTDATA / "hpack-test-case"
+RAW_DATA = "raw-data"
+
+
+def _stories(raw):
+    """story_*.json files: raw-data's if raw, else every other directory's."""
+    if not HPACK_TEST_CASE.is_dir():
+        return []
+    out = []
+    for d in sorted(p for p in HPACK_TEST_CASE.iterdir() if p.is_dir()):
+        if (d.name == RAW_DATA) == raw:
+            out.extend(sorted(d.glob("story_*.json")))
+    return out
+
+
+ENCODED_STORIES = _stories(raw=False)
+RAW_STORIES = _stories(raw=True)
+
+
+def story_id(path):
+    """'nghttp2/story_03' for .../hpack-test-case/nghttp2/story_03.json."""
+    return "%s/%s" % (path.parent.name, path.stem)
+
+
+def pytest_generate_tests(metafunc):
+    # Parametrize per story file. An empty list (data missing) gives no tests here;
+    # test_hpack_corpus.py::test_corpus_present fails in that case.
+    if "encoded_story" in metafunc.fixturenames:
+        metafunc.parametrize("encoded_story", ENCODED_STORIES, ids=story_id)
+    if "raw_story" in metafunc.fixturenames:
+        metafunc.parametrize("raw_story", RAW_STORIES, ids=story_id)
+
+
+def load_story(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def testdata_dir():
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def hpack_test_case_dir():
+    return HPACK_TEST_CASE
+
+
+@pytest.fixture
+def story_loader():
+    """load(path) -> the story's JSON object."""
+    return load_story

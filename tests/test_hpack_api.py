@@ -15,24 +15,11 @@ from cno.hpack import (
     NeverIndexedHeaderTuple,
     OversizedHeaderListError,
 )
+from hpack_wire import enc_int
 
 REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"),
            (":path", "/index.html"), ("user-agent", "cno-test/1.0"), ("accept", "*/*"),
            ("x-custom", "value")]
-
-
-def enc_int(value, prefix, flags=0):
-    """Reference HPACK integer encoder (RFC 7541 5.1)."""
-    mask = (1 << prefix) - 1
-    if value < mask:
-        return bytes([flags | value])
-    out = [flags | mask]
-    value -= mask
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def round_trip(headers, **kw):

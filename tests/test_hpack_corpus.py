@@ -11,6 +11,7 @@ import pytest
 
 from cno.hpack import Decoder, Encoder
 from conftest import ENCODED_STORIES, HPACK_TEST_CASE, RAW_DATA, RAW_STORIES, load_story
+from hpack_wire import check_in_step, read_int
 
 
 def case_headers(case):
@@ -67,12 +68,6 @@ def test_decode_story_mixed_raw(encoded_story):
 
 # ----------------------------------------------------------------------------------------
 # Encoding the raw data.
-
-def check_in_step(e, d):
-    assert len(e) == len(d)
-    assert e.table_bytes == d.table_bytes
-    assert e.header_table_size == d.header_table_size
-
 
 @pytest.mark.parametrize("huffman", [True, False], ids=["huffman", "plain"])
 def test_raw_story_round_trip(raw_story, huffman):
@@ -157,22 +152,6 @@ def test_raw_story_table_size_changes(raw_story, huffman):
 
 # ----------------------------------------------------------------------------------------
 # Wire parsing helpers (a minimal reader, independent of cno).
-
-def read_int(block, pos, prefix):
-    mask = (1 << prefix) - 1
-    value = block[pos] & mask
-    pos += 1
-    if value == mask:
-        shift = 0
-        while True:
-            b = block[pos]
-            pos += 1
-            value += (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-    return value, pos
-
 
 def leading_size_updates(block):
     out, pos = [], 0

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cno.hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
+from hpack_wire import check_in_step, read_int
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large])
@@ -111,13 +112,6 @@ def apply_sizes(sizes, e, *decoders):
             d.max_allowed_table_size = s
 
 
-def check_in_step(e, d):
-    assert len(e) == len(d)
-    assert e.table_bytes == d.table_bytes
-    assert e.header_table_size == d.header_table_size
-    assert e.table_bytes <= e.header_table_size <= e.max_table_size
-
-
 # ----------------------------------------------------------------------------------------
 # Round trips.
 
@@ -211,22 +205,6 @@ def test_never_indexed_survives_reencoding(headers, raw):
 
 # ----------------------------------------------------------------------------------------
 # Huffman: canonical (same bits as the hpack package) and used only when shorter.
-
-def read_int(block, pos, prefix):
-    mask = (1 << prefix) - 1
-    value = block[pos] & mask
-    pos += 1
-    if value == mask:
-        shift = 0
-        while True:
-            b = block[pos]
-            pos += 1
-            value += (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-    return value, pos
-
 
 @settings(max_examples=400, **SETTINGS)
 @given(st.one_of(st.binary(max_size=64), latin1_text.map(lambda s: s.encode("latin-1")),

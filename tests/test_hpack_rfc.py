@@ -9,24 +9,11 @@ from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 
 from cno.hpack import Decoder, Encoder, InvalidTableIndex, NeverIndexedHeaderTuple
+from hpack_wire import enc_int
 
 
 def hx(s):
     return bytes.fromhex("".join(s.split()))
-
-
-def enc_int(value, prefix, flags=0):
-    """Reference HPACK integer encoder (RFC 7541 5.1)."""
-    mask = (1 << prefix) - 1
-    if value < mask:
-        return bytes([flags | value])
-    out = [flags | mask]
-    value -= mask
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def hpack_huffman(data):

@@ -70,6 +70,7 @@ cdef class Decoder:
     cdef WriteBuffer scratch     # Huffman output
 
     cdef int decode_into(self, const uint8_t* data, Py_ssize_t n, list out, bint raw) except -1
+    cdef int raise_error(self, int status) except -1
     cdef DecodedEntry* _entry(self, uint32_t index) noexcept
     cdef object _read_string(self, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos, bint raw,
                              int* status)

@@ -22,6 +22,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
+from cno._fields cimport is_field, field_ptr
 
 import sys
 
@@ -292,20 +293,6 @@ cdef object as_field(object o):
     return as_field(str(o))   # like hpack: numbers and other objects by their str()
 
 
-cdef inline bint is_field(object o) noexcept:
-    return PyBytes_CheckExact(o) or (PyUnicode_CheckExact(o)
-                                     and PyUnicode_KIND(o) == PyUnicode_1BYTE_KIND)
-
-
-cdef inline const uint8_t* field_ptr(object o, Py_ssize_t* n) noexcept:
-    """Data of a field object made by as_field (or a static-table entry)."""
-    if PyBytes_CheckExact(o):
-        n[0] = PyBytes_GET_SIZE(o)
-        return <const uint8_t*> PyBytes_AS_STRING(o)
-    n[0] = PyUnicode_GET_LENGTH(o)
-    return <const uint8_t*> PyUnicode_DATA(o)
-
-
 cdef inline bint field_equals(PyObject* o, const uint8_t* p, Py_ssize_t n) noexcept:
     cdef Py_ssize_t m
     cdef const uint8_t* q = field_ptr(<object> o, &m)
@@ -554,6 +541,10 @@ cdef class Decoder:
         if status:
             raise_decode_error(status, self)
         return out
+
+    cdef int raise_error(self, int status) except -1:
+        """Raise the exception for a decode_into status (for the engine)."""
+        return raise_decode_error(status, self)
 
     cdef int _resize(self, Py_ssize_t max_size) except -1:
         self.max_size = max_size

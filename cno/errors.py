@@ -7,6 +7,13 @@ when it meets them, so a layer above can answer with the right RST_STREAM or GOA
 __all__ = [
     "CnoError",
     "ProtocolError",
+    "FlowControlError",
+    "FrameSizeError",
+    "EnhanceYourCalm",
+    "ConnectionClosed",
+    "WouldBlock",
+    "InvalidStream",
+    "UsageError",
     "HPACKError",
     "HPACKDecodingError",
     "InvalidTableIndex",
@@ -15,14 +22,78 @@ __all__ = [
 ]
 
 
+# libcno's error numbers (CNO_ERRNO_*), carried as ``errno`` by the errors that map to them.
+ERRNO_ASSERTION = 1
+ERRNO_NO_MEMORY = 2
+ERRNO_PROTOCOL = 4
+ERRNO_INVALID_STREAM = 6
+ERRNO_WOULD_BLOCK = 7
+ERRNO_DISCONNECT = 9
+
+
 class CnoError(Exception):
     """Base class of every error cno raises."""
 
+    errno = 0
+
 
 class ProtocolError(CnoError, ValueError):
-    """The peer broke the protocol. ``error_code`` is the HTTP/2 error code to send."""
+    """The peer broke the protocol; the connection is dead (GOAWAY was sent).
 
+    ``error_code`` is the HTTP/2 error code (RFC 9113 section 7) sent in that GOAWAY.
+    """
+
+    errno = ERRNO_PROTOCOL
     error_code = 0x1  # PROTOCOL_ERROR
+
+    def __init__(self, message="", error_code=None):
+        super().__init__(message)
+        if error_code is not None:
+            self.error_code = error_code
+
+
+class FlowControlError(ProtocolError):
+    """The peer overran a flow-control window or overflowed one (RFC 9113 6.9)."""
+
+    error_code = 0x3
+
+
+class FrameSizeError(ProtocolError):
+    """A frame was larger than SETTINGS_MAX_FRAME_SIZE, or of the wrong length for its type."""
+
+    error_code = 0x6
+
+
+class EnhanceYourCalm(ProtocolError):
+    """The peer went over one of the connection's abuse budgets (floods, rapid resets)."""
+
+    error_code = 0xB
+
+
+class ConnectionClosed(CnoError):
+    """The connection is closed, was shut down, or is past a GOAWAY for this stream."""
+
+    errno = ERRNO_DISCONNECT
+
+
+class WouldBlock(CnoError):
+    """Not now: the peer's stream limit is reached (or, in HTTP/1.1, it is not this
+    stream's turn). Retry after a stream ends."""
+
+    errno = ERRNO_WOULD_BLOCK
+
+
+class InvalidStream(CnoError):
+    """The stream is unknown, already closed, or closed for writing."""
+
+    errno = ERRNO_INVALID_STREAM
+
+
+class UsageError(CnoError, ValueError):
+    """The call breaks the API's rules (libcno's ASSERTION errors): a bad argument, or a
+    call that is not allowed in the connection's current mode or role."""
+
+    errno = ERRNO_ASSERTION
 
 
 class HPACKError(CnoError):

@@ -1,0 +1,116 @@
+# The HTTP/2 engine: connection and stream state in C fields (see docs/raw.md).
+#
+# Internal status convention: functions return 0 when all is well, CONN_ERROR after a
+# connection error (GOAWAY written, the error stored on the connection, the connection
+# closed), or -1 with a Python exception set (a user callback raised, or no memory).
+# Public methods turn CONN_ERROR into one raise at the Python boundary.
+from libc.stdint cimport uint8_t, uint32_t, int64_t
+cimport cython
+from cno._buffer cimport WriteBuffer
+from cno._hpack cimport Encoder, Decoder
+
+
+cdef enum:
+    CONN_ERROR = 1
+    SETTINGS_COUNT = 9          # ids 1..8, index 0 unused
+
+
+@cython.final
+cdef class Stream:
+    cdef uint32_t id
+    cdef bint local              # we opened it (our parity)
+    cdef uint8_t r_state         # R_HEADERS, R_DATA, R_CLOSED: what we expect to read
+    cdef uint8_t w_state         # W_HEADERS, W_DATA, W_CLOSED: what we may write next
+    cdef bint head_request       # a HEAD exchange: the response has no body
+    cdef bint saw_final_head     # a final (non-1xx) response head arrived / was sent
+    cdef int64_t send_window     # how much we may still send
+    cdef int64_t recv_window     # how much the peer may still send
+    cdef int64_t recv_credit     # consumed, not yet given back (WINDOW_UPDATE)
+    cdef int64_t remaining       # content-length countdown, -1 when unknown
+
+
+cdef class Connection:
+    # role and mode
+    cdef bint client
+    cdef bint h2
+    cdef bint started
+    cdef bint is_closed
+    cdef bint close_fired
+    cdef bint manual_flow
+    cdef public bint disallow_h2_upgrade
+    cdef public bint disallow_h2_prior_knowledge
+    cdef public bint bytes_headers
+    cdef public bint writing_paused
+    cdef int state
+    cdef int depth               # nesting of public calls; output goes out at depth 0
+    cdef bint consuming
+
+    # I/O
+    cdef WriteBuffer inbuf       # only an incomplete tail of the input
+    cdef WriteBuffer out         # output of the current public call
+    cdef WriteBuffer hblock      # header block being assembled from CONTINUATIONs
+    cdef WriteBuffer scratch     # encoded header blocks on their way out
+
+    # streams
+    cdef dict streams            # id -> Stream
+    cdef uint32_t last_stream[2] # [REMOTE], [LOCAL]: highest id opened by each side
+    cdef uint32_t stream_count[2]
+    cdef object recently_reset   # set of ids we reset (bounded)
+    cdef object reset_order      # deque: the same ids, oldest first
+
+    # GOAWAY
+    cdef bint goaway_sent
+    cdef bint goaway_received
+    cdef uint32_t goaway_last_id   # the peer's last-stream-id in its GOAWAY
+
+    # settings
+    cdef uint32_t local[SETTINGS_COUNT]     # acknowledged by the peer: in force
+    cdef uint32_t wanted[SETTINGS_COUNT]    # the latest we sent (or will send)
+    cdef uint32_t remote[SETTINGS_COUNT]
+    cdef object settings_queue   # list of dicts {id: value} sent and not yet acknowledged
+    cdef bint remote_settings_seen
+
+    # flow control (connection level)
+    cdef int64_t send_window
+    cdef int64_t recv_window
+    cdef int64_t recv_credit
+    cdef int64_t recv_target     # the window size we keep offering
+
+    # HPACK
+    cdef Encoder encoder
+    cdef Decoder decoder
+
+    # a DATA frame in progress (payload still arriving)
+    cdef uint32_t data_stream
+    cdef uint8_t data_flags
+    cdef int64_t data_left       # payload bytes still to come, padding included
+    cdef int64_t data_pad        # padding bytes at the end of it
+    cdef int64_t data_length     # the whole frame's length (flow control)
+    cdef bint data_deliver       # deliver it (else discard)
+
+    # a header block in progress (HEADERS or PUSH_PROMISE waiting for CONTINUATIONs)
+    cdef uint32_t cont_stream
+    cdef uint8_t cont_type
+    cdef uint8_t cont_flags
+    cdef uint32_t cont_promised
+    cdef int cont_count
+
+    # limits and budgets
+    cdef public Py_ssize_t max_header_block_size
+    cdef public int max_continuations
+    cdef public int64_t reset_budget
+    cdef public int64_t empty_frame_budget
+    cdef public int64_t control_frame_budget
+    cdef int64_t resets_left
+    cdef int64_t empties_left
+    cdef int64_t controls_left
+
+    # the error that closed the connection
+    cdef object error_class
+    cdef object error_message
+    cdef int error_code
+
+    # event methods the subclass defines (None where it does not)
+    cdef object ev_writev, ev_stream_start, ev_stream_end, ev_flow_increase
+    cdef object ev_message_head, ev_message_data, ev_message_tail, ev_message_push
+    cdef object ev_frame, ev_frame_send, ev_pong, ev_settings, ev_close, ev_upgrade

@@ -1,0 +1,1876 @@
+# cython: language_level=3
+"""The HTTP/2 engine (RFC 9113) behind cno.raw.Connection; see docs/raw.md.
+
+Bytes in -> frames parsed in place -> events out (methods of the Python subclass);
+calls in -> frames serialised into one C buffer -> one on_writev per public call.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcmp, memcpy, memmove
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.unicode cimport PyUnicode_DecodeLatin1
+from cpython.list cimport PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE
+
+from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
+from cno._fields cimport is_field, field_ptr
+from cno._hpack cimport (
+    Encoder, Decoder, HPACK_OK, HPACK_ERR_LIST_SIZE,
+)
+from cno._hpack import HPACKDecodingError
+
+import collections
+import inspect
+
+from cno import errors
+from cno.errors import (
+    ConnectionClosed, EnhanceYourCalm, FlowControlError, FrameSizeError, InvalidStream,
+    ProtocolError, UsageError, WouldBlock,
+)
+
+# ----------------------------------------------------------------------------------------
+# Constants (the same values as cno.raw's CNO_* names)
+
+cdef enum:
+    REMOTE = 0
+    LOCAL = 1
+
+    FRAME_DATA = 0x0
+    FRAME_HEADERS = 0x1
+    FRAME_PRIORITY = 0x2
+    FRAME_RST_STREAM = 0x3
+    FRAME_SETTINGS = 0x4
+    FRAME_PUSH_PROMISE = 0x5
+    FRAME_PING = 0x6
+    FRAME_GOAWAY = 0x7
+    FRAME_WINDOW_UPDATE = 0x8
+    FRAME_CONTINUATION = 0x9
+
+    FLAG_ACK = 0x1
+    FLAG_END_STREAM = 0x1
+    FLAG_END_HEADERS = 0x4
+    FLAG_PADDED = 0x8
+    FLAG_PRIORITY = 0x20
+
+    NO_ERROR = 0x0
+    PROTOCOL_ERROR = 0x1
+    INTERNAL_ERROR = 0x2
+    FLOW_CONTROL_ERROR = 0x3
+    STREAM_CLOSED = 0x5
+    FRAME_SIZE_ERROR = 0x6
+    REFUSED_STREAM = 0x7
+    CANCEL = 0x8
+    COMPRESSION_ERROR = 0x9
+    ENHANCE_YOUR_CALM = 0xB
+
+    S_HEADER_TABLE_SIZE = 1
+    S_ENABLE_PUSH = 2
+    S_MAX_CONCURRENT_STREAMS = 3
+    S_INITIAL_WINDOW_SIZE = 4
+    S_MAX_FRAME_SIZE = 5
+    S_MAX_HEADER_LIST_SIZE = 6
+    S_ENABLE_CONNECT_PROTOCOL = 8
+
+    # connection states
+    ST_IDLE = 0        # before connection_made
+    ST_PREFACE = 1     # server: reading the client preface
+    ST_SETTINGS = 2    # the peer's first frame must be SETTINGS (RFC 9113 3.4)
+    ST_FRAME = 3
+    ST_DATA = 4        # inside a DATA frame's payload
+    ST_CLOSED = 5
+
+    # stream read / write states
+    R_HEADERS = 0
+    R_DATA = 1
+    R_CLOSED = 2
+    W_HEADERS = 0
+    W_DATA = 1
+    W_CLOSED = 2
+
+    MAX_STREAM_ID = 0x7FFFFFFF
+    MAX_WINDOW = 0x7FFFFFFF
+    RECENTLY_RESET = 1024      # ids of streams we reset whose late frames we ignore
+    CONSERVATIVE_STREAMS = 100  # the peer's stream limit until its SETTINGS arrive
+
+cdef uint32_t NO_LIMIT = 0xFFFFFFFFu
+
+# RFC 9113 6.5.2 initial values: what each side assumes until SETTINGS say otherwise.
+cdef uint32_t STANDARD[SETTINGS_COUNT]
+STANDARD[:] = [0, 4096, 1, NO_LIMIT, 65535, 16384, NO_LIMIT, 0, 0]
+
+# Limits, each a run-time attribute of Connection with this default.
+DEFAULT_MAX_CONCURRENT_STREAMS = 100      # RFC 9113 6.5.2 recommends at least 100
+DEFAULT_MAX_HEADER_LIST_SIZE = 65536      # as the hpack package and most servers
+DEFAULT_MAX_HEADER_BLOCK_SIZE = 262144    # compressed; 4x the list limit covers any encoding
+DEFAULT_MAX_CONTINUATIONS = 64            # CONTINUATION floods (CVE-2024-27316 and kin)
+DEFAULT_RESET_BUDGET = 1000               # rapid reset (CVE-2023-44487)
+DEFAULT_EMPTY_FRAME_BUDGET = 100          # empty DATA/HEADERS floods (CVE-2019-9518)
+DEFAULT_CONTROL_FRAME_BUDGET = 10000      # PING/SETTINGS floods (CVE-2019-9512, -9515)
+
+SETTINGS_NAMES = {
+    "header_table_size": S_HEADER_TABLE_SIZE,
+    "enable_push": S_ENABLE_PUSH,
+    "max_concurrent_streams": S_MAX_CONCURRENT_STREAMS,
+    "initial_window_size": S_INITIAL_WINDOW_SIZE,
+    "max_frame_size": S_MAX_FRAME_SIZE,
+    "max_header_list_size": S_MAX_HEADER_LIST_SIZE,
+    "enable_connect_protocol": S_ENABLE_CONNECT_PROTOCOL,
+}
+cdef dict _SETTINGS_BY_ID = {v: k for k, v in SETTINGS_NAMES.items()}
+
+cdef bytes PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+Frame = collections.namedtuple("Frame", "type flags stream payload")
+Frame.__doc__ = "An HTTP/2 frame as on_frame and on_frame_send see it (payload: bytes)."
+
+# RFC 9113 8.2.1: bytes allowed in a field name (no controls, SP, upper case, DEL, or
+# non-ASCII; a colon only as a pseudo-header's first character).
+cdef uint8_t NAME_OK[256]
+for _i in range(256):
+    NAME_OK[_i] = 0x21 <= _i <= 0x7E and not (0x41 <= _i <= 0x5A) and _i != 0x3A
+
+cdef list STATUS_STR = [str(i) for i in range(1000)]
+cdef list STATUS_BYTES = [str(i).encode() for i in range(1000)]
+
+_EVENT_NAMES = (
+    "on_writev", "on_stream_start", "on_stream_end", "on_flow_increase",
+    "on_message_head", "on_message_data", "on_message_tail", "on_message_push",
+    "on_frame", "on_frame_send", "on_pong", "on_settings", "on_close", "on_upgrade",
+)
+cdef dict _event_cache = {}   # subclass -> tuple of event callables (None: not defined)
+
+
+# ----------------------------------------------------------------------------------------
+# Small C helpers
+
+cdef inline uint32_t read_u32(const uint8_t* p) noexcept:
+    return (<uint32_t> p[0] << 24) | (<uint32_t> p[1] << 16) | (<uint32_t> p[2] << 8) | p[3]
+
+
+cdef inline void put_u32(uint8_t* p, uint32_t v) noexcept:
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t> v
+
+
+cdef inline int put_frame_header(WriteBuffer* b, uint32_t length, uint8_t type, uint8_t flags,
+                                 uint32_t stream) except -1:
+    buf_reserve(b, 9)
+    cdef uint8_t* p = b.data + b.len
+    p[0] = <uint8_t>(length >> 16)
+    p[1] = <uint8_t>(length >> 8)
+    p[2] = <uint8_t> length
+    p[3] = type
+    p[4] = flags
+    put_u32(p + 5, stream)
+    b.len += 9
+    return 0
+
+
+cdef inline bint bytes_equal(const uint8_t* p, Py_ssize_t n, const char* lit, Py_ssize_t m) noexcept:
+    return n == m and memcmp(p, lit, m) == 0
+
+
+cdef object field_object(object o):
+    """An exact bytes or latin-1 str for a header given as str, bytes or bytes-like."""
+    if is_field(o):
+        return o
+    if isinstance(o, str):
+        return (<str> o).encode("latin-1")   # UnicodeEncodeError: not latin-1
+    if isinstance(o, (bytes, bytearray, memoryview)):
+        return bytes(o)
+    raise TypeError("header names and values must be str or bytes, not %s" % type(o).__name__)
+
+
+# ----------------------------------------------------------------------------------------
+# Header validation (RFC 9113 8.2 and 8.3)
+
+cdef enum:
+    PSEUDO_NONE = 0
+    PSEUDO_METHOD = 1
+    PSEUDO_SCHEME = 2
+    PSEUDO_AUTHORITY = 3
+    PSEUDO_PATH = 4
+    PSEUDO_STATUS = 5
+    PSEUDO_PROTOCOL = 6
+    PSEUDO_UNKNOWN = 7
+
+
+cdef inline int pseudo_kind(const uint8_t* p, Py_ssize_t n) noexcept:
+    if bytes_equal(p, n, ":method", 7):
+        return PSEUDO_METHOD
+    if bytes_equal(p, n, ":path", 5):
+        return PSEUDO_PATH
+    if bytes_equal(p, n, ":scheme", 7):
+        return PSEUDO_SCHEME
+    if bytes_equal(p, n, ":authority", 10):
+        return PSEUDO_AUTHORITY
+    if bytes_equal(p, n, ":status", 7):
+        return PSEUDO_STATUS
+    if bytes_equal(p, n, ":protocol", 9):
+        return PSEUDO_PROTOCOL
+    return PSEUDO_UNKNOWN
+
+
+cdef inline bint name_valid(const uint8_t* p, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    if n == 0:
+        return False
+    for i in range(n):
+        if not NAME_OK[p[i]]:
+            return False
+    return True
+
+
+cdef inline bint value_valid(const uint8_t* p, Py_ssize_t n) noexcept:
+    """RFC 9113 8.2.1: no NUL, CR or LF; no SP or HTAB at either end (HTAB inside is fine)."""
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    if n and (p[0] == 0x20 or p[0] == 0x09 or p[n - 1] == 0x20 or p[n - 1] == 0x09):
+        return False
+    for i in range(n):
+        c = p[i]
+        if c == 0 or c == 0x0A or c == 0x0D:
+            return False
+    return True
+
+
+cdef inline bint connection_specific(const uint8_t* p, Py_ssize_t n) noexcept:
+    """RFC 9113 8.2.2: fields that only make sense on one HTTP/1.1 connection."""
+    return (bytes_equal(p, n, "connection", 10) or bytes_equal(p, n, "keep-alive", 10)
+            or bytes_equal(p, n, "proxy-connection", 16)
+            or bytes_equal(p, n, "transfer-encoding", 17) or bytes_equal(p, n, "upgrade", 7))
+
+
+cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
+    """A non-negative decimal of up to 18 digits, or -1."""
+    cdef Py_ssize_t i
+    cdef int64_t v = 0
+    if n == 0 or n > 18:
+        return -1
+    for i in range(n):
+        if p[i] < 0x30 or p[i] > 0x39:
+            return -1
+        v = v * 10 + (p[i] - 0x30)
+    return v
+
+
+# ----------------------------------------------------------------------------------------
+# Streams
+
+cdef class Stream:
+    """Per-stream state; internal to the engine."""
+    pass
+
+
+cdef Stream new_stream(Connection c, uint32_t sid, bint local):
+    cdef Stream s = Stream.__new__(Stream)
+    s.id = sid
+    s.local = local
+    s.r_state = R_HEADERS
+    s.w_state = W_HEADERS
+    s.send_window = c.remote[S_INITIAL_WINDOW_SIZE]
+    s.recv_window = c.local[S_INITIAL_WINDOW_SIZE]
+    s.remaining = -1
+    c.streams[sid] = s
+    c.stream_count[LOCAL if local else REMOTE] += 1
+    if sid > c.last_stream[LOCAL if local else REMOTE]:
+        c.last_stream[LOCAL if local else REMOTE] = sid
+    return s
+
+
+cdef int end_stream(Connection c, Stream s, int code, int side) except -1:
+    """Forget the stream and tell the application."""
+    if c.streams.pop(s.id, None) is None:
+        return 0
+    c.stream_count[LOCAL if s.local else REMOTE] -= 1
+    if c.ev_stream_end is not None:
+        c.ev_stream_end(c, s.id, code, side)
+    return maybe_close(c)
+
+
+cdef inline int maybe_end(Connection c, Stream s) except -1:
+    """End the stream normally once both directions are closed."""
+    if s.r_state == R_CLOSED and s.w_state == W_CLOSED:
+        if not s.local:
+            # A completed exchange earns back one unit of the rapid-reset budget.
+            if c.resets_left < c.reset_budget:
+                c.resets_left += 1
+        return end_stream(c, s, NO_ERROR, LOCAL)
+    return 0
+
+
+cdef int maybe_close(Connection c) except -1:
+    """After a GOAWAY either way, on_close fires once the last stream is gone."""
+    if (c.goaway_sent or c.goaway_received) and not c.streams and not c.close_fired:
+        c.close_fired = True
+        if c.h2 and c.state != ST_CLOSED:
+            c.state = ST_CLOSED
+        c.is_closed = True
+        if c.ev_close is not None:
+            c.ev_close(c)
+    return 0
+
+
+cdef void remember_reset(Connection c, uint32_t sid):
+    c.recently_reset.add(sid)
+    c.reset_order.append(sid)
+    if len(c.reset_order) > RECENTLY_RESET:
+        c.recently_reset.discard(c.reset_order.popleft())
+
+
+# ----------------------------------------------------------------------------------------
+# Output
+
+cdef int flush(Connection c) except -1:
+    """Hand what this public call wrote to on_writev, in one call."""
+    cdef bytes data
+    if c.out.len == 0:
+        return 0
+    data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
+    c.out.len = 0
+    if c.ev_writev is not None:
+        c.ev_writev(c, [data])
+    return 0
+
+
+cdef int frame_sent(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
+                    const uint8_t* payload, Py_ssize_t n) except -1:
+    if c.ev_frame_send is not None:
+        c.ev_frame_send(c, Frame(type, flags, sid, PyBytes_FromStringAndSize(<char*> payload, n)))
+    return 0
+
+
+cdef int write_simple_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
+                            const uint8_t* payload, Py_ssize_t n) except -1:
+    put_frame_header(&c.out, <uint32_t> n, type, flags, sid)
+    buf_put(&c.out, payload, n)
+    return frame_sent(c, type, flags, sid, payload, n)
+
+
+cdef int write_rst(Connection c, uint32_t sid, uint32_t code) except -1:
+    cdef uint8_t p[4]
+    put_u32(p, code)
+    return write_simple_frame(c, FRAME_RST_STREAM, 0, sid, p, 4)
+
+
+cdef int write_window_update(Connection c, uint32_t sid, uint32_t delta) except -1:
+    cdef uint8_t p[4]
+    put_u32(p, delta)
+    return write_simple_frame(c, FRAME_WINDOW_UPDATE, 0, sid, p, 4)
+
+
+cdef int write_goaway(Connection c, uint32_t code) except -1:
+    cdef uint8_t p[8]
+    put_u32(p, c.last_stream[REMOTE])
+    put_u32(p + 4, code)
+    c.goaway_sent = True
+    return write_simple_frame(c, FRAME_GOAWAY, 0, 0, p, 8)
+
+
+cdef int write_settings(Connection c, dict changes) except -1:
+    cdef uint8_t p[6 * 8]
+    cdef Py_ssize_t n = 0
+    for key in sorted(changes):
+        p[n] = 0
+        p[n + 1] = <uint8_t> key
+        put_u32(p + n + 2, changes[key])
+        n += 6
+    c.settings_queue.append(changes)
+    return write_simple_frame(c, FRAME_SETTINGS, 0, 0, p, n)
+
+
+cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
+                            uint32_t promised, list fields) except -1:
+    """Encode fields and write them as HEADERS or PUSH_PROMISE + CONTINUATIONs, together."""
+    cdef Py_ssize_t max_frame = c.remote[S_MAX_FRAME_SIZE]
+    cdef Py_ssize_t pos = 0, n, take, prefix = 4 if type == FRAME_PUSH_PROMISE else 0
+    cdef uint8_t pp[4]
+    c.scratch.len = 0
+    c.encoder.encode_into(&c.scratch, fields, True)
+    n = c.scratch.len
+    take = min(n, max_frame - prefix)
+    put_frame_header(&c.out, <uint32_t>(take + prefix), type,
+                     flags | (FLAG_END_HEADERS if take == n else 0), sid)
+    if prefix:
+        put_u32(pp, promised)
+        buf_put(&c.out, pp, 4)
+    buf_put(&c.out, c.scratch.data, take)
+    pos = take
+    while pos < n:
+        take = min(n - pos, max_frame)
+        put_frame_header(&c.out, <uint32_t> take, FRAME_CONTINUATION,
+                         FLAG_END_HEADERS if pos + take == n else 0, sid)
+        buf_put(&c.out, c.scratch.data + pos, take)
+        pos += take
+    if c.ev_frame_send is not None:
+        if prefix:
+            payload = PyBytes_FromStringAndSize(<char*> pp, 4) + \
+                PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
+        else:
+            payload = PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
+        c.ev_frame_send(c, Frame(type, flags | FLAG_END_HEADERS, sid, payload))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Errors
+
+cdef int conn_error(Connection c, int code, object cls, str message) except -1:
+    """A connection error (RFC 9113 5.4.1): GOAWAY, then the connection is dead."""
+    if c.state == ST_CLOSED and c.error_class is not None:
+        return CONN_ERROR
+    c.error_class = cls
+    c.error_message = message
+    c.error_code = code
+    if c.h2 and not c.is_closed:
+        write_goaway(c, code)
+    c.state = ST_CLOSED
+    c.is_closed = True
+    return CONN_ERROR
+
+
+cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
+    """A stream error (RFC 9113 5.4.2): RST_STREAM, and the stream ends here."""
+    cdef Stream s = c.streams.get(sid)
+    write_rst(c, sid, code)
+    remember_reset(c, sid)
+    if s is not None:
+        end_stream(c, s, code, LOCAL)
+    return 0
+
+
+cdef object closed_error(Connection c):
+    if c.error_class is not None:
+        return ConnectionClosed("connection closed after an error: %s" % c.error_message)
+    return ConnectionClosed("connection is closed")
+
+
+# ----------------------------------------------------------------------------------------
+# Flow control (RFC 9113 6.9)
+
+cdef int credit(Connection c, Stream s, int64_t n) except -1:
+    """Give n consumed bytes back to the peer: batched, a WINDOW_UPDATE once half a window
+    is owed (so never one per DATA frame)."""
+    if n <= 0:
+        return 0
+    c.recv_credit += n
+    if c.recv_credit * 2 >= c.recv_target:
+        write_window_update(c, 0, <uint32_t> c.recv_credit)
+        c.recv_window += c.recv_credit
+        c.recv_credit = 0
+    if s is not None and s.r_state != R_CLOSED:
+        s.recv_credit += n
+        if s.recv_credit * 2 >= c.local[S_INITIAL_WINDOW_SIZE]:
+            write_window_update(c, s.id, <uint32_t> s.recv_credit)
+            s.recv_window += s.recv_credit
+            s.recv_credit = 0
+    return 0
+
+
+cdef inline int credit_connection(Connection c, int64_t n) except -1:
+    return credit(c, None, n)
+
+
+# ----------------------------------------------------------------------------------------
+# Reading frames
+
+cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consumed) except -1:
+    """Parse as much of p[:n] as possible; consumed[0] is advanced past each frame
+    before the frame is handled, so an exception from a callback loses nothing."""
+    cdef Py_ssize_t pos = 0, avail, take
+    cdef uint32_t length, sid
+    cdef uint8_t type, flags
+    cdef int r
+    while c.state != ST_CLOSED:
+        if c.state == ST_PREFACE:
+            take = min(n - pos, 24 - <Py_ssize_t> c.data_left)
+            if memcmp(p + pos, PyBytes_AS_STRING(PREFACE) + c.data_left, take) != 0:
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid client preface")
+            c.data_left += take
+            pos += take
+            consumed[0] = pos
+            if c.data_left < 24:
+                return 0
+            c.data_left = 0
+            c.state = ST_SETTINGS
+            continue
+        if c.state == ST_DATA:
+            if pos == n:
+                return 0
+            r = read_data_payload(c, p, n, &pos)
+            consumed[0] = pos
+            if r:
+                return r
+            continue
+        if n - pos < 9:
+            return 0
+        length = (<uint32_t> p[pos] << 16) | (<uint32_t> p[pos + 1] << 8) | p[pos + 2]
+        type = p[pos + 3]
+        flags = p[pos + 4]
+        sid = read_u32(p + pos + 5) & MAX_STREAM_ID
+        if length > c.local[S_MAX_FRAME_SIZE]:
+            return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError,
+                              "frame of %d bytes exceeds SETTINGS_MAX_FRAME_SIZE" % length)
+        if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK):
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                              "the first frame must be SETTINGS (RFC 9113 3.4)")
+        if c.cont_stream and type != FRAME_CONTINUATION:
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                              "expected CONTINUATION, got frame type %d" % type)
+        if type == FRAME_DATA and c.ev_frame is None and c.state == ST_FRAME:
+            # DATA is delivered as it arrives: only its header (and pad length) must be here.
+            take = 1 if flags & FLAG_PADDED and length else 0
+            if n - pos < 9 + take:
+                return 0
+            pos += 9 + take
+            consumed[0] = pos
+            r = start_data(c, sid, flags, length, p[pos - 1] if take else 0)
+            if r:
+                return r
+            continue
+        if n - pos < 9 + <Py_ssize_t> length:
+            return 0
+        pos += 9 + length
+        consumed[0] = pos
+        if c.state == ST_SETTINGS:
+            c.state = ST_FRAME
+        r = handle_frame(c, type, flags, sid, p + pos - length, length)
+        if r:
+            return r
+    return 0
+
+
+cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
+                      const uint8_t* p, uint32_t n) except -1:
+    cdef Py_ssize_t pos = 0
+    cdef int r
+    if c.ev_frame is not None and type != FRAME_CONTINUATION:
+        c.ev_frame(c, Frame(type, flags, sid, PyBytes_FromStringAndSize(<char*> p, n)))
+    if type == FRAME_DATA:
+        # Here only when on_frame wants whole frames (or it is the first frame, which
+        # then fails): the payload is all here.
+        if flags & FLAG_PADDED and n:
+            pos = 1
+        r = start_data(c, sid, flags, n, p[0] if pos else 0)
+        if r or c.state != ST_DATA:
+            return r
+        return read_data_payload(c, p, n, &pos)
+    if type == FRAME_HEADERS:
+        return on_headers_frame(c, flags, sid, p, n)
+    if type == FRAME_PRIORITY:
+        return on_priority_frame(c, sid, p, n)
+    if type == FRAME_RST_STREAM:
+        return on_rst_frame(c, sid, p, n)
+    if type == FRAME_SETTINGS:
+        return on_settings_frame(c, flags, sid, p, n)
+    if type == FRAME_PUSH_PROMISE:
+        return on_push_promise_frame(c, flags, sid, p, n)
+    if type == FRAME_PING:
+        return on_ping_frame(c, flags, sid, p, n)
+    if type == FRAME_GOAWAY:
+        return on_goaway_frame(c, sid, p, n)
+    if type == FRAME_WINDOW_UPDATE:
+        return on_window_update_frame(c, sid, p, n)
+    if type == FRAME_CONTINUATION:
+        return on_continuation_frame(c, flags, sid, p, n)
+    return 0   # RFC 9113 4.1: unknown frame types are ignored
+
+
+cdef inline int spend_empty_budget(Connection c, bint empty) except -1:
+    if empty:
+        c.empties_left -= 1
+        if c.empties_left < 0:
+            return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                              "too many empty frames (empty_frame_budget)")
+    elif c.empties_left < c.empty_frame_budget:
+        c.empties_left += 1
+    return 0
+
+
+cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
+                    uint32_t pad) except -1:
+    """A DATA frame's header (RFC 9113 6.1); the caller has taken the pad length byte (if
+    PADDED) and passes the padding length. The payload follows in ST_DATA."""
+    cdef Stream s
+    cdef int64_t body
+    if sid == 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on stream 0")
+    if flags & FLAG_PADDED and pad + 1 > length:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA padding exceeds the frame")
+    if spend_empty_budget(c, length == 0 and not flags & FLAG_END_STREAM):
+        return CONN_ERROR
+    # The connection window counts every DATA byte, padding and dead streams included.
+    if length > c.recv_window:
+        return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
+                          "DATA exceeds the connection flow-control window")
+    c.recv_window -= length
+    body = length - pad - (1 if flags & FLAG_PADDED else 0)
+    c.data_stream = sid
+    c.data_flags = flags
+    c.data_left = body + pad
+    c.data_pad = pad
+    c.data_deliver = False
+    c.state = ST_DATA
+    s = c.streams.get(sid)
+    if s is None:
+        if is_idle(c, sid):
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
+        credit_connection(c, length)
+        if sid not in c.recently_reset:
+            stream_error(c, sid, STREAM_CLOSED)   # 5.1: a frame on a closed stream
+        return 0
+    if s.r_state != R_DATA:
+        credit_connection(c, length)
+        # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
+        return stream_error(c, sid, PROTOCOL_ERROR if s.r_state == R_HEADERS else STREAM_CLOSED)
+    if length > s.recv_window:
+        credit_connection(c, length)
+        return stream_error(c, sid, FLOW_CONTROL_ERROR)
+    s.recv_window -= length
+    c.data_deliver = True
+    # Padding (and its length byte) is credited at once: nobody consumes it.
+    credit(c, s, length - body)
+    return 0
+
+
+cdef int stop_delivery(Connection c) except -1:
+    """The rest of this DATA frame's body goes nowhere: credit it to the connection now."""
+    c.data_deliver = False
+    return credit_connection(c, c.data_left - c.data_pad)
+
+
+cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos) except -1:
+    """Deliver (or skip) what is here of the current DATA frame's payload."""
+    cdef Py_ssize_t take = min(n - pos[0], c.data_left - c.data_pad)
+    cdef Stream s
+    if take > 0:
+        if c.data_deliver:
+            s = c.streams.get(c.data_stream)
+            if s is None or s.r_state != R_DATA:
+                stop_delivery(c)   # reset or ended by an event handler meanwhile
+            elif s.remaining >= 0 and take > s.remaining:
+                # 8.1.1: more DATA than content-length announced: malformed.
+                stop_delivery(c)
+                stream_error(c, s.id, PROTOCOL_ERROR)
+            else:
+                if s.remaining >= 0:
+                    s.remaining -= take
+                pos[0] += take
+                c.data_left -= take
+                if c.ev_message_data is not None:
+                    c.ev_message_data(c, s.id,
+                                      PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
+                if not c.manual_flow:
+                    credit(c, s, take)   # the stream part is skipped once it is read-closed
+                take = 0
+        pos[0] += take
+        c.data_left -= take
+    if c.data_left <= c.data_pad:
+        take = min(n - pos[0], c.data_left)
+        pos[0] += take
+        c.data_left -= take
+    if c.data_left > 0:
+        return 0
+    c.state = ST_FRAME
+    if c.data_deliver:
+        c.data_deliver = False
+        if c.data_flags & FLAG_END_STREAM:
+            s = c.streams.get(c.data_stream)
+            if s is not None and s.r_state == R_DATA:
+                return end_of_message(c, s, None)
+    return 0
+
+
+cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
+    """END_STREAM arrived: check content-length, fire on_message_tail."""
+    if s.remaining > 0:
+        stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1.1: less DATA than content-length
+        return 0
+    s.r_state = R_CLOSED
+    if c.ev_message_tail is not None:
+        c.ev_message_tail(c, s.id, trailers)
+    return maybe_end(c, s)
+
+
+cdef inline bint is_idle(Connection c, uint32_t sid) noexcept:
+    """Whether no stream with this id was ever opened (RFC 9113 5.1)."""
+    cdef bint ours = (sid & 1) == (1 if c.client else 0)
+    return sid > c.last_stream[LOCAL if ours else REMOTE]
+
+
+cdef int on_headers_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
+                          uint32_t n) except -1:
+    """RFC 9113 6.2."""
+    cdef uint32_t pad = 0, start = 0, dep
+    if sid == 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "HEADERS on stream 0")
+    if flags & FLAG_PADDED:
+        if n < 1:
+            return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "padded HEADERS too short")
+        pad = p[0]
+        start = 1
+    if flags & FLAG_PRIORITY:
+        if n < start + 5:
+            return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "HEADERS priority too short")
+        dep = read_u32(p + start) & MAX_STREAM_ID
+        start += 5
+        if dep == sid:
+            # Decode anyway to keep the HPACK context in step, then refuse the stream.
+            return begin_header_block(c, FRAME_HEADERS, flags, sid, 0, p, n, start, pad, True)
+    if start + pad > n:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "HEADERS padding exceeds the frame")
+    return begin_header_block(c, FRAME_HEADERS, flags, sid, 0, p, n, start, pad, False)
+
+
+cdef int begin_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
+                            uint32_t promised, const uint8_t* p, uint32_t n, uint32_t start,
+                            uint32_t pad, bint self_dependent) except -1:
+    if start + pad > n:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "padding exceeds the frame")
+    c.hblock.len = 0
+    buf_put(&c.hblock, p + start, n - start - pad)
+    if spend_empty_budget(c, n - start - pad == 0 and not flags & FLAG_END_STREAM):
+        return CONN_ERROR
+    c.cont_type = type
+    c.cont_flags = flags
+    c.cont_promised = promised
+    c.cont_count = 0
+    if self_dependent:
+        c.cont_flags |= 0x80   # internal marker: reject after decoding
+    if flags & FLAG_END_HEADERS:
+        return end_header_block(c, sid)
+    c.cont_stream = sid
+    return 0
+
+
+cdef int on_continuation_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
+                               uint32_t n) except -1:
+    """RFC 9113 6.10."""
+    if c.cont_stream == 0 or sid != c.cont_stream:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "unexpected CONTINUATION")
+    c.cont_count += 1
+    if c.cont_count > c.max_continuations:
+        return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                          "too many CONTINUATION frames (max_continuations)")
+    if c.hblock.len + n > c.max_header_block_size:
+        return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                          "header block too large (max_header_block_size)")
+    if spend_empty_budget(c, n == 0 and not flags & FLAG_END_HEADERS):
+        return CONN_ERROR
+    buf_put(&c.hblock, p, n)
+    if flags & FLAG_END_HEADERS:
+        c.cont_stream = 0
+        return end_header_block(c, sid)
+    return 0
+
+
+cdef int end_header_block(Connection c, uint32_t sid) except -1:
+    """A whole header block is here: decode it (always, to keep HPACK in step), then act."""
+    cdef list headers = []
+    cdef int status
+    cdef bint oversized = False
+    if c.hblock.len > c.max_header_block_size:
+        return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                          "header block too large (max_header_block_size)")
+    if c.ev_frame is not None and c.cont_count:
+        c.ev_frame(c, Frame(c.cont_type, (c.cont_flags & 0x7F) | FLAG_END_HEADERS, sid,
+                            PyBytes_FromStringAndSize(<char*> c.hblock.data, c.hblock.len)))
+    status = c.decoder.decode_into(c.hblock.data, c.hblock.len, headers, c.bytes_headers)
+    if status == HPACK_ERR_LIST_SIZE:
+        oversized = True
+    elif status != HPACK_OK:
+        try:
+            c.decoder.raise_error(status)
+        except HPACKDecodingError as e:
+            return conn_error(c, COMPRESSION_ERROR, type(e), str(e))
+    if c.cont_type == FRAME_PUSH_PROMISE:
+        return on_push_promise_block(c, sid, c.cont_promised, headers, oversized)
+    return on_header_block(c, sid, c.cont_flags, headers, oversized)
+
+
+cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers,
+                         bint oversized) except -1:
+    cdef Stream s = c.streams.get(sid)
+    cdef bint end = flags & FLAG_END_STREAM
+    if s is None:
+        if is_idle(c, sid):
+            if c.client or not (sid & 1):
+                # 5.1.1: a server opens streams only with PUSH_PROMISE; a client, odd ids.
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                                  "HEADERS opening stream %d is not allowed" % sid)
+            return on_new_request(c, sid, flags, headers, oversized)
+        if sid not in c.recently_reset:
+            stream_error(c, sid, STREAM_CLOSED)    # 5.1: frames on a closed stream
+        return 0
+    if flags & 0x80:   # self-dependency (5.3.1 of RFC 7540, kept by 9113)
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    if oversized:
+        return stream_error(c, sid, CANCEL if c.client else REFUSED_STREAM)
+    if s.r_state == R_HEADERS:
+        return on_response_head(c, s, end, headers)
+    if s.r_state == R_DATA:
+        # 8.1: trailers, which must end the stream and hold no pseudo-headers.
+        if not end or not validate_trailers(c, headers):
+            return stream_error(c, sid, PROTOCOL_ERROR)
+        return end_of_message(c, s, headers)
+    return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
+
+
+cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
+                        bint oversized) except -1:
+    cdef Stream s
+    cdef object method, path, out
+    cdef list fields
+    cdef int64_t length
+    if c.goaway_sent:
+        c.last_stream[REMOTE] = max(c.last_stream[REMOTE], sid)
+        return 0   # 6.8: new streams after our GOAWAY are ignored
+    if c.stream_count[REMOTE] >= c.local[S_MAX_CONCURRENT_STREAMS]:
+        c.last_stream[REMOTE] = sid
+        return stream_error(c, sid, REFUSED_STREAM)   # 5.1.2
+    if oversized or flags & 0x80:
+        c.last_stream[REMOTE] = sid
+        return stream_error(c, sid, REFUSED_STREAM if oversized else PROTOCOL_ERROR)
+    s = new_stream(c, sid, False)
+    if c.ev_stream_start is not None:
+        c.ev_stream_start(c, sid)
+    out = parse_request(c, headers)
+    if out is None:
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    method, path, fields, length = out
+    s.remaining = length
+    if length > 0 and flags & FLAG_END_STREAM:
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    s.r_state = R_DATA
+    if c.ev_message_head is not None:
+        c.ev_message_head(c, sid, 0, method, path, fields)
+    if flags & FLAG_END_STREAM and s.r_state == R_DATA and sid in c.streams:
+        return end_of_message(c, s, None)
+    return 0
+
+
+cdef inline bint bytes_equal_obj(object o, const char* lit, Py_ssize_t m) noexcept:
+    cdef Py_ssize_t n
+    cdef const uint8_t* p = field_ptr(o, &n)
+    return bytes_equal(p, n, lit, m)
+
+
+cdef object parse_request(Connection c, list headers):
+    """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return (method, path,
+    fields without :method and :path, content-length or -1), or None if malformed."""
+    cdef object method = None, path = None, scheme = None, authority = None, protocol = None
+    cdef list fields = []
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    cdef int kind
+    cdef bint regular_seen = False
+    cdef int64_t length = -1, v
+    for item in headers:
+        name = (<tuple> item)[0]
+        value = (<tuple> item)[1]
+        np = field_ptr(name, &nn)
+        vp = field_ptr(value, &vn)
+        if nn and np[0] == 0x3A:
+            if regular_seen:
+                return None
+            kind = pseudo_kind(np, nn)
+            if kind == PSEUDO_METHOD and method is None:
+                method = value
+                continue
+            if kind == PSEUDO_PATH and path is None:
+                path = value
+                continue
+            if kind == PSEUDO_SCHEME and scheme is None:
+                scheme = value
+            elif kind == PSEUDO_AUTHORITY and authority is None:
+                authority = value
+            elif kind == PSEUDO_PROTOCOL and protocol is None and (
+                    c.wanted[S_ENABLE_CONNECT_PROTOCOL] or c.local[S_ENABLE_CONNECT_PROTOCOL]):
+                protocol = value
+            else:
+                return None   # unknown, duplicate, or not allowed in a request
+            if not value_valid(vp, vn):
+                return None
+            fields.append(item)
+            continue
+        regular_seen = True
+        if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+            return None
+        if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
+            return None
+        if bytes_equal(np, nn, "content-length", 14):
+            v = parse_digits(vp, vn)
+            if v < 0 or (length >= 0 and v != length):
+                return None
+            length = v
+        fields.append(item)
+    if method is None:
+        return None
+    if bytes_equal_obj(method, "CONNECT", 7) and protocol is None:
+        # 8.5: CONNECT has :authority and neither :scheme nor :path.
+        if authority is None or scheme is not None or path is not None:
+            return None
+        path = b"" if c.bytes_headers else ""
+    else:
+        if protocol is not None and not bytes_equal_obj(method, "CONNECT", 7):
+            return None
+        if scheme is None or path is None or len(path) == 0:
+            return None
+    vp = field_ptr(method, &vn)
+    if not value_valid(vp, vn):
+        return None
+    vp = field_ptr(path, &vn)
+    if not value_valid(vp, vn):
+        return None
+    return method, path, fields, length
+
+
+cdef object parse_response(Connection c, list headers):
+    """Validate a response's fields (8.3.2); return (code, fields, content-length or -1),
+    or None if malformed."""
+    cdef object status = None
+    cdef list fields = []
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    cdef bint regular_seen = False
+    cdef int64_t length = -1, v, code
+    for item in headers:
+        name = (<tuple> item)[0]
+        value = (<tuple> item)[1]
+        np = field_ptr(name, &nn)
+        vp = field_ptr(value, &vn)
+        if nn and np[0] == 0x3A:
+            if regular_seen or status is not None or pseudo_kind(np, nn) != PSEUDO_STATUS:
+                return None
+            status = value
+            continue
+        regular_seen = True
+        if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+            return None
+        if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
+            return None
+        if bytes_equal(np, nn, "content-length", 14):
+            v = parse_digits(vp, vn)
+            if v < 0 or (length >= 0 and v != length):
+                return None
+            length = v
+        fields.append(item)
+    if status is None:
+        return None
+    vp = field_ptr(status, &vn)
+    code = parse_digits(vp, vn)
+    if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
+        return None
+    return code, fields, length
+
+
+cdef bint validate_trailers(Connection c, list headers):
+    cdef object item
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    for item in headers:
+        np = field_ptr((<tuple> item)[0], &nn)
+        vp = field_ptr((<tuple> item)[1], &vn)
+        if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+            return False   # pseudo-headers fail name_valid (the colon)
+    return True
+
+
+cdef int on_response_head(Connection c, Stream s, bint end, list headers) except -1:
+    cdef object out, empty
+    cdef int64_t code, length
+    cdef list fields
+    if not c.client:
+        # A server's existing stream is past its request head: this is R_DATA or later.
+        return stream_error(c, s.id, PROTOCOL_ERROR)
+    out = parse_response(c, headers)
+    if out is None:
+        return stream_error(c, s.id, PROTOCOL_ERROR)
+    code, fields, length = out
+    if code < 200:
+        if end:
+            return stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1: a 1xx cannot end a stream
+    else:
+        s.saw_final_head = True
+        s.r_state = R_DATA
+        # No content after HEAD, 204 or 304 (RFC 9110 6.4.1), whatever content-length says.
+        s.remaining = 0 if (s.head_request or code == 204 or code == 304) else length
+    empty = b"" if c.bytes_headers else ""
+    if c.ev_message_head is not None:
+        c.ev_message_head(c, s.id, code, empty, empty, fields)
+    if code >= 200 and end and s.id in c.streams and s.r_state == R_DATA:
+        return end_of_message(c, s, None)
+    return 0
+
+
+cdef int on_priority_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) except -1:
+    """RFC 9113 6.3: validated, otherwise ignored (priorities are advisory)."""
+    if sid == 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PRIORITY on stream 0")
+    if n != 5:
+        return stream_error(c, sid, FRAME_SIZE_ERROR)
+    if (read_u32(p) & MAX_STREAM_ID) == sid:
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    return 0
+
+
+cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) except -1:
+    """RFC 9113 6.4."""
+    cdef Stream s
+    if sid == 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on stream 0")
+    if n != 4:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "RST_STREAM length must be 4")
+    s = c.streams.get(sid)
+    if s is None:
+        if is_idle(c, sid):
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on idle stream")
+        return 0   # closed: ignored
+    if not s.local and s.w_state != W_CLOSED:
+        # Reset before we finished answering: the rapid-reset pattern if it repeats.
+        c.resets_left -= 1
+        if c.resets_left < 0:
+            return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                              "too many streams reset by the peer (reset_budget)")
+    return end_stream(c, s, read_u32(p), REMOTE)
+
+
+cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
+                           uint32_t n) except -1:
+    """RFC 9113 6.5."""
+    cdef uint32_t i, key, value
+    cdef int64_t delta
+    cdef Stream s
+    cdef bint window_grew = False
+    if sid != 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "SETTINGS on a stream")
+    if flags & FLAG_ACK:
+        if n != 0:
+            return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "SETTINGS ACK with payload")
+        if c.settings_queue:
+            return apply_local_settings(c, c.settings_queue.pop(0))
+        return 0
+    if n % 6:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "SETTINGS length not a multiple of 6")
+    if spend_control_budget(c):
+        return CONN_ERROR
+    for i in range(0, n, 6):
+        key = (<uint32_t> p[i] << 8) | p[i + 1]
+        value = read_u32(p + i + 2)
+        if key == S_ENABLE_PUSH:
+            if value > 1 or (c.client and value == 1):
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid ENABLE_PUSH")
+        elif key == S_INITIAL_WINDOW_SIZE:
+            if value > MAX_WINDOW:
+                return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
+                                  "INITIAL_WINDOW_SIZE above 2^31-1")
+            delta = <int64_t> value - c.remote[S_INITIAL_WINDOW_SIZE]
+            # 6.9.2: the change applies to every stream's send window (not the
+            # connection's); a window may go negative, but not above 2^31-1.
+            for s in c.streams.values():
+                s.send_window += delta
+                if s.send_window > MAX_WINDOW:
+                    return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
+                                      "INITIAL_WINDOW_SIZE overflows a stream window")
+            if delta > 0:
+                window_grew = True
+        elif key == S_MAX_FRAME_SIZE:
+            if value < 16384 or value > 16777215:
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid MAX_FRAME_SIZE")
+        elif key == S_ENABLE_CONNECT_PROTOCOL:
+            if value > 1 or (value == 0 and c.remote[S_ENABLE_CONNECT_PROTOCOL] == 1):
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                                  "invalid ENABLE_CONNECT_PROTOCOL")   # RFC 8441 3
+        elif key == S_HEADER_TABLE_SIZE:
+            c.encoder.header_table_size = value
+        if 1 <= key < SETTINGS_COUNT:
+            c.remote[key] = value
+        # 6.5.2: unknown settings are ignored
+    c.remote_settings_seen = True
+    write_simple_frame(c, FRAME_SETTINGS, FLAG_ACK, 0, NULL, 0)
+    if c.ev_settings is not None:
+        c.ev_settings(c)
+    if window_grew and c.ev_flow_increase is not None:
+        c.ev_flow_increase(c, 0)
+    return 0
+
+
+cdef int apply_local_settings(Connection c, dict changes) except -1:
+    """The peer acknowledged our SETTINGS: now they are in force (6.5.3)."""
+    cdef int64_t delta
+    cdef Stream s
+    for key, value in changes.items():
+        if key == S_INITIAL_WINDOW_SIZE:
+            delta = <int64_t> value - c.local[S_INITIAL_WINDOW_SIZE]
+            for s in c.streams.values():
+                s.recv_window += delta
+        elif key == S_HEADER_TABLE_SIZE:
+            c.decoder.max_allowed_table_size = value
+        c.local[key] = value
+    return 0
+
+
+cdef inline int spend_control_budget(Connection c) except -1:
+    if c.writing_paused:
+        c.controls_left -= 1
+        if c.controls_left < 0:
+            return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                              "too many PING/SETTINGS while our replies go unread "
+                              "(control_frame_budget)")
+    else:
+        c.controls_left = c.control_frame_budget
+    return 0
+
+
+cdef int on_push_promise_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
+                               uint32_t n) except -1:
+    """RFC 9113 6.6."""
+    cdef uint32_t pad = 0, start = 0
+    if not c.client:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE sent to a server")
+    if sid == 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on stream 0")
+    if not c.local[S_ENABLE_PUSH]:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE with push disabled")
+    if flags & FLAG_PADDED:
+        if n < 1:
+            return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "padded PUSH_PROMISE too short")
+        pad = p[0]
+        start = 1
+    if n < start + 4:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "PUSH_PROMISE too short")
+    return begin_header_block(c, FRAME_PUSH_PROMISE, flags & ~FLAG_END_STREAM, sid,
+                              read_u32(p + start) & MAX_STREAM_ID, p, n, start + 4, pad, False)
+
+
+cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promised,
+                               list headers, bint oversized) except -1:
+    cdef Stream parent = c.streams.get(parent_id)
+    cdef Stream s
+    cdef object out, method, path
+    cdef list fields
+    if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid promised stream id")
+    c.last_stream[REMOTE] = promised
+    if parent is None or parent.r_state == R_CLOSED or not parent.local:
+        if parent is None and not is_idle(c, parent_id):
+            return stream_error(c, promised, CANCEL)   # the parent is gone: refuse the push
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
+    if oversized or c.goaway_sent or not c.wanted[S_ENABLE_PUSH]:
+        # Too big, too late, or sent before the peer saw our ENABLE_PUSH=0: refuse it.
+        return stream_error(c, promised, CANCEL)
+    if c.stream_count[REMOTE] >= c.local[S_MAX_CONCURRENT_STREAMS]:
+        return stream_error(c, promised, REFUSED_STREAM)
+    out = parse_request(c, headers)
+    s = new_stream(c, promised, False)
+    s.w_state = W_CLOSED      # reserved (remote): we only read its response
+    if c.ev_stream_start is not None:
+        c.ev_stream_start(c, promised)
+    if out is None:
+        return stream_error(c, promised, PROTOCOL_ERROR)
+    method, path, fields, _ = out
+    # 8.4: promised requests must be safe and cacheable, and carry no content.
+    if not (bytes_equal_obj(method, "GET", 3) or bytes_equal_obj(method, "HEAD", 4)):
+        return stream_error(c, promised, PROTOCOL_ERROR)
+    s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    if c.ev_message_push is not None:
+        c.ev_message_push(c, promised, parent_id, method, path, fields)
+    return 0
+
+
+cdef int on_ping_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
+                       uint32_t n) except -1:
+    """RFC 9113 6.7."""
+    if sid != 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PING on a stream")
+    if n != 8:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "PING length must be 8")
+    if flags & FLAG_ACK:
+        if c.ev_pong is not None:
+            c.ev_pong(c, PyBytes_FromStringAndSize(<char*> p, 8))
+        return 0
+    if spend_control_budget(c):
+        return CONN_ERROR
+    return write_simple_frame(c, FRAME_PING, FLAG_ACK, 0, p, 8)
+
+
+cdef int on_goaway_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) except -1:
+    """RFC 9113 6.8: streams we opened above last-stream-id were not processed."""
+    cdef uint32_t last
+    cdef Stream s
+    if sid != 0:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "GOAWAY on a stream")
+    if n < 8:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "GOAWAY too short")
+    last = read_u32(p) & MAX_STREAM_ID
+    if c.goaway_received and last > c.goaway_last_id:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "GOAWAY raised last-stream-id")
+    c.goaway_received = True
+    c.goaway_last_id = last
+    for s in [s for s in c.streams.values() if (<Stream> s).local and (<Stream> s).id > last]:
+        end_stream(c, s, REFUSED_STREAM, REMOTE)   # safe to retry elsewhere
+    return maybe_close(c)
+
+
+cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
+                                uint32_t n) except -1:
+    """RFC 9113 6.9."""
+    cdef uint32_t inc
+    cdef Stream s
+    if n != 4:
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "WINDOW_UPDATE length must be 4")
+    inc = read_u32(p) & MAX_WINDOW
+    if sid == 0:
+        if inc == 0:
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "WINDOW_UPDATE of 0")
+        c.send_window += inc
+        if c.send_window > MAX_WINDOW:
+            return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
+                              "connection window above 2^31-1")
+        if c.ev_flow_increase is not None:
+            c.ev_flow_increase(c, 0)
+        return 0
+    s = c.streams.get(sid)
+    if s is None:
+        if is_idle(c, sid):
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "WINDOW_UPDATE on idle stream")
+        return 0   # closed: ignored (5.1)
+    if inc == 0:
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    s.send_window += inc
+    if s.send_window > MAX_WINDOW:
+        return stream_error(c, sid, FLOW_CONTROL_ERROR)
+    if c.ev_flow_increase is not None:
+        c.ev_flow_increase(c, sid)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Writing messages
+
+cdef list check_headers(Connection c, object headers, bint trailers):
+    """The caller's headers as a list of (name, value[, sensitive]) field tuples, checked
+    (RFC 9113 8.2): names lower case, values without CR, LF, NUL."""
+    cdef list out = []
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn, k
+    if headers is None:
+        return out
+    for item in headers:
+        k = len(item)
+        if k != 2 and k != 3:
+            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+        name = field_object(item[0])
+        value = field_object(item[1])
+        np = field_ptr(name, &nn)
+        vp = field_ptr(value, &vn)
+        if nn and np[0] == 0x3A:
+            if trailers or pseudo_kind(np, nn) == PSEUDO_UNKNOWN:
+                raise UsageError("pseudo-header %r not allowed here" % (name,))
+        elif not name_valid(np, nn):
+            raise UsageError("invalid header name %r (names must be lower case tokens)" % (name,))
+        elif connection_specific(np, nn):
+            raise UsageError("connection-specific header %r is not allowed in HTTP/2" % (name,))
+        if not value_valid(vp, vn):
+            raise UsageError("invalid value for header %r" % (name,))
+        if k == 3:
+            out.append((name, value, bool(item[2])))
+        else:
+            out.append((name, value))
+    return out
+
+
+cdef int check_open(Connection c) except -1:
+    if c.is_closed:
+        raise closed_error(c)
+    if not c.started:
+        raise UsageError("call connection_made() first")
+    if not c.h2:
+        raise UsageError("HTTP/1.1 is not supported yet")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# The public class
+
+cdef class Connection:
+    """A socketless HTTP/2 connection with libcno's API (see docs/raw.md).
+
+    Subclass it and override the ``on_*`` event methods you need; the defaults do
+    nothing, and methods a subclass does not define are never called.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        cdef type cls = type(self)
+        cdef tuple events = _event_cache.get(cls)
+        if events is None:
+            events = _event_cache[cls] = _find_events(cls)
+        (self.ev_writev, self.ev_stream_start, self.ev_stream_end, self.ev_flow_increase,
+         self.ev_message_head, self.ev_message_data, self.ev_message_tail,
+         self.ev_message_push, self.ev_frame, self.ev_frame_send, self.ev_pong,
+         self.ev_settings, self.ev_close, self.ev_upgrade) = events
+        self.streams = {}
+        self.recently_reset = set()
+        self.reset_order = collections.deque()
+        self.settings_queue = []
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+        self.local[:] = STANDARD
+        self.remote[:] = STANDARD
+        self.wanted[:] = STANDARD
+        self.send_window = 65535
+        self.recv_window = 65535
+        self.recv_target = 65535
+        self.disallow_h2_upgrade = True
+        self.max_header_block_size = DEFAULT_MAX_HEADER_BLOCK_SIZE
+        self.max_continuations = DEFAULT_MAX_CONTINUATIONS
+        self.reset_budget = self.resets_left = DEFAULT_RESET_BUDGET
+        self.empty_frame_budget = self.empties_left = DEFAULT_EMPTY_FRAME_BUDGET
+        self.control_frame_budget = self.controls_left = DEFAULT_CONTROL_FRAME_BUDGET
+        self.error_message = ""
+
+    def __init__(self, bint server=True, *, enable_push=None, **settings):
+        self.client = not server
+        self.wanted[S_MAX_CONCURRENT_STREAMS] = DEFAULT_MAX_CONCURRENT_STREAMS
+        self.wanted[S_MAX_HEADER_LIST_SIZE] = DEFAULT_MAX_HEADER_LIST_SIZE
+        if self.client:
+            # A client accepts pushes exactly when it has somewhere to put them (the
+            # libcno defect: clients always sent 0).
+            self.wanted[S_ENABLE_PUSH] = 1 if self.ev_message_push is not None else 0
+        if enable_push is not None:
+            settings["enable_push"] = enable_push
+        if settings:
+            self.update_settings(**settings)
+        self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
+
+    def __dealloc__(self):
+        buf_free(&self.inbuf)
+        buf_free(&self.out)
+        buf_free(&self.hblock)
+        buf_free(&self.scratch)
+
+    # -- properties ------------------------------------------------------------------
+
+    @property
+    def is_client(self):
+        return self.client
+
+    @property
+    def is_server(self):
+        return not self.client
+
+    @property
+    def is_http2(self):
+        return self.h2
+
+    @property
+    def closed(self):
+        """True after a connection error, connection_lost(), or the end of a shutdown."""
+        return self.is_closed
+
+    @property
+    def manual_flow_control(self):
+        """Credit received data only when open_flow() says it was consumed."""
+        return self.manual_flow
+
+    @manual_flow_control.setter
+    def manual_flow_control(self, bint value):
+        self.manual_flow = value
+
+    @property
+    def next_stream(self):
+        """The id the next write_head (client) or write_push (server) would use."""
+        cdef uint32_t last = self.last_stream[LOCAL]
+        if self.client:
+            return last + 2 if last else 1
+        return last + 2 if last else 2
+
+    @property
+    def local_settings(self):
+        """Our settings: the latest we sent (in force once the peer acknowledges them)."""
+        return {name: self.wanted[key] for name, key in SETTINGS_NAMES.items()}
+
+    @property
+    def remote_settings(self):
+        """The peer's settings (the RFC's initial values until its SETTINGS arrive)."""
+        return {name: self.remote[key] for name, key in SETTINGS_NAMES.items()}
+
+    @property
+    def open_streams(self):
+        """Ids of the streams that are open now."""
+        return list(self.streams)
+
+    def update_settings(self, **changes):
+        """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""
+        cdef dict diff = {}
+        for name, value in changes.items():
+            key = SETTINGS_NAMES.get(name)
+            if key is None:
+                raise UsageError("unknown setting %r" % name)
+            value = int(value)
+            if value < 0 or value > 0xFFFFFFFF:
+                raise UsageError("%s out of range" % name)
+            if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL) and value > 1:
+                raise UsageError("%s must be 0 or 1" % name)
+            if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
+                raise UsageError("initial_window_size must be at most 2^31-1")
+            if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
+                raise UsageError("max_frame_size must be in [2^14, 2^24-1]")
+            if self.wanted[key] != value:
+                self.wanted[key] = value
+                diff[key] = value
+        if S_MAX_HEADER_LIST_SIZE in diff:
+            self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
+        if diff and self.started and self.h2 and not self.is_closed:
+            self.depth += 1
+            try:
+                write_settings(self, diff)
+            finally:
+                self.depth -= 1
+            if self.depth == 0:
+                flush(self)
+
+    # -- the seed's methods ----------------------------------------------------------
+
+    def connection_made(self, bint is_http2):
+        """Start the connection (cno_begin): in HTTP/2 a client writes the preface, and
+        both sides write their SETTINGS."""
+        cdef dict diff = {}
+        if self.started:
+            raise UsageError("connection_made() was already called")
+        if not is_http2:
+            raise UsageError("HTTP/1.1 is not supported yet")
+        self.started = True
+        self.h2 = True
+        self.state = ST_SETTINGS if self.client else ST_PREFACE
+        self.depth += 1
+        try:
+            if self.client:
+                buf_put(&self.out, <const uint8_t*> PyBytes_AS_STRING(PREFACE), 24)
+            for key in range(1, SETTINGS_COUNT):
+                if self.wanted[key] != STANDARD[key]:
+                    diff[key] = self.wanted[key]
+            write_settings(self, diff)
+        finally:
+            self.depth -= 1
+        flush(self)
+
+    def connection_lost(self):
+        """The transport is gone (cno_eof): every open stream ends with CANCEL/LOCAL,
+        then on_close fires."""
+        cdef Stream s
+        self.state = ST_CLOSED
+        self.is_closed = True
+        for s in list(self.streams.values()):
+            end_stream(self, s, CANCEL, LOCAL)
+        if not self.close_fired:
+            self.close_fired = True
+            if self.ev_close is not None:
+                self.ev_close(self)
+
+    def data_received(self, data):
+        """Feed bytes from the transport (bytes, bytearray, memoryview, any buffer)."""
+        cdef Py_buffer view
+        cdef const uint8_t* p = NULL
+        cdef Py_ssize_t n = 0, consumed = 0
+        cdef int r = 0
+        cdef bint own = False
+        if self.is_closed:
+            if self.error_class is not None:
+                raise closed_error(self)
+            return   # closed gracefully: late bytes from the peer are of no interest
+        if not self.started:
+            raise UsageError("call connection_made() first")
+        if self.consuming:
+            raise UsageError("data_received() called from an event handler")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        self.consuming = True
+        self.depth += 1
+        try:
+            if self.inbuf.len:
+                buf_put(&self.inbuf, <const uint8_t*> view.buf, view.len)
+                p = self.inbuf.data
+                n = self.inbuf.len
+                own = True
+            else:
+                p = <const uint8_t*> view.buf
+                n = view.len
+            r = consume(self, p, n, &consumed)
+        finally:
+            # Keep the unconsumed tail, and only that.
+            if own:
+                memmove(self.inbuf.data, self.inbuf.data + consumed, n - consumed)
+                self.inbuf.len = n - consumed
+            elif consumed < n:
+                self.inbuf.len = 0
+                buf_put(&self.inbuf, p + consumed, n - consumed)
+            PyBuffer_Release(&view)
+            self.consuming = False
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+        if r == CONN_ERROR:
+            raise self.error_class(self.error_message, self.error_code)
+
+    def write_head(self, uint32_t stream, int code, method, path, headers, bint final):
+        """Send a request (client: code 0) or a response (server: method and path "")."""
+        check_open(self)
+        self.depth += 1
+        try:
+            if self.client:
+                write_request(self, stream, method, path, headers, final)
+            else:
+                write_response(self, stream, code, headers, final)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def write_push(self, uint32_t stream, method, path, headers):
+        """Server push (RFC 9113 8.4); returns the promised stream id, or 0 if pushing is
+        not possible now."""
+        cdef uint32_t promised = 0
+        check_open(self)
+        if self.client:
+            raise UsageError("only a server can push")
+        self.depth += 1
+        try:
+            promised = write_push(self, stream, method, path, headers)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+        return promised
+
+    def write_data(self, uint32_t stream, data, bint final):
+        """Send body bytes; returns how many the flow-control windows accepted."""
+        cdef Py_ssize_t sent
+        check_open(self)
+        self.depth += 1
+        try:
+            sent = write_data(self, stream, data, final)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+        return sent
+
+    def write_tail(self, uint32_t stream, trailers=None):
+        """End a message with trailers (HEADERS + END_STREAM), or just END_STREAM."""
+        check_open(self)
+        if not trailers:
+            return self.write_data(stream, b"", True)
+        self.depth += 1
+        try:
+            write_trailers(self, stream, trailers)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def write_reset(self, uint32_t stream, uint32_t code):
+        """RST_STREAM (a no-op for an unknown or closed stream); stream 0: shutdown."""
+        cdef Stream s
+        if stream == 0:
+            return self.shutdown(code)
+        check_open(self)
+        s = self.streams.get(stream)
+        if s is None:
+            return
+        self.depth += 1
+        try:
+            stream_error(self, stream, code)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def write_ping(self, data):
+        """Send a PING with 8 bytes of data; on_pong fires with them when answered."""
+        check_open(self)
+        data = bytes(data)
+        if len(data) != 8:
+            raise UsageError("PING data must be 8 bytes")
+        self.depth += 1
+        try:
+            write_simple_frame(self, FRAME_PING, 0, 0, <const uint8_t*> PyBytes_AS_STRING(data), 8)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def write_frame(self, int type, int flags, uint32_t stream, payload):
+        """Send a raw frame: PRIORITY or an extension type (>= 0xa) only."""
+        check_open(self)
+        payload = bytes(payload)
+        if type != FRAME_PRIORITY and type < 0xA:
+            raise UsageError("write_frame only sends PRIORITY and extension frames")
+        if not 0 <= type <= 0xFF or not 0 <= flags <= 0xFF or stream > MAX_STREAM_ID:
+            raise UsageError("frame type, flags or stream out of range")
+        if len(payload) > self.remote[S_MAX_FRAME_SIZE]:
+            raise UsageError("payload larger than the peer's MAX_FRAME_SIZE")
+        self.depth += 1
+        try:
+            write_simple_frame(self, type, flags, stream,
+                               <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def open_flow(self, uint32_t stream, uint32_t delta):
+        """Credit delta consumed bytes of stream back to the peer (manual flow control);
+        stream 0 grows the connection window by delta."""
+        cdef Stream s
+        check_open(self)
+        if delta == 0:
+            return
+        self.depth += 1
+        try:
+            if stream == 0:
+                if self.recv_window + delta > MAX_WINDOW:
+                    raise UsageError("the connection window would exceed 2^31-1")
+                self.recv_window += delta
+                self.recv_target += delta
+                write_window_update(self, 0, delta)
+            else:
+                s = self.streams.get(stream)
+                if s is not None and s.r_state != R_CLOSED:
+                    credit(self, s, delta)
+                elif s is None and self.manual_flow:
+                    credit_connection(self, delta)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def shutdown(self, uint32_t code=NO_ERROR):
+        """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
+        if self.is_closed:
+            return
+        check_open(self)
+        self.depth += 1
+        try:
+            if not self.goaway_sent or code != NO_ERROR:
+                write_goaway(self, code)
+            maybe_close(self)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            flush(self)
+
+    def close(self):
+        """A hook (libcno's binding calls it on errors); does nothing by default."""
+
+    # -- events (the defaults do nothing) ----------------------------------------------
+
+    def on_writev(self, chunks): pass
+    def on_stream_start(self, stream): pass
+    def on_stream_end(self, stream, code, side): pass
+    def on_flow_increase(self, stream): pass
+    def on_message_head(self, stream, code, method, path, headers): pass
+    def on_message_data(self, stream, data): pass
+    def on_message_tail(self, stream, trailers): pass
+    def on_message_push(self, stream, parent, method, path, headers): pass
+    def on_frame(self, frame): pass
+    def on_frame_send(self, frame): pass
+    def on_pong(self, data): pass
+    def on_settings(self): pass
+    def on_close(self): pass
+    def on_upgrade(self, stream): pass
+
+
+def _find_events(cls):
+    """The subclass's own event methods, as callables taking the connection first."""
+    found = []
+    for name in _EVENT_NAMES:
+        attr = getattr(cls, name)
+        if attr is getattr(Connection, name):
+            found.append(None)
+            continue
+        raw = inspect.getattr_static(cls, name)
+        if isinstance(raw, (staticmethod, classmethod)):
+            found.append(lambda self, *args, _f=attr: _f(*args))
+        else:
+            found.append(attr)
+    return tuple(found)
+
+
+# ----------------------------------------------------------------------------------------
+# Writing, continued
+
+cdef int write_request(Connection c, uint32_t sid, object method, object path, object headers,
+                       bint final) except -1:
+    cdef Stream s = c.streams.get(sid)
+    cdef list fields
+    cdef uint32_t limit
+    if s is not None:
+        raise InvalidStream("stream %d is already open" % sid)
+    if c.goaway_received or c.goaway_sent:
+        raise ConnectionClosed("the connection is going away: no new streams")
+    if sid > MAX_STREAM_ID or (c.last_stream[LOCAL] >= MAX_STREAM_ID - 1 and sid > c.last_stream[LOCAL]):
+        # 5.1.1: stream ids are exhausted: say goodbye and refuse, cleanly.
+        if not c.goaway_sent:
+            write_goaway(c, NO_ERROR)
+        raise ConnectionClosed("stream ids exhausted; open a new connection")
+    if not (sid & 1) or sid <= c.last_stream[LOCAL]:
+        raise InvalidStream("stream %d: a new request needs an odd id above %d (next_stream)"
+                            % (sid, c.last_stream[LOCAL]))
+    limit = c.remote[S_MAX_CONCURRENT_STREAMS] if c.remote_settings_seen \
+        else min(c.remote[S_MAX_CONCURRENT_STREAMS], <uint32_t> CONSERVATIVE_STREAMS)
+    if c.stream_count[LOCAL] >= limit:
+        raise WouldBlock("the peer's max_concurrent_streams (%d) is reached" % limit)
+    method = field_object(method)
+    path = field_object(path)
+    fields = [(b":method", method), (b":path", path)]
+    fields.extend(check_headers(c, headers, False))
+    s = new_stream(c, sid, True)
+    s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    if c.ev_stream_start is not None:
+        c.ev_stream_start(c, sid)
+    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
+    s.w_state = W_CLOSED if final else W_DATA
+    return 0
+
+
+cdef Stream writable_stream(Connection c, uint32_t sid):
+    cdef Stream s = c.streams.get(sid)
+    if s is None:
+        raise InvalidStream("stream %d is not open" % sid)
+    if s.w_state == W_CLOSED:
+        raise InvalidStream("stream %d is closed for writing" % sid)
+    return s
+
+
+cdef int write_response(Connection c, uint32_t sid, int code, object headers,
+                        bint final) except -1:
+    cdef Stream s = writable_stream(c, sid)
+    cdef list fields
+    if s.w_state != W_HEADERS:
+        raise InvalidStream("stream %d: the response head was already sent" % sid)
+    if code < 100 or code > 999:
+        raise UsageError("invalid status code %d" % code)
+    if code == 101:
+        raise UsageError("101 Switching Protocols does not exist in HTTP/2")
+    if code < 200 and final:
+        raise UsageError("a 1xx response cannot end the stream")
+    fields = [(b":status", STATUS_BYTES[code])]
+    fields.extend(check_headers(c, headers, False))
+    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
+    if code >= 200:
+        s.saw_final_head = True
+        s.w_state = W_CLOSED if final else W_DATA
+        if final:
+            return maybe_end(c, s)
+    return 0
+
+
+cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) except -1:
+    cdef Stream s = writable_stream(c, sid)
+    cdef Py_buffer view
+    cdef Py_ssize_t n, total, sent = 0, take, max_frame = c.remote[S_MAX_FRAME_SIZE]
+    cdef const uint8_t* p
+    if s.w_state != W_DATA:
+        raise InvalidStream("stream %d: write_head first" % sid)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t*> view.buf
+        total = n = view.len
+        if s.head_request and not s.local:
+            n = 0   # a response to HEAD has no content: dropped, but reported as sent
+        elif n > min(c.send_window, s.send_window):
+            n = max(0, min(c.send_window, s.send_window))
+            final = False   # what does not fit is still to come
+        if n == 0 and not final:
+            return 0 if not (s.head_request and not s.local) else total
+        while True:
+            take = min(n - sent, max_frame)
+            put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
+                             FLAG_END_STREAM if final and sent + take == n else 0, sid)
+            buf_put(&c.out, p + sent, take)
+            sent += take
+            if sent >= n:
+                break
+        c.send_window -= n
+        s.send_window -= n
+        if c.ev_frame_send is not None:
+            c.ev_frame_send(c, Frame(FRAME_DATA, FLAG_END_STREAM if final else 0, sid,
+                                     PyBytes_FromStringAndSize(<char*> p, n)))
+    finally:
+        PyBuffer_Release(&view)
+    if final:
+        s.w_state = W_CLOSED
+        maybe_end(c, s)
+    return total if (s.head_request and not s.local) else n
+
+
+cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
+    cdef Stream s = writable_stream(c, sid)
+    if s.w_state != W_DATA:
+        raise InvalidStream("stream %d: write_head first" % sid)
+    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0, check_headers(c, trailers, True))
+    s.w_state = W_CLOSED
+    return maybe_end(c, s)
+
+
+cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object path,
+                         object headers) except? 0:
+    cdef Stream parent = c.streams.get(parent_id)
+    cdef Stream s
+    cdef uint32_t promised
+    cdef list fields, user
+    if (c.remote[S_ENABLE_PUSH] == 0 or parent is None or parent.w_state == W_CLOSED
+            or parent.local or c.goaway_received or c.goaway_sent):
+        return 0
+    if c.stream_count[LOCAL] >= c.remote[S_MAX_CONCURRENT_STREAMS]:
+        return 0
+    promised = c.last_stream[LOCAL] + 2 if c.last_stream[LOCAL] else 2
+    if promised > MAX_STREAM_ID:
+        return 0
+    method = field_object(method)
+    path = field_object(path)
+    user = check_headers(c, headers, False)
+    fields = [(b":method", method), (b":path", path)]
+    fields.extend(user)
+    write_header_block(c, FRAME_PUSH_PROMISE, 0, parent_id, promised, fields)
+    s = new_stream(c, promised, True)
+    s.r_state = R_CLOSED    # reserved (local): the request is complete, we answer it
+    s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    if c.ev_stream_start is not None:
+        c.ev_stream_start(c, promised)
+    if c.bytes_headers:
+        user = [(as_bytes_field(h[0]), as_bytes_field(h[1])) for h in user]
+    else:
+        user = [(as_str_field(h[0]), as_str_field(h[1])) for h in user]
+    if c.bytes_headers:
+        method, path = as_bytes_field(method), as_bytes_field(path)
+    else:
+        method, path = as_str_field(method), as_str_field(path)
+    if c.ev_message_head is not None:
+        c.ev_message_head(c, promised, 0, method, path, user)
+    if promised in c.streams and c.ev_message_tail is not None:
+        c.ev_message_tail(c, promised, None)
+    return promised
+
+
+cdef object as_bytes_field(object o):
+    return o if PyBytes_CheckExact(o) else (<str> o).encode("latin-1")
+
+
+cdef object as_str_field(object o):
+    cdef Py_ssize_t n
+    cdef const uint8_t* p
+    if PyBytes_CheckExact(o):
+        p = field_ptr(o, &n)
+        return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
+    return o

@@ -663,7 +663,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                     c.ev_message_data(c, s.id,
                                       PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
                 if not c.manual_flow:
-                    credit(c, s, take)   # the stream part is skipped once it is read-closed
+                    # No stream credit for the frame that ends the stream: it is done.
+                    credit(c, None if c.data_flags & FLAG_END_STREAM else s, take)
                 take = 0
         pos[0] += take
         c.data_left -= take
@@ -1256,14 +1257,23 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
 # ----------------------------------------------------------------------------------------
 # Writing messages
 
-cdef list check_headers(Connection c, object headers, bint trailers):
+cdef enum:
+    FIELDS_REQUEST = 0    # :scheme, :authority, :protocol allowed (we add :method, :path)
+    FIELDS_RESPONSE = 1   # no pseudo-headers (we add :status)
+    FIELDS_TRAILERS = 2   # no pseudo-headers
+
+
+cdef list check_headers(Connection c, object headers, int kind):
     """The caller's headers as a list of (name, value[, sensitive]) field tuples, checked
-    (RFC 9113 8.2): names lower case, values without CR, LF, NUL."""
+    (RFC 9113 8.2, 8.3): names lower case, values without CR, LF, NUL or whitespace at
+    the ends, pseudo-headers only where allowed and before the others."""
     cdef list out = []
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
     cdef Py_ssize_t nn, vn, k
+    cdef int pseudo
+    cdef bint regular_seen = False
     if headers is None:
         return out
     for item in headers:
@@ -1275,12 +1285,19 @@ cdef list check_headers(Connection c, object headers, bint trailers):
         np = field_ptr(name, &nn)
         vp = field_ptr(value, &vn)
         if nn and np[0] == 0x3A:
-            if trailers or pseudo_kind(np, nn) == PSEUDO_UNKNOWN:
+            pseudo = pseudo_kind(np, nn)
+            if kind != FIELDS_REQUEST or regular_seen or not (
+                    pseudo == PSEUDO_SCHEME or pseudo == PSEUDO_AUTHORITY
+                    or pseudo == PSEUDO_PROTOCOL):
                 raise UsageError("pseudo-header %r not allowed here" % (name,))
-        elif not name_valid(np, nn):
-            raise UsageError("invalid header name %r (names must be lower case tokens)" % (name,))
-        elif connection_specific(np, nn):
-            raise UsageError("connection-specific header %r is not allowed in HTTP/2" % (name,))
+        else:
+            regular_seen = True
+            if not name_valid(np, nn):
+                raise UsageError("invalid header name %r (names must be lower case tokens)"
+                                 % (name,))
+            if connection_specific(np, nn):
+                raise UsageError("connection-specific header %r is not allowed in HTTP/2"
+                                 % (name,))
         if not value_valid(vp, vn):
             raise UsageError("invalid value for header %r" % (name,))
         if k == 3:
@@ -1645,10 +1662,16 @@ cdef class Connection:
                 write_window_update(self, 0, delta)
             else:
                 s = self.streams.get(stream)
-                if s is not None and s.r_state != R_CLOSED:
+                if s is not None and s.r_state == R_CLOSED:
+                    s = None
+                if self.manual_flow:
+                    # Consumed data: credit the stream (while it still reads) and the
+                    # connection, even after the stream ended, or the window would leak.
                     credit(self, s, delta)
-                elif s is None and self.manual_flow:
-                    credit_connection(self, delta)
+                elif s is not None:
+                    # Automatic mode already credits what arrives: this grows the window.
+                    s.recv_window += delta
+                    write_window_update(self, stream, delta)
         finally:
             self.depth -= 1
         if self.depth == 0:
@@ -1733,7 +1756,7 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
     method = field_object(method)
     path = field_object(path)
     fields = [(b":method", method), (b":path", path)]
-    fields.extend(check_headers(c, headers, False))
+    fields.extend(check_headers(c, headers, FIELDS_REQUEST))
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     if c.ev_stream_start is not None:
@@ -1765,7 +1788,7 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
     fields = [(b":status", STATUS_BYTES[code])]
-    fields.extend(check_headers(c, headers, False))
+    fields.extend(check_headers(c, headers, FIELDS_RESPONSE))
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
     if code >= 200:
         s.saw_final_head = True
@@ -1818,7 +1841,8 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
     cdef Stream s = writable_stream(c, sid)
     if s.w_state != W_DATA:
         raise InvalidStream("stream %d: write_head first" % sid)
-    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0, check_headers(c, trailers, True))
+    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0,
+                       check_headers(c, trailers, FIELDS_TRAILERS))
     s.w_state = W_CLOSED
     return maybe_end(c, s)
 
@@ -1839,7 +1863,7 @@ cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object
         return 0
     method = field_object(method)
     path = field_object(path)
-    user = check_headers(c, headers, False)
+    user = check_headers(c, headers, FIELDS_REQUEST)
     fields = [(b":method", method), (b":path", path)]
     fields.extend(user)
     write_header_block(c, FRAME_PUSH_PROMISE, 0, parent_id, promised, fields)

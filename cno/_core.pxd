@@ -35,6 +35,7 @@ cdef class Connection:
     cdef bint h2
     cdef bint started
     cdef bint is_closed
+    cdef bint lost               # connection_lost() was called
     cdef bint close_fired
     cdef bint manual_flow
     cdef public bint disallow_h2_upgrade
@@ -57,11 +58,13 @@ cdef class Connection:
     cdef uint32_t stream_count[2]
     cdef object recently_reset   # set of ids we reset (bounded)
     cdef object reset_order      # deque: the same ids, oldest first
+    cdef list skipped            # (first, last) ranges of peer ids it never opened (bounded)
 
     # GOAWAY
     cdef bint goaway_sent
     cdef bint goaway_received
     cdef uint32_t goaway_last_id   # the peer's last-stream-id in its GOAWAY
+    cdef uint32_t goaway_sent_id   # ours
 
     # settings
     cdef uint32_t local[SETTINGS_COUNT]     # acknowledged by the peer: in force
@@ -94,13 +97,14 @@ cdef class Connection:
     cdef uint8_t cont_flags
     cdef uint32_t cont_promised
     cdef int cont_count
+    cdef bint cont_self_dependent   # HEADERS whose priority names its own stream
 
     # limits and budgets
     cdef public Py_ssize_t max_header_block_size
     cdef public int max_continuations
-    cdef public int64_t reset_budget
-    cdef public int64_t empty_frame_budget
-    cdef public int64_t control_frame_budget
+    cdef int64_t reset_limit
+    cdef int64_t empty_limit
+    cdef int64_t control_limit
     cdef int64_t resets_left
     cdef int64_t empties_left
     cdef int64_t controls_left

@@ -275,9 +275,38 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.remaining = -1
     c.streams[sid] = s
     c.stream_count[LOCAL if local else REMOTE] += 1
-    if sid > c.last_stream[LOCAL if local else REMOTE]:
-        c.last_stream[LOCAL if local else REMOTE] = sid
+    if not local:
+        note_peer_stream(c, sid)
+    elif sid > c.last_stream[LOCAL]:
+        c.last_stream[LOCAL] = sid
     return s
+
+
+cdef void note_peer_stream(Connection c, uint32_t sid):
+    """The peer used id sid: ids it skipped are closed without having been opened (5.1.1);
+    remember a bounded number of such gaps to tell them from streams that did exist."""
+    cdef uint32_t last = c.last_stream[REMOTE]
+    cdef uint32_t first = last + 2 if last else (1 if not c.client else 2)
+    if sid <= last:
+        return
+    if sid > first:
+        c.skipped.append((first, sid - 2))
+        if len(c.skipped) > 64:
+            del c.skipped[0]
+    c.last_stream[REMOTE] = sid
+
+
+cdef bint never_opened(Connection c, uint32_t sid):
+    for first, last in c.skipped:
+        if first <= sid <= last:
+            return True
+    return False
+
+
+cdef inline bint ignored_after_goaway(Connection c, uint32_t sid) noexcept:
+    """6.8: after our GOAWAY, frames on streams the peer opened above its id are ignored."""
+    cdef bint ours = (sid & 1) == (1 if c.client else 0)
+    return c.goaway_sent and not ours and sid > c.goaway_sent_id
 
 
 cdef int end_stream(Connection c, Stream s, int code, int side) except -1:
@@ -295,7 +324,7 @@ cdef inline int maybe_end(Connection c, Stream s) except -1:
     if s.r_state == R_CLOSED and s.w_state == W_CLOSED:
         if not s.local:
             # A completed exchange earns back one unit of the rapid-reset budget.
-            if c.resets_left < c.reset_budget:
+            if c.resets_left < c.reset_limit:
                 c.resets_left += 1
         return end_stream(c, s, NO_ERROR, LOCAL)
     return 0
@@ -366,6 +395,7 @@ cdef int write_goaway(Connection c, uint32_t code) except -1:
     put_u32(p, c.last_stream[REMOTE])
     put_u32(p + 4, code)
     c.goaway_sent = True
+    c.goaway_sent_id = c.last_stream[REMOTE]
     return write_simple_frame(c, FRAME_GOAWAY, 0, 0, p, 8)
 
 
@@ -444,6 +474,8 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
 cdef object closed_error(Connection c):
     if c.error_class is not None:
         return ConnectionClosed("connection closed after an error: %s" % c.error_message)
+    if c.lost:
+        return ConnectionClosed("the transport is gone (connection_lost)")
     return ConnectionClosed("connection is closed")
 
 
@@ -462,10 +494,15 @@ cdef int credit(Connection c, Stream s, int64_t n) except -1:
         c.recv_credit = 0
     if s is not None and s.r_state != R_CLOSED:
         s.recv_credit += n
-        if s.recv_credit * 2 >= c.local[S_INITIAL_WINDOW_SIZE]:
-            write_window_update(c, s.id, <uint32_t> s.recv_credit)
-            s.recv_window += s.recv_credit
-            s.recv_credit = 0
+        flush_stream_credit(c, s)
+    return 0
+
+
+cdef inline int flush_stream_credit(Connection c, Stream s) except -1:
+    if s.recv_credit and s.recv_credit * 2 >= c.local[S_INITIAL_WINDOW_SIZE]:
+        write_window_update(c, s.id, <uint32_t> s.recv_credit)
+        s.recv_window += s.recv_credit
+        s.recv_credit = 0
     return 0
 
 
@@ -497,8 +534,8 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
             c.state = ST_SETTINGS
             continue
         if c.state == ST_DATA:
-            if pos == n:
-                return 0
+            if pos == n and c.data_left > 0:
+                return 0   # (a frame with nothing left to read still has to finish)
             r = read_data_payload(c, p, n, &pos)
             consumed[0] = pos
             if r:
@@ -546,7 +583,9 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
                       const uint8_t* p, uint32_t n) except -1:
     cdef Py_ssize_t pos = 0
     cdef int r
-    if c.ev_frame is not None and type != FRAME_CONTINUATION:
+    if c.ev_frame is not None and type != FRAME_CONTINUATION and not (
+            (type == FRAME_HEADERS or type == FRAME_PUSH_PROMISE) and not flags & FLAG_END_HEADERS):
+        # (a header block continued in CONTINUATIONs is reported once, merged)
         c.ev_frame(c, Frame(type, flags, sid, PyBytes_FromStringAndSize(<char*> p, n)))
     if type == FRAME_DATA:
         # Here only when on_frame wants whole frames (or it is the first frame, which
@@ -584,7 +623,7 @@ cdef inline int spend_empty_budget(Connection c, bint empty) except -1:
         if c.empties_left < 0:
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many empty frames (empty_frame_budget)")
-    elif c.empties_left < c.empty_frame_budget:
+    elif c.empties_left < c.empty_limit:
         c.empties_left += 1
     return 0
 
@@ -618,7 +657,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         if is_idle(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
         credit_connection(c, length)
-        if sid not in c.recently_reset:
+        if sid not in c.recently_reset and not ignored_after_goaway(c, sid):
             stream_error(c, sid, STREAM_CLOSED)   # 5.1: a frame on a closed stream
         return 0
     if s.r_state != R_DATA:
@@ -735,11 +774,10 @@ cdef int begin_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     if spend_empty_budget(c, n - start - pad == 0 and not flags & FLAG_END_STREAM):
         return CONN_ERROR
     c.cont_type = type
-    c.cont_flags = flags
+    c.cont_flags = flags & (FLAG_END_STREAM | FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY)
     c.cont_promised = promised
     c.cont_count = 0
-    if self_dependent:
-        c.cont_flags |= 0x80   # internal marker: reject after decoding
+    c.cont_self_dependent = self_dependent
     if flags & FLAG_END_HEADERS:
         return end_header_block(c, sid)
     c.cont_stream = sid
@@ -776,7 +814,7 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                           "header block too large (max_header_block_size)")
     if c.ev_frame is not None and c.cont_count:
-        c.ev_frame(c, Frame(c.cont_type, (c.cont_flags & 0x7F) | FLAG_END_HEADERS, sid,
+        c.ev_frame(c, Frame(c.cont_type, c.cont_flags | FLAG_END_HEADERS, sid,
                             PyBytes_FromStringAndSize(<char*> c.hblock.data, c.hblock.len)))
     status = c.decoder.decode_into(c.hblock.data, c.hblock.len, headers, c.bytes_headers)
     if status == HPACK_ERR_LIST_SIZE:
@@ -802,10 +840,14 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
                 return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                                   "HEADERS opening stream %d is not allowed" % sid)
             return on_new_request(c, sid, flags, headers, oversized)
-        if sid not in c.recently_reset:
-            stream_error(c, sid, STREAM_CLOSED)    # 5.1: frames on a closed stream
-        return 0
-    if flags & 0x80:   # self-dependency (5.3.1 of RFC 7540, kept by 9113)
+        if sid in c.recently_reset or ignored_after_goaway(c, sid):
+            return 0   # late frames on a stream we reset, or past our GOAWAY
+        if never_opened(c, sid):
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                              "stream %d opened below a higher id (RFC 9113 5.1.1)" % sid)
+        # 5.1: after END_STREAM both ways, no more HEADERS may come.
+        return conn_error(c, STREAM_CLOSED, ProtocolError, "HEADERS on closed stream %d" % sid)
+    if c.cont_self_dependent:   # 5.3.1 of RFC 7540, kept by 9113
         return stream_error(c, sid, PROTOCOL_ERROR)
     if oversized:
         return stream_error(c, sid, CANCEL if c.client else REFUSED_STREAM)
@@ -826,13 +868,13 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     cdef list fields
     cdef int64_t length
     if c.goaway_sent:
-        c.last_stream[REMOTE] = max(c.last_stream[REMOTE], sid)
+        note_peer_stream(c, sid)
         return 0   # 6.8: new streams after our GOAWAY are ignored
     if c.stream_count[REMOTE] >= c.local[S_MAX_CONCURRENT_STREAMS]:
-        c.last_stream[REMOTE] = sid
+        note_peer_stream(c, sid)
         return stream_error(c, sid, REFUSED_STREAM)   # 5.1.2
-    if oversized or flags & 0x80:
-        c.last_stream[REMOTE] = sid
+    if oversized or c.cont_self_dependent:
+        note_peer_stream(c, sid)
         return stream_error(c, sid, REFUSED_STREAM if oversized else PROTOCOL_ERROR)
     s = new_stream(c, sid, False)
     if c.ev_stream_start is not None:
@@ -1111,11 +1153,17 @@ cdef int apply_local_settings(Connection c, dict changes) except -1:
     for key, value in changes.items():
         if key == S_INITIAL_WINDOW_SIZE:
             delta = <int64_t> value - c.local[S_INITIAL_WINDOW_SIZE]
+            c.local[key] = value
             for s in c.streams.values():
                 s.recv_window += delta
-        elif key == S_HEADER_TABLE_SIZE:
-            c.decoder.max_allowed_table_size = value
-        c.local[key] = value
+                if s.r_state != R_CLOSED:
+                    # Credit held back for batching must not outlive a smaller window:
+                    # the peer may already be waiting for it (6.9.2).
+                    flush_stream_credit(c, s)
+        else:
+            c.local[key] = value
+            if key == S_HEADER_TABLE_SIZE:
+                c.decoder.max_allowed_table_size = value
     return 0
 
 
@@ -1127,7 +1175,7 @@ cdef inline int spend_control_budget(Connection c) except -1:
                               "too many PING/SETTINGS while our replies go unread "
                               "(control_frame_budget)")
     else:
-        c.controls_left = c.control_frame_budget
+        c.controls_left = c.control_limit
     return 0
 
 
@@ -1160,7 +1208,7 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     cdef list fields
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid promised stream id")
-    c.last_stream[REMOTE] = promised
+    note_peer_stream(c, promised)
     if parent is None or parent.r_state == R_CLOSED or not parent.local:
         if parent is None and not is_idle(c, parent_id):
             return stream_error(c, promised, CANCEL)   # the parent is gone: refuse the push
@@ -1339,6 +1387,7 @@ cdef class Connection:
         self.streams = {}
         self.recently_reset = set()
         self.reset_order = collections.deque()
+        self.skipped = []
         self.settings_queue = []
         self.encoder = Encoder()
         self.decoder = Decoder()
@@ -1351,9 +1400,9 @@ cdef class Connection:
         self.disallow_h2_upgrade = True
         self.max_header_block_size = DEFAULT_MAX_HEADER_BLOCK_SIZE
         self.max_continuations = DEFAULT_MAX_CONTINUATIONS
-        self.reset_budget = self.resets_left = DEFAULT_RESET_BUDGET
-        self.empty_frame_budget = self.empties_left = DEFAULT_EMPTY_FRAME_BUDGET
-        self.control_frame_budget = self.controls_left = DEFAULT_CONTROL_FRAME_BUDGET
+        self.reset_limit = self.resets_left = DEFAULT_RESET_BUDGET
+        self.empty_limit = self.empties_left = DEFAULT_EMPTY_FRAME_BUDGET
+        self.control_limit = self.controls_left = DEFAULT_CONTROL_FRAME_BUDGET
         self.error_message = ""
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
@@ -1423,6 +1472,43 @@ cdef class Connection:
         return {name: self.remote[key] for name, key in SETTINGS_NAMES.items()}
 
     @property
+    def reset_budget(self):
+        """Streams the peer may open and reset before they complete (rapid reset); each
+        completed stream earns one back."""
+        return self.reset_limit
+
+    @reset_budget.setter
+    def reset_budget(self, int64_t value):
+        if value < 0:
+            raise ValueError("reset_budget must not be negative")
+        self.resets_left += value - self.reset_limit
+        self.reset_limit = value
+
+    @property
+    def empty_frame_budget(self):
+        """Frames carrying nothing that the peer may send; each useful frame earns one back."""
+        return self.empty_limit
+
+    @empty_frame_budget.setter
+    def empty_frame_budget(self, int64_t value):
+        if value < 0:
+            raise ValueError("empty_frame_budget must not be negative")
+        self.empties_left += value - self.empty_limit
+        self.empty_limit = value
+
+    @property
+    def control_frame_budget(self):
+        """PING and SETTINGS frames the peer may send while writing_paused."""
+        return self.control_limit
+
+    @control_frame_budget.setter
+    def control_frame_budget(self, int64_t value):
+        if value < 0:
+            raise ValueError("control_frame_budget must not be negative")
+        self.controls_left += value - self.control_limit
+        self.control_limit = value
+
+    @property
     def open_streams(self):
         """Ids of the streams that are open now."""
         return list(self.streams)
@@ -1430,6 +1516,8 @@ cdef class Connection:
     def update_settings(self, **changes):
         """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""
         cdef dict diff = {}
+        if self.is_closed:
+            raise closed_error(self)
         for name, value in changes.items():
             key = SETTINGS_NAMES.get(name)
             if key is None:
@@ -1448,14 +1536,14 @@ cdef class Connection:
                 diff[key] = value
         if S_MAX_HEADER_LIST_SIZE in diff:
             self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
-        if diff and self.started and self.h2 and not self.is_closed:
+        if diff and self.started and self.h2:
             self.depth += 1
             try:
                 write_settings(self, diff)
             finally:
                 self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+                if self.depth == 0:
+                    flush(self)
 
     # -- the seed's methods ----------------------------------------------------------
 
@@ -1480,7 +1568,7 @@ cdef class Connection:
             write_settings(self, diff)
         finally:
             self.depth -= 1
-        flush(self)
+            flush(self)
 
     def connection_lost(self):
         """The transport is gone (cno_eof): every open stream ends with CANCEL/LOCAL,
@@ -1488,6 +1576,7 @@ cdef class Connection:
         cdef Stream s
         self.state = ST_CLOSED
         self.is_closed = True
+        self.lost = True
         for s in list(self.streams.values()):
             end_stream(self, s, CANCEL, LOCAL)
         if not self.close_fired:
@@ -1503,9 +1592,9 @@ cdef class Connection:
         cdef int r = 0
         cdef bint own = False
         if self.is_closed:
-            if self.error_class is not None:
+            if self.error_class is not None or self.lost:
                 raise closed_error(self)
-            return   # closed gracefully: late bytes from the peer are of no interest
+            return   # shut down gracefully: late bytes from the peer are of no interest
         if not self.started:
             raise UsageError("call connection_made() first")
         if self.consuming:
@@ -1534,8 +1623,8 @@ cdef class Connection:
             PyBuffer_Release(&view)
             self.consuming = False
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
         if r == CONN_ERROR:
             raise self.error_class(self.error_message, self.error_code)
 
@@ -1550,8 +1639,8 @@ cdef class Connection:
                 write_response(self, stream, code, headers, final)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def write_push(self, uint32_t stream, method, path, headers):
         """Server push (RFC 9113 8.4); returns the promised stream id, or 0 if pushing is
@@ -1565,8 +1654,8 @@ cdef class Connection:
             promised = write_push(self, stream, method, path, headers)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
         return promised
 
     def write_data(self, uint32_t stream, data, bint final):
@@ -1578,8 +1667,8 @@ cdef class Connection:
             sent = write_data(self, stream, data, final)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
         return sent
 
     def write_tail(self, uint32_t stream, trailers=None):
@@ -1592,8 +1681,8 @@ cdef class Connection:
             write_trailers(self, stream, trailers)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def write_reset(self, uint32_t stream, uint32_t code):
         """RST_STREAM (a no-op for an unknown or closed stream); stream 0: shutdown."""
@@ -1609,8 +1698,8 @@ cdef class Connection:
             stream_error(self, stream, code)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def write_ping(self, data):
         """Send a PING with 8 bytes of data; on_pong fires with them when answered."""
@@ -1623,8 +1712,8 @@ cdef class Connection:
             write_simple_frame(self, FRAME_PING, 0, 0, <const uint8_t*> PyBytes_AS_STRING(data), 8)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def write_frame(self, int type, int flags, uint32_t stream, payload):
         """Send a raw frame: PRIORITY or an extension type (>= 0xa) only."""
@@ -1642,8 +1731,8 @@ cdef class Connection:
                                <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def open_flow(self, uint32_t stream, uint32_t delta):
         """Credit delta consumed bytes of stream back to the peer (manual flow control);
@@ -1674,13 +1763,13 @@ cdef class Connection:
                     write_window_update(self, stream, delta)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def shutdown(self, uint32_t code=NO_ERROR):
         """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
-        if self.is_closed:
-            return
+        if self.is_closed and self.error_class is None and not self.lost:
+            return   # already shut down
         check_open(self)
         self.depth += 1
         try:
@@ -1689,8 +1778,8 @@ cdef class Connection:
             maybe_close(self)
         finally:
             self.depth -= 1
-        if self.depth == 0:
-            flush(self)
+            if self.depth == 0:
+                flush(self)
 
     def close(self):
         """A hook (libcno's binding calls it on errors); does nothing by default."""

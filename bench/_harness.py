@@ -234,3 +234,35 @@ def render_info(info: Sequence[tuple[str, str]], markdown: bool = False) -> str:
         return "\n".join(f"- {k}: {v}" for k, v in info)
     w = max(len(k) for k, _ in info)
     return "\n".join(f"{k.ljust(w)} : {v}" for k, v in info)
+
+
+# ---------------------------------------------------------------------------------------
+# Added for W2-W4 (w1_hpack.py does not use these)
+
+def fmt_mb(s: Optional[Summary], bytes_per_item: float) -> str:
+    """'1234 MB/s (1100-1300)': median throughput (min-max), MB = 10^6 bytes."""
+    if s is None:
+        return "n/a"
+    k = bytes_per_item * 1e3            # ns per item -> MB/s: bytes_per_item * 1e9 / 1e6 / ns
+    return f"{_3digits(k / s.median)} MB/s ({_3digits(k / s.hi)}-{_3digits(k / s.lo)})"
+
+
+def cno_build_info(cno_module, root: str, extensions: Sequence[str] = ("_core", "_hpack")) -> str:
+    """'0.1.0.dev0 (/work/main/cno, git abc1234), _core built 2026-11-21 10:14, ...' with a
+    warning for an extension older than its .pyx."""
+    pkg = os.path.dirname(cno_module.__file__)
+    out = f"{getattr(cno_module, '__version__', '?')} ({pkg}"
+    g = git_state(root)
+    out += (f", git {g}" if g else "") + ")"
+    files = os.listdir(pkg)
+    for ext in extensions:
+        so = [os.path.join(pkg, f) for f in files
+              if f.startswith(ext + ".") and f.endswith((".so", ".pyd"))]
+        pyx = os.path.join(pkg, ext + ".pyx")
+        if not so:
+            continue
+        built = max(os.path.getmtime(f) for f in so)
+        out += f", {ext} built " + time.strftime("%Y-%m-%d %H:%M", time.localtime(built))
+        if os.path.exists(pyx) and os.path.getmtime(pyx) > built:
+            out += f" (OLDER than {ext}.pyx: rebuild!)"
+    return out

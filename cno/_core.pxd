@@ -84,6 +84,7 @@ cdef class Connection:
     cdef Decoder decoder
 
     # a DATA frame in progress (payload still arriving)
+    cdef Stream data_s           # its stream, while it is being delivered
     cdef uint32_t data_stream
     cdef uint8_t data_flags
     cdef int64_t data_left       # payload bytes still to come, padding included

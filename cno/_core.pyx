@@ -313,6 +313,8 @@ cdef int end_stream(Connection c, Stream s, int code, int side) except -1:
     """Forget the stream and tell the application."""
     if c.streams.pop(s.id, None) is None:
         return 0
+    s.r_state = R_CLOSED   # (a DATA frame in progress on it stops being delivered)
+    s.w_state = W_CLOSED
     c.stream_count[LOCAL if s.local else REMOTE] -= 1
     if c.ev_stream_end is not None:
         c.ev_stream_end(c, s.id, code, side)
@@ -669,6 +671,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         return stream_error(c, sid, FLOW_CONTROL_ERROR)
     s.recv_window -= length
     c.data_deliver = True
+    c.data_s = s
     # Padding (and its length byte) is credited at once: nobody consumes it.
     credit(c, s, length - body)
     return 0
@@ -677,17 +680,17 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
 cdef int stop_delivery(Connection c) except -1:
     """The rest of this DATA frame's body goes nowhere: credit it to the connection now."""
     c.data_deliver = False
+    c.data_s = None
     return credit_connection(c, c.data_left - c.data_pad)
 
 
 cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos) except -1:
     """Deliver (or skip) what is here of the current DATA frame's payload."""
     cdef Py_ssize_t take = min(n - pos[0], c.data_left - c.data_pad)
-    cdef Stream s
+    cdef Stream s = c.data_s
     if take > 0:
         if c.data_deliver:
-            s = c.streams.get(c.data_stream)
-            if s is None or s.r_state != R_DATA:
+            if s.r_state != R_DATA:
                 stop_delivery(c)   # reset or ended by an event handler meanwhile
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
@@ -716,10 +719,9 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
     c.state = ST_FRAME
     if c.data_deliver:
         c.data_deliver = False
-        if c.data_flags & FLAG_END_STREAM:
-            s = c.streams.get(c.data_stream)
-            if s is not None and s.r_state == R_DATA:
-                return end_of_message(c, s, None)
+        c.data_s = None
+        if c.data_flags & FLAG_END_STREAM and s.r_state == R_DATA:
+            return end_of_message(c, s, None)
     return 0
 
 

@@ -490,7 +490,9 @@ cdef int credit(Connection c, Stream s, int64_t n) except -1:
     if n <= 0:
         return 0
     c.recv_credit += n
-    if c.recv_credit * 2 >= c.recv_target:
+    # (>= half, rounded down: an odd window such as the default 65535 would otherwise
+    # keep its last half-window byte short, and the sender waits a round trip for it)
+    if c.recv_credit >= c.recv_target // 2:
         write_window_update(c, 0, <uint32_t> c.recv_credit)
         c.recv_window += c.recv_credit
         c.recv_credit = 0
@@ -501,7 +503,7 @@ cdef int credit(Connection c, Stream s, int64_t n) except -1:
 
 
 cdef inline int flush_stream_credit(Connection c, Stream s) except -1:
-    if s.recv_credit and s.recv_credit * 2 >= c.local[S_INITIAL_WINDOW_SIZE]:
+    if s.recv_credit and s.recv_credit >= c.local[S_INITIAL_WINDOW_SIZE] // 2:
         write_window_update(c, s.id, <uint32_t> s.recv_credit)
         s.recv_window += s.recv_credit
         s.recv_credit = 0

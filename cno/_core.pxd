@@ -27,6 +27,13 @@ cdef class Stream:
     cdef int64_t recv_window     # how much the peer may still send
     cdef int64_t recv_credit     # consumed, not yet given back (WINDOW_UPDATE)
     cdef int64_t remaining       # content-length countdown, -1 when unknown
+    # HTTP/1.1
+    cdef bint h10                # the peer speaks HTTP/1.0 in this exchange
+    cdef bint w_chunked          # we write this message's body chunked
+    cdef bint w_until_close      # we write this message's body until the connection closes
+    cdef bint close_after        # the connection closes once this exchange is done
+    cdef bint connect            # a CONNECT request
+    cdef uint8_t upgrade         # UPGRADE_NONE, UPGRADE_H2C, UPGRADE_OTHER: what the request asked
 
 
 cdef class Connection:
@@ -99,6 +106,19 @@ cdef class Connection:
     cdef uint32_t cont_promised
     cdef int cont_count
     cdef bint cont_self_dependent   # HEADERS whose priority names its own stream
+
+    # HTTP/1.1 (see _h1.pxi)
+    cdef public object scheme    # :scheme of requests read over HTTP/1.1
+    cdef public Py_ssize_t max_head_size
+    cdef public Py_ssize_t max_header_count
+    cdef public Py_ssize_t max_chunk_line
+    cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF
+    cdef Py_ssize_t h1_scanned   # how far the current head was searched for its end
+    cdef Stream h1_rs            # the stream whose message is being read
+    cdef uint32_t h1_wait_switch # a CONNECT/Upgrade request waits for its answer
+    cdef bint h1_paused          # input waits for a stream to end (pipelining limit)
+    cdef bint h1_tunnel          # the connection is a raw tunnel for h1_rs
+    cdef object h1_error_status  # the HTTP status of the last HTTP/1.1 protocol error
 
     # limits and budgets
     cdef public Py_ssize_t max_header_block_size

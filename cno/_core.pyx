@@ -5,7 +5,7 @@ Bytes in -> frames parsed in place -> events out (methods of the Python subclass
 calls in -> frames serialised into one C buffer -> one on_writev per public call.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from libc.string cimport memcmp, memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove, memchr
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeLatin1
@@ -525,6 +525,12 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
     cdef uint8_t type, flags
     cdef int r
     while c.state != ST_CLOSED:
+        if not c.h2:
+            r = consume_h1(c, p, n, consumed)
+            if r != SWITCHED:
+                return r
+            pos = consumed[0]
+            continue
         if c.state == ST_PREFACE:
             take = min(n - pos, 24 - <Py_ssize_t> c.data_left)
             if memcmp(p + pos, PyBytes_AS_STRING(PREFACE) + c.data_left, take) != 0:
@@ -1093,10 +1099,8 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
 cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
                            uint32_t n) except -1:
     """RFC 9113 6.5."""
-    cdef uint32_t i, key, value
-    cdef int64_t delta
-    cdef Stream s
-    cdef bint window_grew = False
+    cdef int r
+    cdef bint window_grew
     if sid != 0:
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "SETTINGS on a stream")
     if flags & FLAG_ACK:
@@ -1109,6 +1113,32 @@ cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint
         return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "SETTINGS length not a multiple of 6")
     if spend_control_budget(c):
         return CONN_ERROR
+    window_grew = n and c.remote[S_INITIAL_WINDOW_SIZE] < initial_window_in(p, n)
+    r = apply_remote_settings(c, p, n)
+    if r:
+        return r
+    write_simple_frame(c, FRAME_SETTINGS, FLAG_ACK, 0, NULL, 0)
+    if c.ev_settings is not None:
+        c.ev_settings(c)
+    if window_grew and c.ev_flow_increase is not None:
+        c.ev_flow_increase(c, 0)
+    return 0
+
+
+cdef uint32_t initial_window_in(const uint8_t* p, uint32_t n) noexcept:
+    """The last INITIAL_WINDOW_SIZE in a SETTINGS payload, or 0."""
+    cdef uint32_t i, value = 0
+    for i in range(0, n - n % 6, 6):
+        if ((<uint32_t> p[i] << 8) | p[i + 1]) == S_INITIAL_WINDOW_SIZE:
+            value = read_u32(p + i + 2)
+    return value
+
+
+cdef int apply_remote_settings(Connection c, const uint8_t* p, uint32_t n) except -1:
+    """Validate and apply the peer's settings (a SETTINGS payload, or HTTP2-Settings)."""
+    cdef uint32_t i, key, value
+    cdef int64_t delta
+    cdef Stream s
     for i in range(0, n, 6):
         key = (<uint32_t> p[i] << 8) | p[i + 1]
         value = read_u32(p + i + 2)
@@ -1127,8 +1157,6 @@ cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint
                 if s.send_window > MAX_WINDOW:
                     return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
                                       "INITIAL_WINDOW_SIZE overflows a stream window")
-            if delta > 0:
-                window_grew = True
         elif key == S_MAX_FRAME_SIZE:
             if value < 16384 or value > 16777215:
                 return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid MAX_FRAME_SIZE")
@@ -1142,11 +1170,6 @@ cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint
             c.remote[key] = value
         # 6.5.2: unknown settings are ignored
     c.remote_settings_seen = True
-    write_simple_frame(c, FRAME_SETTINGS, FLAG_ACK, 0, NULL, 0)
-    if c.ev_settings is not None:
-        c.ev_settings(c)
-    if window_grew and c.ev_flow_increase is not None:
-        c.ev_flow_increase(c, 0)
     return 0
 
 
@@ -1364,8 +1387,59 @@ cdef int check_open(Connection c) except -1:
         raise closed_error(c)
     if not c.started:
         raise UsageError("call connection_made() first")
-    if not c.h2:
-        raise UsageError("HTTP/1.1 is not supported yet")
+    return 0
+
+
+cdef int feed(Connection c, const uint8_t* data, Py_ssize_t length) except -1:
+    """Parse input (appended to what is buffered); keep only the unconsumed tail.
+    Returns 0 or CONN_ERROR."""
+    cdef const uint8_t* p = data
+    cdef Py_ssize_t n = length, consumed = 0
+    cdef bint own = False
+    cdef int r = 0
+    c.consuming = True
+    c.depth += 1
+    try:
+        if c.inbuf.len:
+            if length:
+                buf_put(&c.inbuf, data, length)
+            p = c.inbuf.data
+            n = c.inbuf.len
+            own = True
+        r = consume(c, p, n, &consumed)
+    finally:
+        if own:
+            memmove(c.inbuf.data, c.inbuf.data + consumed, n - consumed)
+            c.inbuf.len = n - consumed
+        elif consumed < n:
+            c.inbuf.len = 0
+            buf_put(&c.inbuf, p + consumed, n - consumed)
+        c.consuming = False
+        c.depth -= 1
+    return r
+
+
+cdef int raise_connection_error(Connection c) except -1:
+    exc = c.error_class(c.error_message, c.error_code)
+    if c.h1_error_status is not None:
+        exc.status = c.h1_error_status
+    raise exc
+
+
+cdef int end_call(Connection c) except -1:
+    """The end of a public call: parse what HTTP/1.1 pipelining held back if a stream
+    ended, then hand out the output (once)."""
+    cdef int r = 0
+    if c.depth:
+        return 0
+    if (c.h1_paused and not c.h2 and not c.consuming and not c.is_closed and c.inbuf.len
+            and not c.h1_wait_switch
+            and c.stream_count[REMOTE] < c.wanted[S_MAX_CONCURRENT_STREAMS]):
+        c.h1_paused = False
+        r = feed(c, NULL, 0)
+    flush(c)
+    if r == CONN_ERROR:
+        raise_connection_error(c)
     return 0
 
 
@@ -1408,6 +1482,10 @@ cdef class Connection:
         self.empty_limit = self.empties_left = DEFAULT_EMPTY_FRAME_BUDGET
         self.control_limit = self.controls_left = DEFAULT_CONTROL_FRAME_BUDGET
         self.error_message = ""
+        self.scheme = "http"
+        self.max_head_size = DEFAULT_MAX_HEAD_SIZE
+        self.max_header_count = DEFAULT_MAX_HEADER_COUNT
+        self.max_chunk_line = DEFAULT_MAX_CHUNK_LINE
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
         self.client = not server
@@ -1546,8 +1624,7 @@ cdef class Connection:
                 write_settings(self, diff)
             finally:
                 self.depth -= 1
-                if self.depth == 0:
-                    flush(self)
+                end_call(self)
 
     # -- the seed's methods ----------------------------------------------------------
 
@@ -1557,9 +1634,10 @@ cdef class Connection:
         cdef dict diff = {}
         if self.started:
             raise UsageError("connection_made() was already called")
-        if not is_http2:
-            raise UsageError("HTTP/1.1 is not supported yet")
         self.started = True
+        if not is_http2:
+            self.state = ST_H1_HEAD
+            return
         self.h2 = True
         self.state = ST_SETTINGS if self.client else ST_PREFACE
         self.depth += 1
@@ -1578,6 +1656,14 @@ cdef class Connection:
         """The transport is gone (cno_eof): every open stream ends with CANCEL/LOCAL,
         then on_close fires."""
         cdef Stream s
+        if not self.h2 and (self.state == ST_H1_UNTIL_CLOSE or self.state == ST_H1_TUNNEL) \
+                and self.h1_rs is not None and not self.lost:
+            # A body read until the connection closes, or a tunnel: EOF is its end.
+            s = self.h1_rs
+            self.state = ST_H1_IGNORE
+            self.h1_rs = None
+            if s.r_state == R_DATA:
+                end_of_message(self, s, None)
         self.state = ST_CLOSED
         self.is_closed = True
         self.lost = True
@@ -1591,10 +1677,7 @@ cdef class Connection:
     def data_received(self, data):
         """Feed bytes from the transport (bytes, bytearray, memoryview, any buffer)."""
         cdef Py_buffer view
-        cdef const uint8_t* p = NULL
-        cdef Py_ssize_t n = 0, consumed = 0
         cdef int r = 0
-        cdef bint own = False
         if self.is_closed:
             if self.error_class is not None or self.lost:
                 raise closed_error(self)
@@ -1604,47 +1687,32 @@ cdef class Connection:
         if self.consuming:
             raise UsageError("data_received() called from an event handler")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        self.consuming = True
-        self.depth += 1
         try:
-            if self.inbuf.len:
-                buf_put(&self.inbuf, <const uint8_t*> view.buf, view.len)
-                p = self.inbuf.data
-                n = self.inbuf.len
-                own = True
-            else:
-                p = <const uint8_t*> view.buf
-                n = view.len
-            r = consume(self, p, n, &consumed)
+            r = feed(self, <const uint8_t*> view.buf, view.len)
         finally:
-            # Keep the unconsumed tail, and only that.
-            if own:
-                memmove(self.inbuf.data, self.inbuf.data + consumed, n - consumed)
-                self.inbuf.len = n - consumed
-            elif consumed < n:
-                self.inbuf.len = 0
-                buf_put(&self.inbuf, p + consumed, n - consumed)
             PyBuffer_Release(&view)
-            self.consuming = False
-            self.depth -= 1
             if self.depth == 0:
                 flush(self)
         if r == CONN_ERROR:
-            raise self.error_class(self.error_message, self.error_code)
+            raise_connection_error(self)
 
     def write_head(self, uint32_t stream, int code, method, path, headers, bint final):
         """Send a request (client: code 0) or a response (server: method and path "")."""
         check_open(self)
         self.depth += 1
         try:
-            if self.client:
+            if not self.h2:
+                if self.client:
+                    write_request_h1(self, stream, method, path, headers, final)
+                else:
+                    write_response_h1(self, stream, code, headers, final)
+            elif self.client:
                 write_request(self, stream, method, path, headers, final)
             else:
                 write_response(self, stream, code, headers, final)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def write_push(self, uint32_t stream, method, path, headers):
         """Server push (RFC 9113 8.4); returns the promised stream id, or 0 if pushing is
@@ -1653,40 +1721,53 @@ cdef class Connection:
         check_open(self)
         if self.client:
             raise UsageError("only a server can push")
+        if not self.h2:
+            return 0   # (HTTP/1.1 has no push)
         self.depth += 1
         try:
             promised = write_push(self, stream, method, path, headers)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
         return promised
 
     def write_data(self, uint32_t stream, data, bint final):
         """Send body bytes; returns how many the flow-control windows accepted."""
         cdef Py_ssize_t sent
+        cdef Stream s
         check_open(self)
         self.depth += 1
         try:
-            sent = write_data(self, stream, data, final)
+            if self.h2:
+                sent = write_data(self, stream, data, final)
+            else:
+                s = writable_stream(self, stream)
+                if s.w_state != W_DATA:
+                    raise InvalidStream("stream %d: write_head first" % stream)
+                sent = write_data_h1(self, s, data, final)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
         return sent
 
     def write_tail(self, uint32_t stream, trailers=None):
         """End a message with trailers (HEADERS + END_STREAM), or just END_STREAM."""
+        cdef Stream s
         check_open(self)
         if not trailers:
             return self.write_data(stream, b"", True)
         self.depth += 1
         try:
-            write_trailers(self, stream, trailers)
+            if self.h2:
+                write_trailers(self, stream, trailers)
+            else:
+                s = writable_stream(self, stream)
+                if s.w_state != W_DATA:
+                    raise InvalidStream("stream %d: write_head first" % stream)
+                write_trailers_h1(self, s, trailers)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def write_reset(self, uint32_t stream, uint32_t code):
         """RST_STREAM (a no-op for an unknown or closed stream); stream 0: shutdown."""
@@ -1699,15 +1780,23 @@ cdef class Connection:
             return
         self.depth += 1
         try:
-            stream_error(self, stream, code)
+            if self.h2:
+                stream_error(self, stream, code)
+            else:
+                # HTTP/1.1 cannot abort one message: the connection goes with it.
+                self.goaway_sent = True
+                end_stream(self, s, code, LOCAL)
+                for s in list(self.streams.values()):
+                    end_stream(self, s, CANCEL, LOCAL)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def write_ping(self, data):
         """Send a PING with 8 bytes of data; on_pong fires with them when answered."""
         check_open(self)
+        if not self.h2:
+            raise UsageError("PING is HTTP/2 only")
         data = bytes(data)
         if len(data) != 8:
             raise UsageError("PING data must be 8 bytes")
@@ -1716,12 +1805,13 @@ cdef class Connection:
             write_simple_frame(self, FRAME_PING, 0, 0, <const uint8_t*> PyBytes_AS_STRING(data), 8)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def write_frame(self, int type, int flags, uint32_t stream, payload):
         """Send a raw frame: PRIORITY or an extension type (>= 0xa) only."""
         check_open(self)
+        if not self.h2:
+            raise UsageError("frames are HTTP/2 only")
         payload = bytes(payload)
         if type != FRAME_PRIORITY and type < 0xA:
             raise UsageError("write_frame only sends PRIORITY and extension frames")
@@ -1735,16 +1825,15 @@ cdef class Connection:
                                <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def open_flow(self, uint32_t stream, uint32_t delta):
         """Credit delta consumed bytes of stream back to the peer (manual flow control);
         stream 0 grows the connection window by delta."""
         cdef Stream s
         check_open(self)
-        if delta == 0:
-            return
+        if delta == 0 or not self.h2:
+            return   # (HTTP/1.1 has no flow control of its own)
         self.depth += 1
         try:
             if stream == 0:
@@ -1767,8 +1856,7 @@ cdef class Connection:
                     write_window_update(self, stream, delta)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def shutdown(self, uint32_t code=NO_ERROR):
         """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
@@ -1777,13 +1865,16 @@ cdef class Connection:
         check_open(self)
         self.depth += 1
         try:
-            if not self.goaway_sent or code != NO_ERROR:
+            if not self.h2:
+                self.goaway_sent = True   # no new requests; the ones open finish
+                if not self.client and self.state == ST_H1_HEAD:
+                    self.state = ST_H1_IGNORE
+            elif not self.goaway_sent or code != NO_ERROR:
                 write_goaway(self, code)
             maybe_close(self)
         finally:
             self.depth -= 1
-            if self.depth == 0:
-                flush(self)
+            end_call(self)
 
     def close(self):
         """A hook (libcno's binding calls it on errors); does nothing by default."""
@@ -1991,3 +2082,6 @@ cdef object as_str_field(object o):
         p = field_ptr(o, &n)
         return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
     return o
+
+
+include "_h1.pxi"

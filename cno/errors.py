@@ -45,6 +45,8 @@ class ProtocolError(CnoError, ValueError):
 
     errno = ERRNO_PROTOCOL
     error_code = 0x1  # PROTOCOL_ERROR
+    #: HTTP/1.1: the status a server answers with (400, 431, 501, 505), else None.
+    status = None
 
     def __init__(self, message="", error_code=None):
         super().__init__(message)

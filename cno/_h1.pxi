@@ -135,69 +135,187 @@ cdef inline bint is_token(const uint8_t* p, Py_ssize_t n) noexcept:
     return True
 
 
+cdef inline bint has_ctl(uint64_t x) noexcept:
+    """Whether any of 8 bytes is below 0x20 or is 0x7F (exact; SWAR, no loop)."""
+    cdef uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL
+    cdef uint64_t d = x ^ 0x7F7F7F7F7F7F7F7FULL
+    return ((((x - 0x2020202020202020ULL) & ~x) | ((d - ones) & ~d)) & high) != 0
+
+
 cdef inline bint h1_value_ok(const uint8_t* p, Py_ssize_t n) noexcept:
-    """RFC 9110 5.5: no control characters but HTAB (obs-text is allowed)."""
-    cdef Py_ssize_t i
+    """RFC 9110 5.5: no control characters but HTAB (obs-text is allowed). Eight bytes
+    at a time; a word with a control character (maybe an HTAB) is checked bytewise."""
+    cdef Py_ssize_t i = 0, j
+    cdef uint64_t x
     cdef uint8_t b
-    for i in range(n):
-        b = p[i]
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        if has_ctl(x):
+            for j in range(i, i + 8):
+                b = p[j]
+                if (b < 0x20 and b != 0x09) or b == 0x7F:
+                    return False
+        i += 8
+    for j in range(i, n):
+        b = p[j]
         if (b < 0x20 and b != 0x09) or b == 0x7F:
             return False
     return True
 
 
-cdef inline bint has_token(bytes value, bytes token):
-    """Whether a comma-separated list holds token (case-insensitively)."""
-    for item in value.split(b","):
-        if item.strip(b" \t").lower() == token:
-            return True
-    return False
+# Recent field objects, so that names and values that repeat (nearly all of them) cost a
+# reference instead of an allocation. Bounded: 1024 slots of at most 64-byte fields.
+cdef struct CacheSlot:
+    uint64_t key
+    Py_ssize_t n
+    PyObject* obj
+
+cdef CacheSlot STR_CACHE[1024]
+cdef CacheSlot BYTES_CACHE[1024]
+
+# RFC 9110 5.6.2 tchar, lower-cased; 0 for bytes a field name cannot hold.
+cdef uint8_t NAME_LOWER[256]
+for _i in range(256):
+    NAME_LOWER[_i] = (_i + 32 if 0x41 <= _i <= 0x5A else _i) if TCHAR[_i] else 0
+
+
+cdef inline uint64_t quick_key(const uint8_t* p, Py_ssize_t n) noexcept:
+    """A constant-time key: the length and the first and last 8 bytes (the cache checks
+    the whole field with memcmp on a hit)."""
+    cdef uint64_t a = 0, b = 0
+    if n >= 8:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + n - 8, 8)
+    else:
+        memcpy(&a, p, n)
+    return (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ \
+        (<uint64_t> n * 0x165667B19E3779F9ULL)
+
+
+cdef object field_from(const uint8_t* p, Py_ssize_t n, bint as_bytes):
+    """p[:n] as a latin-1 str (or bytes), from the cache when it was seen recently."""
+    cdef uint64_t key
+    cdef CacheSlot* slot
+    cdef Py_ssize_t m
+    cdef object obj
+    if n > 64:
+        if as_bytes:
+            return PyBytes_FromStringAndSize(<const char*> p, n)
+        return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
+    key = quick_key(p, n)
+    slot = (&BYTES_CACHE[0] if as_bytes else &STR_CACHE[0]) + ((key ^ (key >> 31)) & 1023)
+    if slot.obj != NULL and slot.key == key and slot.n == n and \
+            memcmp(field_ptr(<object> slot.obj, &m), p, n) == 0:
+        return <object> slot.obj
+    if as_bytes:
+        obj = PyBytes_FromStringAndSize(<const char*> p, n)
+    else:
+        obj = PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
+    Py_XDECREF(slot.obj)
+    Py_INCREF(obj)
+    slot.obj = <PyObject*> obj
+    slot.key = key
+    slot.n = n
+    return obj
 
 
 cdef object h1_field(Connection c, const uint8_t* p, Py_ssize_t n, bint lower):
-    cdef bytes b
-    cdef char* q
+    cdef uint8_t buf[64]
     cdef Py_ssize_t i
-    if lower:
-        b = PyBytes_FromStringAndSize(NULL, n)
-        q = PyBytes_AS_STRING(b)
+    if lower and n <= 64:
         for i in range(n):
-            q[i] = p[i] + 32 if 0x41 <= p[i] <= 0x5A else p[i]
-        if c.bytes_headers:
-            return b
-        return PyUnicode_DecodeLatin1(q, n, NULL)
-    if c.bytes_headers:
-        return PyBytes_FromStringAndSize(<const char*> p, n)
-    return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
+            buf[i] = p[i] + 32 if 0x41 <= p[i] <= 0x5A else p[i]
+        return field_from(buf, n, c.bytes_headers)
+    if lower:
+        b = PyBytes_FromStringAndSize(<const char*> p, n).lower()
+        return b if c.bytes_headers else b.decode("latin-1")
+    return field_from(p, n, c.bytes_headers)
 
 
-cdef class _Head:
-    """What a head says about framing and the connection (filled by parse_fields)."""
-    cdef int64_t length         # Content-Length, -1 if none
-    cdef bint chunked           # Transfer-Encoding ends with chunked
-    cdef bint te                # Transfer-Encoding present
-    cdef bint te_unknown        # a coding we do not understand
-    cdef bint close             # Connection: close
-    cdef bint keep_alive        # Connection: keep-alive
-    cdef int hosts
-    cdef object host            # bytes
-    cdef object upgrade         # bytes, or None
-    cdef int h2_settings_count
-    cdef object h2_settings     # bytes
-    cdef object te_rest         # codings other than chunked, bytes
-    cdef list fields
+cdef bint list_has_token(const uint8_t* p, Py_ssize_t n, const char* token, Py_ssize_t tn) noexcept:
+    """Whether a comma-separated list holds token, compared case-insensitively (5.6.1)."""
+    cdef Py_ssize_t i = 0, s, e, k
+    while i <= n:
+        s = i
+        while i < n and p[i] != 0x2C:
+            i += 1
+        e = i
+        i += 1
+        while s < e and (p[s] == 0x20 or p[s] == 0x09):
+            s += 1
+        while e > s and (p[e - 1] == 0x20 or p[e - 1] == 0x09):
+            e -= 1
+        if e - s == tn:
+            for k in range(tn):
+                if (p[s + k] | 0x20) != <uint8_t> token[k]:
+                    break
+            else:
+                return True
+    return False
+
+
+cdef inline bint has_token(bytes value, bytes token):
+    return list_has_token(<const uint8_t*> PyBytes_AS_STRING(value), len(value),
+                          PyBytes_AS_STRING(token), len(token))
+
+
+cdef int64_t parse_length_list(const uint8_t* p, Py_ssize_t n) noexcept:
+    """Content-Length: digits, or a list of identical digits ("5, 5"); -1 otherwise (6.3)."""
+    cdef Py_ssize_t i = 0, s, e
+    cdef int64_t value = -1, v
+    while i <= n:
+        s = i
+        while i < n and p[i] != 0x2C:
+            i += 1
+        e = i
+        i += 1
+        while s < e and (p[s] == 0x20 or p[s] == 0x09):
+            s += 1
+        while e > s and (p[e - 1] == 0x20 or p[e - 1] == 0x09):
+            e -= 1
+        v = parse_digits(p + s, e - s)
+        if v < 0 or (value >= 0 and v != value):
+            return -1
+        value = v
+    return value
+
+
+# What a head says about framing and the connection (filled by parse_fields); the
+# pointers refer into the input, valid while the head is handled.
+cdef struct Head:
+    int64_t length             # Content-Length, -1 if none
+    bint chunked               # Transfer-Encoding ends with chunked
+    bint te                    # Transfer-Encoding present
+    bint te_unknown            # a coding we do not understand
+    bint close                 # Connection: close
+    bint keep_alive            # Connection: keep-alive
+    int hosts
+    const uint8_t* host
+    Py_ssize_t host_n
+    bint upgrade               # an Upgrade field
+    bint upgrade_h2c           # ... naming h2c
+    int h2_settings_count
+    const uint8_t* h2_settings
+    Py_ssize_t h2_settings_n
+
+
+cdef void head_init(Head* h) noexcept:
+    memset(h, 0, sizeof(Head))
+    h.length = -1
 
 
 cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize_t end,
-                      _Head h, bint trailers) except -1:
-    """Header (or trailer) lines p[start:end] (the empty line excluded): 0, or an HTTP
-    status for a malformed field."""
-    cdef Py_ssize_t pos = start, lf, e, colon, vs, ve, ns, count = 0
+                      Head* h, list fields, bint trailers) except -1:
+    """Header (or trailer) lines p[start:end]: appended to fields as (name, value), the
+    ones the engine acts on noted in h instead. Returns 0, or the HTTP status for a
+    malformed field."""
+    cdef Py_ssize_t pos = start, lf, e, vs, ve, ns, nlen, i, count = 0
+    cdef uint8_t lname[64]
+    cdef uint8_t b
     cdef const uint8_t* q
-    cdef Py_ssize_t nlen
-    cdef object value
-    cdef bytes raw
+    cdef object name
     cdef int64_t v
+    cdef bint lowered
     while pos < end:
         lf = find_lf(p, pos, end)
         if lf < 0:
@@ -211,12 +329,19 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
         q = <const uint8_t*> memchr(p + pos, 0x3A, e - pos)
         if q == NULL:
             return 400
-        colon = q - p
         ns = pos
-        nlen = colon - pos
-        if not is_token(p + pos, nlen):
-            return 400   # includes whitespace before the colon (5.1)
-        vs = colon + 1
+        nlen = (q - p) - pos
+        if nlen == 0:
+            return 400
+        # The name: tchar only (so no whitespace before the colon, 5.1), lower-cased.
+        lowered = nlen <= 64
+        for i in range(nlen):
+            b = NAME_LOWER[p[ns + i]]
+            if b == 0:
+                return 400
+            if lowered:
+                lname[i] = b
+        vs = (q - p) + 1
         ve = e
         while vs < ve and (p[vs] == 0x20 or p[vs] == 0x09):
             vs += 1
@@ -228,70 +353,67 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
         if count > c.max_header_count:
             return 431
         pos = lf + 1
-        # Fields the engine itself acts on (compared case-insensitively).
-        if not trailers and 4 <= nlen <= 17 and special_field(p + ns, nlen):
-            raw = PyBytes_FromStringAndSize(<const char*> p + ns, nlen).lower()
-            value = PyBytes_FromStringAndSize(<const char*> p + vs, ve - vs)
-            if raw == b"content-length":
-                for item in value.split(b","):
-                    item = item.strip(b" \t")
-                    v = parse_digits(<const uint8_t*> PyBytes_AS_STRING(item), len(item))
-                    if v < 0 or (h.length >= 0 and v != h.length):
-                        return 400   # not plain digits, or values that differ (6.3)
-                    h.length = v
+        if not trailers and lowered:
+            # Fields the engine itself acts on.
+            if nlen == 14 and memcmp(lname, b"content-length", 14) == 0:
+                v = parse_length_list(p + vs, ve - vs)
+                if v < 0 or (h.length >= 0 and v != h.length):
+                    return 400   # not plain digits, or values that differ (6.3)
+                h.length = v
                 continue
-            if raw == b"transfer-encoding":
-                h.te = True
-                codings = [x.strip(b" \t").lower() for x in value.split(b",")]
-                codings = [x for x in codings if x]
-                h.chunked = bool(codings) and codings[len(codings) - 1] == b"chunked"
-                rest = [x for x in codings if x != b"chunked"]
-                if b"chunked" in codings[:len(codings) - 1]:
-                    return 400   # chunked applied twice, or not last (6.1)
-                for x in rest:
-                    if x not in _KNOWN_CODINGS:
-                        h.te_unknown = True
-                h.te_rest = b", ".join(rest) if rest else None
-                if h.te_rest is not None:
-                    h.fields.append((h1_field(c, <const uint8_t*> b"transfer-encoding", 17, False),
-                                     h1_field(c, <const uint8_t*> PyBytes_AS_STRING(h.te_rest),
-                                              len(h.te_rest), False)))
+            if nlen == 10 and memcmp(lname, b"connection", 10) == 0:
+                h.close = h.close or list_has_token(p + vs, ve - vs, "close", 5)
+                h.keep_alive = h.keep_alive or list_has_token(p + vs, ve - vs, "keep-alive", 10)
                 continue
-            if raw == b"connection":
-                h.close = h.close or has_token(value, b"close")
-                h.keep_alive = h.keep_alive or has_token(value, b"keep-alive")
-                continue
-            if raw == b"keep-alive" or raw == b"proxy-connection":
-                continue
-            if raw == b"host":
+            if nlen == 4 and memcmp(lname, b"host", 4) == 0:
                 h.hosts += 1
-                h.host = value
+                h.host = p + vs
+                h.host_n = ve - vs
                 continue
-            if raw == b"http2-settings":
+            if (nlen == 10 and memcmp(lname, b"keep-alive", 10) == 0) or \
+                    (nlen == 16 and memcmp(lname, b"proxy-connection", 16) == 0):
+                continue
+            if nlen == 14 and memcmp(lname, b"http2-settings", 14) == 0:
                 h.h2_settings_count += 1
-                h.h2_settings = value
+                h.h2_settings = p + vs
+                h.h2_settings_n = ve - vs
                 continue
-            if raw == b"upgrade":
-                h.upgrade = value
-        h.fields.append((h1_field(c, p + ns, nlen, True), h1_field(c, p + vs, ve - vs, False)))
+            if nlen == 17 and memcmp(lname, b"transfer-encoding", 17) == 0:
+                status = read_transfer_encoding(c, p + vs, ve - vs, h, fields)
+                if status:
+                    return status
+                continue
+            if nlen == 7 and memcmp(lname, b"upgrade", 7) == 0:
+                h.upgrade = True
+                h.upgrade_h2c = h.upgrade_h2c or list_has_token(p + vs, ve - vs, "h2c", 3)
+        if lowered:
+            name = field_from(lname, nlen, c.bytes_headers)
+        else:
+            name = h1_field(c, p + ns, nlen, True)
+        fields.append((name, field_from(p + vs, ve - vs, c.bytes_headers)))
     return 0
 
 
-cdef inline bint special_field(const uint8_t* p, Py_ssize_t n) noexcept:
-    """Whether a name may be one parse_fields acts on (a cheap check of length and first
-    letter; parse_fields compares the whole name)."""
-    cdef uint8_t f = p[0] | 0x20
-    if n == 14:
-        return f == 0x63 or f == 0x68     # content-length, http2-settings
-    if n == 10:
-        return f == 0x63 or f == 0x6B     # connection, keep-alive
-    if n == 17:
-        return f == 0x74                  # transfer-encoding
-    if n == 16:
-        return f == 0x70                  # proxy-connection
-    if n == 7:
-        return f == 0x75                  # upgrade
-    return n == 4 and f == 0x68           # host
+cdef int read_transfer_encoding(Connection c, const uint8_t* p, Py_ssize_t n, Head* h,
+                                list fields) except -1:
+    """Transfer-Encoding (6.1): chunked must come last, once; codings besides it stay
+    visible to the application."""
+    value = PyBytes_FromStringAndSize(<const char*> p, n)
+    codings = [x.strip(b" \t").lower() for x in value.split(b",")]
+    codings = [x for x in codings if x]
+    h.te = True
+    h.chunked = bool(codings) and codings[len(codings) - 1] == b"chunked"
+    if b"chunked" in codings[:len(codings) - 1]:
+        return 400   # chunked applied twice, or not last
+    rest = [x for x in codings if x != b"chunked"]
+    for x in rest:
+        if x not in _KNOWN_CODINGS:
+            h.te_unknown = True
+    if rest:
+        joined = b", ".join(rest)
+        fields.append((b"transfer-encoding" if c.bytes_headers else "transfer-encoding",
+                       joined if c.bytes_headers else joined.decode("latin-1")))
+    return 0
 
 
 cdef int consume_h1(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consumed) except -1:
@@ -402,7 +524,8 @@ cdef int finish_message_h1(Connection c, object trailers) except -1:
 
 cdef int read_trailers(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consumed) except -1:
     cdef Py_ssize_t pos = consumed[0], end, i
-    cdef _Head h
+    cdef Head h
+    cdef list fields = []
     cdef int status, r
     # The trailer section ends with an empty line; chunked framing wants CRLF (7.1.2).
     if n - pos >= 1 and p[pos] == 0x0A:
@@ -419,14 +542,12 @@ cdef int read_trailers(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t*
     for i in range(pos, end):
         if p[i] == 0x0A and (i == pos or p[i - 1] != 0x0D):
             return h1_error(c, 400, "bare LF in chunked framing")
-    h = _Head.__new__(_Head)
-    h.length = -1
-    h.fields = []
-    status = parse_fields(c, p, pos, end, h, True)
+    head_init(&h)
+    status = parse_fields(c, p, pos, end, &h, fields, True)
     if status:
         return h1_error(c, status, "malformed trailer section")
     consumed[0] = end
-    r = finish_message_h1(c, h.fields or None)
+    r = finish_message_h1(c, fields or None)
     return r if r else 2
 
 
@@ -434,7 +555,8 @@ cdef int read_head(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* con
     """Read one message head. Returns 0 (need more), 2 (done), CONN_ERROR, SWITCHED."""
     cdef Py_ssize_t start = consumed[0], end, lf, e, sp1, sp2
     cdef const uint8_t* q
-    cdef _Head h
+    cdef Head h
+    cdef list fields
     cdef int status
     if c.client:
         if oldest_unread(c) is None:
@@ -467,16 +589,19 @@ cdef int read_head(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* con
         return h1_error(c, 431, "message head too large (max_head_size)")
     lf = find_lf(p, start, end)
     e = line_end(p, start, lf)
-    h = _Head.__new__(_Head)
-    h.length = -1
-    h.fields = []
-    status = parse_fields(c, p, lf + 1, end, h, False)
+    head_init(&h)
+    if c.client:
+        fields = []
+    else:
+        fields = [(b":scheme", c.scheme.encode("latin-1") if isinstance(c.scheme, str) else c.scheme)
+                  if c.bytes_headers else (":scheme", c.scheme)]
+    status = parse_fields(c, p, lf + 1, end, &h, fields, False)
     if status:
         return h1_error(c, status, "malformed header section")
     consumed[0] = end
     if c.client:
-        return on_response_head_h1(c, p, start, e, h)
-    return on_request_head_h1(c, p, start, e, h)
+        return on_response_head_h1(c, p, start, e, &h, fields)
+    return on_request_head_h1(c, p, start, e, &h, fields)
 
 
 cdef int parse_version(const uint8_t* p, Py_ssize_t n) noexcept:
@@ -493,7 +618,7 @@ cdef int parse_version(const uint8_t* p, Py_ssize_t n) noexcept:
 
 
 cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize_t e,
-                            _Head h) except -1:
+                            Head* h, list fields) except -1:
     cdef const uint8_t* q
     cdef Py_ssize_t sp1, sp2, i
     cdef int version
@@ -501,7 +626,6 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
     cdef object method, path, authority
     cdef Stream s
     cdef uint32_t sid
-    cdef list fields
     cdef bint body
     cdef int r
     # request-line = method SP request-target SP HTTP-version (3)
@@ -536,13 +660,19 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
     # Host (3.2): exactly one in HTTP/1.1, at most one in HTTP/1.0.
     if h.hosts > 1 or (version == 11 and h.hosts == 0):
         return h1_error(c, 400, "a request needs exactly one Host")
-    method = h1_field(c, p + start, sp1 - start, False)
+    method = field_from(p + start, sp1 - start, c.bytes_headers)
+    if p[sp1 + 1] == 0x2F:   # origin-form (3.2.1), the usual
+        path = field_from(p + sp1 + 1, sp2 - sp1 - 1, c.bytes_headers)
+        if h.host != NULL:
+            fields.insert(1, (b":authority" if c.bytes_headers else ":authority",
+                              field_from(h.host, h.host_n, c.bytes_headers)))
+        return start_request_h1(c, p + start, sp1 - start, method, path, h, fields, version)
     target = PyBytes_FromStringAndSize(<const char*> p + sp1 + 1, sp2 - sp1 - 1)
-    authority = h.host
+    authority = PyBytes_FromStringAndSize(<const char*> h.host, h.host_n) if h.host != NULL else None
     if bytes_equal(p + start, sp1 - start, "CONNECT", 7):
         authority = target        # authority-form (3.2.3)
         target = b""
-    elif target[:1] != b"/" and target != b"*":
+    elif target != b"*":
         # absolute-form (3.2.2): the target's authority wins over Host.
         scheme_end = target.find(b"://")
         if scheme_end <= 0:
@@ -554,28 +684,36 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
         if target[:1] == b"?":
             target = b"/" + target
     path = target if c.bytes_headers else target.decode("latin-1")
-    fields = [(b":scheme" if c.bytes_headers else ":scheme",
-               c.scheme.encode("latin-1") if c.bytes_headers and isinstance(c.scheme, str) else c.scheme)]
     if authority is not None:
-        fields.append((b":authority" if c.bytes_headers else ":authority",
-                       authority if c.bytes_headers else authority.decode("latin-1")))
-    fields.extend(h.fields)
+        fields.insert(1, (b":authority" if c.bytes_headers else ":authority",
+                          authority if c.bytes_headers else authority.decode("latin-1")))
+    return start_request_h1(c, p + start, sp1 - start, method, path, h, fields, version)
+
+
+cdef int start_request_h1(Connection c, const uint8_t* mp, Py_ssize_t mn, object method,
+                          object path, Head* h, list fields, int version) except -1:
+    """A valid request head: open its stream, fire the events, set up its body."""
+    cdef Stream s
+    cdef uint32_t sid
+    cdef bint body
+    cdef int r
     sid = c.last_stream[REMOTE] + 2 if c.last_stream[REMOTE] else 1
     s = new_stream(c, sid, False)
     s.h10 = version == 10
     s.close_after = h.close or (version == 10 and not h.keep_alive)
-    s.connect = bytes_equal(p + start, sp1 - start, "CONNECT", 7)
-    s.head_request = bytes_equal(p + start, sp1 - start, "HEAD", 4)
+    s.connect = bytes_equal(mp, mn, "CONNECT", 7)
+    s.head_request = bytes_equal(mp, mn, "HEAD", 4)
     body = h.chunked or h.length > 0
-    if h.upgrade is not None:
-        s.upgrade = UPGRADE_H2C if has_token(h.upgrade, b"h2c") else UPGRADE_OTHER
+    if h.upgrade:
+        s.upgrade = UPGRADE_H2C if h.upgrade_h2c else UPGRADE_OTHER
     if s.close_after:
         c.goaway_sent = True   # no request after this one is read (9.6)
     c.h1_rs = s
     s.r_state = R_DATA
     if (s.upgrade == UPGRADE_H2C and not c.disallow_h2_upgrade and sid == 1 and not body
             and h.h2_settings_count == 1):
-        return upgrade_to_h2c(c, s, method, path, fields, h.h2_settings)
+        return upgrade_to_h2c(c, s, method, path, fields,
+                              PyBytes_FromStringAndSize(<const char*> h.h2_settings, h.h2_settings_n))
     if s.upgrade == UPGRADE_H2C:
         # An h2c upgrade we do not take: it is not the application's business (libcno).
         s.upgrade = UPGRADE_NONE
@@ -601,7 +739,7 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
 
 
 cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize_t e,
-                             _Head h) except -1:
+                             Head* h, list fields) except -1:
     cdef Stream s = oldest_unread(c)
     cdef const uint8_t* q
     cdef Py_ssize_t sp1
@@ -626,7 +764,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
     c.h1_rs = s
     if code < 200 and code != 101:
         if c.ev_message_head is not None:
-            c.ev_message_head(c, s.id, code, empty, empty, h.fields)
+            c.ev_message_head(c, s.id, code, empty, empty, fields)
         return 2   # 15.2: interim; the final response is still to come
     if code == 101:
         if s.upgrade == UPGRADE_H2C:
@@ -645,8 +783,9 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
         c.state = ST_H1_TUNNEL
         s.r_state = R_DATA     # raw bytes both ways from here
         s.w_state = W_DATA
+        s.w_chunked = False
         if c.ev_message_head is not None:
-            c.ev_message_head(c, s.id, code, empty, empty, h.fields)
+            c.ev_message_head(c, s.id, code, empty, empty, fields)
         return 2
     if s.head_request or code == 204 or code == 304:
         body = 0
@@ -667,7 +806,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
         c.state = ST_H1_BODY
         c.h1_left = h.length
     if c.ev_message_head is not None:
-        c.ev_message_head(c, s.id, code, empty, empty, h.fields)
+        c.ev_message_head(c, s.id, code, empty, empty, fields)
     if body == 0 and c.h1_rs is s:
         r = finish_message_h1(c, None)
         if r:
@@ -736,76 +875,104 @@ cdef int upgrade_to_h2c(Connection c, Stream s, object method, object path, list
 # ----------------------------------------------------------------------------------------
 # Writing
 
-cdef int put_h1_fields(Connection c, list fields, Stream s, bint request) except -1:
-    """Write checked fields as lines; note what they say about framing and the connection.
-    Returns 1 if a content-length was among them."""
-    cdef object name, value
+cdef inline bint name_is(const uint8_t* p, Py_ssize_t n, const char* lower, Py_ssize_t m) noexcept:
+    """Case-insensitive comparison with a lower-case token."""
+    cdef Py_ssize_t i
+    if n != m:
+        return False
+    for i in range(n):
+        if (p[i] | 0x20) != <uint8_t> lower[i]:
+            return False
+    return True
+
+
+cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) except -1:
+    """Check the caller's headers and write them as lines in one pass (pseudo-headers
+    are skipped: the request line and host carry them). Notes Connection: close and
+    Upgrade on s; returns 1 if a content-length was among them. A bad header raises
+    (UsageError, TypeError) and nothing of the block stays written."""
+    cdef Py_ssize_t mark = c.out.len, nn, vn, k
+    cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
-    cdef Py_ssize_t nn, vn
+    cdef uint8_t* o
     cdef int has_length = 0
-    for item in fields:
-        name = item[0]
-        value = item[1]
-        np = field_ptr(name, &nn)
-        vp = field_ptr(value, &vn)
-        if nn and np[0] == 0x3A:
-            continue   # (pseudo-headers: :authority was written as host already)
-        if bytes_equal(np, nn, "content-length", 14):
-            has_length = 1
-        elif bytes_equal(np, nn, "connection", 10):
-            if has_token(value if PyBytes_CheckExact(value) else (<str> value).encode("latin-1"), b"close"):
-                s.close_after = True
-            continue   # written by the engine
-        elif bytes_equal(np, nn, "upgrade", 7) and request:
-            s.upgrade = UPGRADE_OTHER
-            buf_put_obj(&c.out, b"connection: upgrade\r\n")
-        buf_put(&c.out, np, nn)
-        buf_put(&c.out, <const uint8_t*> b": ", 2)
-        buf_put(&c.out, vp, vn)
-        buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
+    if headers is None:
+        return 0
+    try:
+        for item in headers:
+            if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
+                name = (<tuple> item)[0]
+                value = (<tuple> item)[1]
+            else:
+                k = len(item)
+                if k != 2 and k != 3:
+                    raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+                name = item[0]
+                value = item[1]
+            if not is_field(name):
+                name = field_object(name)
+            if not is_field(value):
+                value = field_object(value)
+            np = field_ptr(name, &nn)
+            vp = field_ptr(value, &vn)
+            if nn and np[0] == 0x3A:
+                if kind != FIELDS_REQUEST:
+                    raise UsageError("pseudo-header %r not allowed here" % (name,))
+                continue
+            if not is_token(np, nn):
+                raise UsageError("invalid header name %r" % (name,))
+            if not value_valid(vp, vn):
+                raise UsageError("invalid value for header %r" % (name,))
+            if nn == 14 and name_is(np, nn, "content-length", 14):
+                has_length = 1
+            elif nn == 10 and name_is(np, nn, "connection", 10):
+                if list_has_token(vp, vn, "close", 5):
+                    s.close_after = True
+                continue   # the engine writes its own
+            elif nn == 17 and name_is(np, nn, "transfer-encoding", 17):
+                raise UsageError("transfer-encoding is written by the engine (omit "
+                                 "content-length and final=False for a chunked body)")
+            elif nn == 7 and kind == FIELDS_REQUEST and name_is(np, nn, "upgrade", 7):
+                s.upgrade = UPGRADE_OTHER
+                buf_put_obj(&c.out, b"connection: upgrade\r\n")
+            buf_reserve(&c.out, nn + vn + 4)
+            o = c.out.data + c.out.len
+            memcpy(o, np, nn)
+            o[nn] = 0x3A
+            o[nn + 1] = 0x20
+            memcpy(o + nn + 2, vp, vn)
+            o[nn + 2 + vn] = 0x0D
+            o[nn + 3 + vn] = 0x0A
+            c.out.len += nn + vn + 4
+    except BaseException:
+        c.out.len = mark
+        raise
     return has_length
 
 
-cdef list check_h1_headers(Connection c, object headers, int kind):
-    """Headers for HTTP/1.1: token names, values without CR/LF/NUL; transfer-encoding is
-    the engine's to write."""
-    cdef list out = []
-    cdef object name, value
+cdef object find_authority(object headers):
+    """The value of :authority among the caller's headers, or None."""
     cdef const uint8_t* np
-    cdef const uint8_t* vp
-    cdef Py_ssize_t nn, vn, k
+    cdef Py_ssize_t nn
     if headers is None:
-        return out
+        return None
     for item in headers:
-        k = len(item)
-        if k != 2 and k != 3:
-            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
-        name = field_object(item[0])
-        value = field_object(item[1])
+        name = item[0]
+        if not is_field(name):
+            name = field_object(name)
         np = field_ptr(name, &nn)
-        vp = field_ptr(value, &vn)
-        if nn and np[0] == 0x3A:
-            if kind != FIELDS_REQUEST:
-                raise UsageError("pseudo-header %r not allowed here" % (name,))
-        elif not is_token(np, nn):
-            raise UsageError("invalid header name %r" % (name,))
-        elif bytes_equal(np, nn, "transfer-encoding", 17):
-            raise UsageError("transfer-encoding is written by the engine (omit content-length "
-                             "and final=False for a chunked body)")
-        if not value_valid(vp, vn):
-            raise UsageError("invalid value for header %r" % (name,))
-        out.append((name, value))
-    return out
+        if nn == 10 and np[0] == 0x3A and memcmp(np, b":authority", 10) == 0:
+            return field_object(item[1])
+    return None
 
 
 cdef int write_request_h1(Connection c, uint32_t sid, object method, object path,
                           object headers, bint final) except -1:
     cdef Stream s
-    cdef list fields
     cdef object authority = None
     cdef const uint8_t* mp
-    cdef Py_ssize_t mn
+    cdef Py_ssize_t mn, mark = c.out.len
     cdef int has_length
     if c.goaway_received or c.goaway_sent:
         raise ConnectionClosed("the connection is closing: no new requests")
@@ -818,10 +985,7 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
                             % (sid, c.last_stream[LOCAL]))
     method = field_object(method)
     path = field_object(path)
-    fields = check_h1_headers(c, headers, FIELDS_REQUEST)
-    for item in fields:
-        if bytes_equal_obj(item[0], ":authority", 10):
-            authority = item[1]
+    authority = find_authority(headers)
     s = new_stream(c, sid, True)
     mp = field_ptr(method, &mn)
     s.head_request = bytes_equal(mp, mn, "HEAD", 4)
@@ -836,7 +1000,13 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
         mp = field_ptr(authority, &mn)
         buf_put(&c.out, mp, mn)
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
-    has_length = put_h1_fields(c, fields, s, True)
+    try:
+        has_length = write_h1_fields(c, headers, s, FIELDS_REQUEST)
+    except BaseException:
+        c.streams.pop(sid, None)    # nothing went out: the request never existed
+        c.stream_count[LOCAL] -= 1
+        c.out.len = mark
+        raise
     if final:
         mp = field_ptr(method, &mn)
         if not has_length and (bytes_equal(mp, mn, "POST", 4) or bytes_equal(mp, mn, "PUT", 3)
@@ -863,7 +1033,6 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
 cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
                            bint final) except -1:
     cdef Stream s = writable_stream(c, sid)
-    cdef list fields
     cdef int has_length
     cdef bint body_allowed, tunnel = False
     if s.w_state != W_HEADERS:
@@ -876,15 +1045,17 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         raise UsageError("a 1xx response cannot end the stream")
     if code == 101 and s.upgrade != UPGRADE_OTHER:
         raise UsageError("101 answers only a request with an Upgrade header")
-    fields = check_h1_headers(c, headers, FIELDS_RESPONSE)
     buf_put_obj(&c.out, STATUS_LINES[code])
+    try:
+        has_length = write_h1_fields(c, headers, s, FIELDS_RESPONSE)
+    except BaseException:
+        c.out.len -= PyBytes_GET_SIZE(STATUS_LINES[code])
+        raise
     if code == 101 or (s.connect and 200 <= code < 300):
         tunnel = True
     if code < 200 and not tunnel:
-        put_h1_fields(c, fields, s, False)
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
         return 0
-    has_length = put_h1_fields(c, fields, s, False)
     body_allowed = not (s.head_request or code == 204 or code == 304)
     if not tunnel:
         if final:
@@ -913,6 +1084,7 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         c.state = ST_H1_TUNNEL
         s.r_state = R_DATA
         s.w_state = W_DATA
+        s.w_chunked = False
         return 0
     s.w_state = W_CLOSED if final else W_DATA
     if final:
@@ -967,10 +1139,14 @@ cdef int end_write_h1(Connection c, Stream s) except -1:
 
 
 cdef int write_trailers_h1(Connection c, Stream s, object trailers) except -1:
-    cdef list fields = check_h1_headers(c, trailers, FIELDS_TRAILERS)
+    cdef Py_ssize_t mark = c.out.len
     if s.w_chunked and not (s.head_request and not s.local):
         buf_put_obj(&c.out, b"0\r\n")
-        put_h1_fields(c, fields, s, False)
+        try:
+            write_h1_fields(c, trailers, s, FIELDS_TRAILERS)
+        except BaseException:
+            c.out.len = mark
+            raise
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
     # (without chunked framing there is nowhere to put trailers: they are dropped)
     end_write_h1(c, s)

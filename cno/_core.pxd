@@ -31,6 +31,7 @@ cdef class Stream:
     cdef bint h10                # the peer speaks HTTP/1.0 in this exchange
     cdef bint w_chunked          # we write this message's body chunked
     cdef bint w_until_close      # we write this message's body until the connection closes
+    cdef int64_t w_left          # content-length we announced, still to write; -1: none
     cdef bint close_after        # the connection closes once this exchange is done
     cdef bint connect            # a CONNECT request
     cdef uint8_t upgrade         # UPGRADE_NONE, UPGRADE_H2C, UPGRADE_OTHER: what the request asked

@@ -258,15 +258,18 @@ cdef inline bint connection_specific(const uint8_t* p, Py_ssize_t n) noexcept:
 
 
 cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
-    """A non-negative decimal of up to 18 digits, or -1."""
+    """A non-negative decimal up to 2^63-1, or -1."""
     cdef Py_ssize_t i
-    cdef int64_t v = 0
-    if n == 0 or n > 18:
+    cdef int64_t v = 0, d
+    if n == 0 or n > 19:
         return -1
     for i in range(n):
         if p[i] < 0x30 or p[i] > 0x39:
             return -1
-        v = v * 10 + (p[i] - 0x30)
+        d = p[i] - 0x30
+        if v > (0x7FFFFFFFFFFFFFFF - d) // 10:
+            return -1
+        v = v * 10 + d
     return v
 
 
@@ -287,6 +290,7 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.send_window = c.remote[S_INITIAL_WINDOW_SIZE]
     s.recv_window = c.local[S_INITIAL_WINDOW_SIZE]
     s.remaining = -1
+    s.w_left = -1
     c.streams[sid] = s
     c.stream_count[LOCAL if local else REMOTE] += 1
     if not local:

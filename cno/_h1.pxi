@@ -29,6 +29,11 @@ cdef uint8_t TCHAR[256]
 for _i in range(256):
     TCHAR[_i] = chr(_i).isalnum() and _i < 128 or chr(_i) in "!#$%&'*+-.^_`|~"
 
+# RFC 3986 3.2.2 reg-name: unreserved / pct-encoded / sub-delims
+cdef uint8_t REG_NAME[256]
+for _i in range(256):
+    REG_NAME[_i] = chr(_i).isalnum() and _i < 128 or chr(_i) in "-._~%!$&'()*+,;="
+
 REASONS = {
     100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
     200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information",
@@ -359,8 +364,7 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
                 v = parse_length_list(p + vs, ve - vs)
                 if v < 0 or (h.length >= 0 and v != h.length):
                     return 400   # not plain digits, or values that differ (6.3)
-                h.length = v
-                continue
+                h.length = v     # (and shown to the application, as in HTTP/2)
             if nlen == 10 and memcmp(lname, b"connection", 10) == 0:
                 h.close = h.close or list_has_token(p + vs, ve - vs, "close", 5)
                 h.keep_alive = h.keep_alive or list_has_token(p + vs, ve - vs, "keep-alive", 10)
@@ -398,6 +402,8 @@ cdef int read_transfer_encoding(Connection c, const uint8_t* p, Py_ssize_t n, He
                                 list fields) except -1:
     """Transfer-Encoding (6.1): chunked must come last, once; codings besides it stay
     visible to the application."""
+    if h.chunked:
+        return 400   # another Transfer-Encoding line after chunked: chunked is not last
     value = PyBytes_FromStringAndSize(<const char*> p, n)
     codings = [x.strip(b" \t").lower() for x in value.split(b",")]
     codings = [x for x in codings if x]
@@ -539,6 +545,8 @@ cdef int read_trailers(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t*
         if n - pos > c.max_head_size:
             return h1_error(c, 431, "trailer section too large (max_head_size)")
         return 0
+    if end - pos > c.max_head_size:
+        return h1_error(c, 431, "trailer section too large (max_head_size)")
     for i in range(pos, end):
         if p[i] == 0x0A and (i == pos or p[i - 1] != 0x0D):
             return h1_error(c, 400, "bare LF in chunked framing")
@@ -660,6 +668,8 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
     # Host (3.2): exactly one in HTTP/1.1, at most one in HTTP/1.0.
     if h.hosts > 1 or (version == 11 and h.hosts == 0):
         return h1_error(c, 400, "a request needs exactly one Host")
+    if h.hosts and not host_valid(h.host, h.host_n):
+        return h1_error(c, 400, "invalid Host")
     method = field_from(p + start, sp1 - start, c.bytes_headers)
     if p[sp1 + 1] == 0x2F:   # origin-form (3.2.1), the usual
         path = field_from(p + sp1 + 1, sp2 - sp1 - 1, c.bytes_headers)
@@ -768,6 +778,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
         return 2   # 15.2: interim; the final response is still to come
     if code == 101:
         if s.upgrade == UPGRADE_H2C:
+            c.h1_wait_switch = 0
             return switch_to_h2(c, True)
         if s.upgrade != UPGRADE_OTHER:
             return h1_error(c, 400, "101 without an Upgrade request")
@@ -778,6 +789,8 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
             end_stream(c, t, REFUSED_STREAM, REMOTE)
     s.saw_final_head = True
     s.r_state = R_DATA
+    if c.h1_wait_switch == s.id:
+        c.h1_wait_switch = 0
     if code == 101 or (s.connect and 200 <= code < 300):
         c.h1_tunnel = True
         c.state = ST_H1_TUNNEL
@@ -920,10 +933,12 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
                 if kind != FIELDS_REQUEST:
                     raise UsageError("pseudo-header %r not allowed here" % (name,))
                 continue
-            if not is_token(np, nn):
-                raise UsageError("invalid header name %r" % (name,))
+            if nn == 0:
+                raise UsageError("empty header name")
             if not value_valid(vp, vn):
                 raise UsageError("invalid value for header %r" % (name,))
+            if nn == 4 and kind == FIELDS_REQUEST and name_is(np, nn, "host", 4):
+                continue   # written by the engine, first, from :authority or this value
             if nn == 14 and name_is(np, nn, "content-length", 14):
                 has_length = 1
             elif nn == 10 and name_is(np, nn, "connection", 10):
@@ -938,7 +953,10 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
                 buf_put_obj(&c.out, b"connection: upgrade\r\n")
             buf_reserve(&c.out, nn + vn + 4)
             o = c.out.data + c.out.len
-            memcpy(o, np, nn)
+            for k in range(nn):   # token characters only, written in lower case
+                o[k] = NAME_LOWER[np[k]]
+                if o[k] == 0:
+                    raise UsageError("invalid header name %r" % (name,))
             o[nn] = 0x3A
             o[nn + 1] = 0x20
             memcpy(o + nn + 2, vp, vn)
@@ -952,9 +970,11 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
 
 
 cdef object find_authority(object headers):
-    """The value of :authority among the caller's headers, or None."""
+    """What Host says: :authority among the caller's headers, else a host field, else
+    None."""
     cdef const uint8_t* np
     cdef Py_ssize_t nn
+    cdef object host = None
     if headers is None:
         return None
     for item in headers:
@@ -964,7 +984,9 @@ cdef object find_authority(object headers):
         np = field_ptr(name, &nn)
         if nn == 10 and np[0] == 0x3A and memcmp(np, b":authority", 10) == 0:
             return field_object(item[1])
-    return None
+        if nn == 4 and host is None and name_is(np, nn, "host", 4):
+            host = field_object(item[1])
+    return host
 
 
 cdef int write_request_h1(Connection c, uint32_t sid, object method, object path,
@@ -973,19 +995,38 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
     cdef object authority = None
     cdef const uint8_t* mp
     cdef Py_ssize_t mn, mark = c.out.len
+    cdef uint32_t last_id = c.last_stream[LOCAL]
     cdef int has_length
+    cdef bint connect
+    cdef Stream last
     if c.goaway_received or c.goaway_sent:
         raise ConnectionClosed("the connection is closing: no new requests")
     if sid in c.streams:
         raise InvalidStream("stream %d is already open" % sid)
-    if oldest_unanswered(c) is not None:
+    last = c.streams.get(c.last_stream[LOCAL])
+    if last is not None and last.w_state != W_CLOSED:
         raise WouldBlock("the previous request's body is not complete")
+    if c.h1_wait_switch:
+        # The connection may switch protocols with that answer: wait for it.
+        raise WouldBlock("a request that may switch protocols awaits its answer")
     if not (sid & 1) or sid <= c.last_stream[LOCAL] or sid > MAX_STREAM_ID:
         raise InvalidStream("stream %d: a new request needs an odd id above %d (next_stream)"
                             % (sid, c.last_stream[LOCAL]))
     method = field_object(method)
     path = field_object(path)
     authority = find_authority(headers)
+    # Nothing written into the request line or Host may break its framing (3).
+    mp = field_ptr(method, &mn)
+    if not is_token(mp, mn):
+        raise UsageError("invalid method %r" % (method,))
+    connect = bytes_equal(mp, mn, "CONNECT", 7)
+    mp = field_ptr(path, &mn)
+    if not target_ok(mp, mn) and not (connect and mn == 0 and authority is not None):
+        raise UsageError("invalid request target %r" % (path,))
+    if authority is not None:
+        mp = field_ptr(authority, &mn)
+        if not target_ok(mp, mn):
+            raise UsageError("invalid :authority %r" % (authority,))
     s = new_stream(c, sid, True)
     mp = field_ptr(method, &mn)
     s.head_request = bytes_equal(mp, mn, "HEAD", 4)
@@ -994,17 +1035,17 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
     buf_put(&c.out, <const uint8_t*> b" ", 1)
     mp = field_ptr(authority if s.connect and authority is not None else path, &mn)
     buf_put(&c.out, mp, mn)
-    buf_put_obj(&c.out, b" HTTP/1.1\r\n")
-    if authority is not None:
-        buf_put_obj(&c.out, b"host: ")
+    buf_put_obj(&c.out, b" HTTP/1.1\r\nhost: ")
+    if authority is not None:   # (3.2: empty when the target has no authority)
         mp = field_ptr(authority, &mn)
         buf_put(&c.out, mp, mn)
-        buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
+    buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
     try:
         has_length = write_h1_fields(c, headers, s, FIELDS_REQUEST)
     except BaseException:
         c.streams.pop(sid, None)    # nothing went out: the request never existed
         c.stream_count[LOCAL] -= 1
+        c.last_stream[LOCAL] = last_id
         c.out.len = mark
         raise
     if final:
@@ -1018,13 +1059,19 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
             buf_put_obj(&c.out, b"connection: upgrade, http2-settings\r\nupgrade: h2c\r\nhttp2-settings: ")
             buf_put_obj(&c.out, base64.urlsafe_b64encode(settings_payload(initial_settings(c))).rstrip(b"="))
             buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
-    elif not has_length and not s.connect:
+    elif not has_length and not s.connect and s.upgrade == UPGRADE_NONE:
+        # (an Upgrade or CONNECT request that stays open is followed by a tunnel, not a body)
         s.w_chunked = True
         buf_put_obj(&c.out, b"transfer-encoding: chunked\r\n")
+    if has_length:
+        s.w_left = declared_length(headers)
     if s.close_after:
         buf_put_obj(&c.out, b"connection: close\r\n")
+        c.goaway_sent = True   # our last request on this connection (9.6)
     buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
     s.w_state = W_CLOSED if final else W_DATA
+    if s.upgrade != UPGRADE_NONE or s.connect:
+        c.h1_wait_switch = sid
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, sid)
     return 0
@@ -1045,6 +1092,8 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         raise UsageError("a 1xx response cannot end the stream")
     if code == 101 and s.upgrade != UPGRADE_OTHER:
         raise UsageError("101 answers only a request with an Upgrade header")
+    if code < 200 and code != 101 and s.h10:
+        return 0   # RFC 9110 15.2: no 1xx to an HTTP/1.0 client (it would not expect one)
     buf_put_obj(&c.out, STATUS_LINES[code])
     try:
         has_length = write_h1_fields(c, headers, s, FIELDS_RESPONSE)
@@ -1053,9 +1102,14 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         raise
     if code == 101 or (s.connect and 200 <= code < 300):
         tunnel = True
+    if code == 101:
+        buf_put_obj(&c.out, b"connection: upgrade\r\n")   # RFC 9110 7.8
     if code < 200 and not tunnel:
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
         return 0
+    body_allowed = not (s.head_request or code == 204 or code == 304)
+    if has_length and body_allowed and not tunnel:
+        s.w_left = declared_length(headers)
     body_allowed = not (s.head_request or code == 204 or code == 304)
     if not tunnel:
         if final:
@@ -1071,7 +1125,7 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         if s.close_after or (c.goaway_sent and is_last_stream(c, s)):
             s.close_after = True
             buf_put_obj(&c.out, b"connection: close\r\n")
-            c.goaway_sent = True
+            close_after_stream(c, s)
         elif s.h10:
             buf_put_obj(&c.out, b"connection: keep-alive\r\n")
     buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
@@ -1092,6 +1146,77 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
     return 0
 
 
+cdef bint host_valid(const uint8_t* p, Py_ssize_t n) noexcept:
+    """RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [ ":" port ], or empty."""
+    cdef Py_ssize_t i = 0
+    if n == 0:
+        return True
+    if p[0] == 0x5B:   # IP-literal: [ ... ]
+        while i < n and p[i] != 0x5D:
+            i += 1
+        if i == n:
+            return False
+        i += 1
+        if i < n and p[i] != 0x3A:
+            return False
+    else:
+        while i < n and p[i] != 0x3A:
+            if not REG_NAME[p[i]]:
+                return False
+            i += 1
+    if i < n:   # ":" port
+        i += 1
+        while i < n:
+            if not 0x30 <= p[i] <= 0x39:
+                return False
+            i += 1
+    return True
+
+
+cdef inline bint target_ok(const uint8_t* p, Py_ssize_t n) noexcept:
+    """A request target or authority: visible characters only, not empty."""
+    cdef Py_ssize_t i
+    if n == 0:
+        return False
+    for i in range(n):
+        if p[i] <= 0x20 or p[i] == 0x7F:
+            return False
+    return True
+
+
+cdef int64_t declared_length(object headers) except -2:
+    """The content-length value among the caller's (already checked) headers."""
+    cdef const uint8_t* p
+    cdef Py_ssize_t n
+    cdef int64_t v
+    for item in headers:
+        name = field_object(item[0])
+        p = field_ptr(name, &n)
+        if n == 14 and name_is(p, n, "content-length", 14):
+            value = field_object(item[1])
+            p = field_ptr(value, &n)
+            v = parse_digits(p, n)
+            if v < 0:
+                raise UsageError("invalid content-length %r" % (value,))
+            return v
+    return -1
+
+
+cdef int close_after_stream(Connection c, Stream s) except -1:
+    """The connection ends with this exchange: requests read ahead of it are refused,
+    and no more are read (RFC 9112 9.6)."""
+    cdef Stream t
+    c.goaway_sent = True
+    for t in [t for t in c.streams.values() if (<Stream> t).id > s.id]:
+        if c.h1_rs is t:
+            c.h1_rs = None
+            c.state = ST_H1_IGNORE
+        end_stream(c, t, REFUSED_STREAM, LOCAL)
+    if c.state == ST_H1_HEAD:
+        c.state = ST_H1_IGNORE
+    return 0
+
+
 cdef bint is_last_stream(Connection c, Stream s):
     cdef Stream t
     for t in c.streams.values():
@@ -1107,6 +1232,13 @@ cdef Py_ssize_t write_data_h1(Connection c, Stream s, object data, bint final) e
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         n = view.len
+        if s.w_left >= 0 and not (s.head_request and not s.local) and not c.h1_tunnel:
+            # Exactly the announced content-length, or the framing would break (6.2).
+            if n > s.w_left:
+                raise UsageError("more data than the content-length announced")
+            if final and n != s.w_left:
+                raise UsageError("less data than the content-length announced")
+            s.w_left -= n
         if s.head_request and not s.local:
             pass   # a response to HEAD has no content: dropped, reported as sent
         elif s.w_chunked:

@@ -124,3 +124,12 @@ class OversizedHeaderListError(HPACKDecodingError):
     """
 
     error_code = 0xB  # ENHANCE_YOUR_CALM
+
+
+class StreamReset(CnoError):
+    """The stream ended before its message did: reset by the peer (or by us), or cut by
+    the end of the connection. ``code`` is the HTTP/2 error code (RFC 9113 section 7)."""
+
+    def __init__(self, code=0x8, message=None):
+        super().__init__(message or "stream reset (error code %d)" % code)
+        self.code = code

@@ -1,0 +1,805 @@
+"""asyncio servers and clients on cno's engine (see docs/aio.md).
+
+Each connection is an ``asyncio.BufferedProtocol`` that is also a ``cno.raw.Connection``:
+reads land in a buffer the protocol owns and go straight to the engine, whose events
+become requests, responses and body readers here. Backpressure runs both ways: writers
+wait for the peer's HTTP/2 windows and for the transport (pause/resume); readers credit
+the peer only for what they consumed (manual flow control), and over HTTP/1.1 the
+socket stops being read while too much body is buffered.
+"""
+import asyncio
+import ssl as _ssl
+import urllib.parse
+
+from cno import raw
+from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset, WouldBlock
+
+__all__ = [
+    "Channel", "Payload", "Request", "Response", "Push", "Server", "Client", "Service",
+    "connect", "request", "serve",
+]
+
+ALPN = ["h2", "http/1.1"]
+DEFAULT_IDLE_TIMEOUT = 60.0      # seconds without an open stream before a server closes
+DEFAULT_HEADER_TIMEOUT = 30.0    # seconds for a started request head to complete
+DEFAULT_MAX_BODY_BUFFER = 65536  # HTTP/1.1 request body bytes buffered before reads pause
+CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams: 65535)
+_READ_BUFFER = 65536
+
+
+class Channel(asyncio.Queue):
+    """An ``asyncio.Queue`` that is an async iterator and can be closed: iteration ends
+    once the queue is closed and drained; ``put`` after ``close`` raises BrokenPipeError.
+    ``loop`` is accepted for the seed's ``Channel(n, loop=...)`` and ignored."""
+
+    def __init__(self, maxsize=0, *, loop=None):
+        super().__init__(maxsize)
+        self.closed = False
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for getter in self._getters:   # wake waiting consumers: they see the end
+            if not getter.done():
+                getter.set_result(None)
+
+    def put_nowait(self, item):
+        if self.closed:
+            raise BrokenPipeError("the channel is closed")
+        super().put_nowait(item)
+
+    async def put(self, item):
+        if self.closed:
+            raise BrokenPipeError("the channel is closed")
+        await super().put(item)   # (ends in put_nowait, which checks again)
+
+    async def get(self):
+        """The next item; StopAsyncIteration once closed and empty."""
+        while self.empty():
+            if self.closed:
+                raise StopAsyncIteration
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                try:
+                    self._getters.remove(getter)
+                except ValueError:
+                    pass
+                if not self.empty() and not getter.cancelled():
+                    self._wakeup_next(self._getters)
+                raise
+        return self.get_nowait()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        return await self.get()
+
+
+class Payload:
+    """A message body as it arrives (asyncio.StreamReader's reading methods). Each byte
+    read is credited back to the peer, so a slow reader throttles its own stream."""
+
+    def __init__(self, conn, stream):
+        self._conn = conn
+        self._stream = stream
+        self._buffer = bytearray()
+        self._eof = False
+        self._exc = None
+        self._waiter = None
+
+    # -- fed by the protocol ---------------------------------------------------------
+
+    def _feed(self, data):
+        self._buffer += data
+        self._conn._buffered(len(data))
+        self._wake()
+
+    def _feed_eof(self):
+        self._eof = True
+        self._wake()
+
+    def _fail(self, exc):
+        if not self._eof:
+            self._exc = exc
+            self._wake()
+
+    def _wake(self):
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self):
+        if self._exc is not None:
+            raise self._exc
+        self._waiter = self._conn.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+        if self._exc is not None and not self._buffer:
+            raise self._exc
+
+    def _take(self, n):
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self._conn._consumed(self._stream, len(data))
+        return data
+
+    # -- reading ---------------------------------------------------------------------
+
+    def at_eof(self):
+        return self._eof and not self._buffer
+
+    def exception(self):
+        return self._exc
+
+    async def read(self, n=-1):
+        """Up to n bytes (all of the body if n < 0); b"" at the end."""
+        if n < 0:
+            while not self._eof:
+                await self._wait()
+            return self._take(len(self._buffer))
+        while not self._buffer and not self._eof:
+            await self._wait()
+        return self._take(n)
+
+    async def readexactly(self, n):
+        while len(self._buffer) < n:
+            if self._eof:
+                partial = self._take(len(self._buffer))
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait()
+        return self._take(n)
+
+    async def readuntil(self, separator=b"\n"):
+        while True:
+            i = self._buffer.find(separator)
+            if i >= 0:
+                return self._take(i + len(separator))
+            if self._eof:
+                partial = self._take(len(self._buffer))
+                raise asyncio.IncompleteReadError(partial, None)
+            await self._wait()
+
+    async def readline(self):
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            return e.partial
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        data = await self.read(_READ_BUFFER)
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+
+class _Connection(raw.Connection, asyncio.BufferedProtocol):
+    """What servers and clients share: transport I/O and writing with backpressure."""
+
+    def __init__(self, loop, server):
+        raw.Connection.__init__(self, server)
+        self.loop = loop or asyncio.get_event_loop()
+        self.transport = None
+        self.manual_flow_control = True
+        self._read_view = memoryview(bytearray(_READ_BUFFER))
+        self._waiters = set()         # futures woken when windows grow or writing resumes
+        self._ended = set()           # futures woken when any stream ends
+        self._h1_buffered = 0         # HTTP/1.1 body bytes received, not yet read
+        self._reading_paused = False
+        self._lost = False
+
+    # -- asyncio.BufferedProtocol ------------------------------------------------------
+
+    def _start(self, transport, is_http2):
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        raw.Connection.connection_made(self, is_http2)
+        if is_http2:
+            self.open_flow(0, CONNECTION_WINDOW - 65535)
+
+    def get_buffer(self, sizehint):
+        return self._read_view
+
+    def buffer_updated(self, nbytes):
+        try:
+            raw.Connection.data_received(self, self._read_view[:nbytes])
+        except CnoError:
+            self._abort()
+
+    def eof_received(self):
+        return False   # close the transport: half-open connections are not supported
+
+    def connection_lost(self, exc):
+        self._lost = True
+        try:
+            raw.Connection.connection_lost(self)
+        except CnoError:
+            pass
+        self._wake_all()
+
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        self._wake_all()
+
+    # -- engine events shared by both sides --------------------------------------------
+
+    def on_writev(self, chunks):
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(chunks)
+
+    def on_close(self):
+        if self.transport is not None:
+            self.transport.close()
+
+    def on_flow_increase(self, stream):
+        self._wake_all()
+
+    def close(self):
+        """Close the connection now."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self):
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _wake_all(self):
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stream_ended(self):
+        ended, self._ended = self._ended, set()
+        for waiter in ended:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._wake_all()
+
+    async def _wait(self, pool):
+        if self._lost:
+            raise ConnectionClosed("the connection is closed")
+        waiter = self.loop.create_future()
+        pool.add(waiter)
+        try:
+            await waiter
+        finally:
+            pool.discard(waiter)
+
+    def _buffered(self, n):
+        if not self.is_http2:
+            self._h1_buffered += n
+            if self._h1_buffered > self._max_buffer and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()
+
+    def _consumed(self, stream, n):
+        if not n or self._lost:
+            return
+        if self.is_http2:
+            try:
+                self.open_flow(stream, n)
+            except CnoError:
+                pass
+        else:
+            self._h1_buffered -= n
+            if self._reading_paused and self._h1_buffered <= self._max_buffer // 2:
+                self._reading_paused = False
+                self.transport.resume_reading()
+
+    async def _write(self, stream, data, final):
+        """Write all of data, waiting for flow control and the transport as needed."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        while True:
+            if self.writing_paused:
+                await self._wait(self._waiters)
+                continue
+            try:
+                n = self.write_data(stream, view, final)
+            except InvalidStream:
+                raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+            if n >= len(view):
+                return
+            view = memoryview(view)[n:]
+            await self._wait(self._waiters)   # until a window grows or the stream ends
+
+    async def _write_body(self, stream, data, trailers):
+        """Send a body (bytes, or an async iterable of bytes) and end the message."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            await self._write(stream, data, not trailers)
+        else:
+            async for chunk in data:
+                if chunk:
+                    await self._write(stream, chunk, False)
+            if not trailers:
+                await self._write(stream, b"", True)
+        if trailers:
+            while self.writing_paused:
+                await self._wait(self._waiters)
+            try:
+                self.write_tail(stream, trailers)
+            except InvalidStream:
+                raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+
+
+# ----------------------------------------------------------------------------------------
+# Server
+
+class Request:
+    """A request a server received; ``await respond(...)`` answers it."""
+
+    def __init__(self, conn, stream, method, path, headers):
+        self.conn = conn
+        self.stream = stream
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.payload = Payload(conn, stream)
+        self.trailers = None
+        self.responded = False
+
+    def push(self, method, path, headers=()):
+        """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
+        unless given. Returns True if the push was promised."""
+        conn = self.conn
+        if not conn.is_http2 or conn.closed:
+            return False
+        given = {h[0] for h in headers}
+        inherited = [h for h in self.headers if h[0] in (":authority", ":scheme")
+                     and h[0] not in given]
+        try:
+            return conn.write_push(self.stream, method, path, inherited + list(headers)) != 0
+        except CnoError:
+            return False
+
+    async def respond(self, code, headers=(), data=b"", *, trailers=None):
+        """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
+        conn = self.conn
+        simple = isinstance(data, (bytes, bytearray, memoryview))
+        final = simple and not data and not trailers
+        while True:
+            try:
+                conn.write_head(self.stream, code, "", "", headers, final)
+                break
+            except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
+                await conn._wait(conn._ended)
+            except InvalidStream:
+                raise StreamReset(0x8, "stream %d is no longer open" % self.stream) from None
+        if code >= 200:
+            self.responded = True
+        if not final and code >= 200:
+            await conn._write_body(self.stream, data, trailers)
+
+
+class Server(_Connection):
+    """The server protocol: ``handle(request)`` runs as a task for each request."""
+
+    def __init__(self, loop=None, handle=None, *, idle_timeout=DEFAULT_IDLE_TIMEOUT,
+                 header_timeout=DEFAULT_HEADER_TIMEOUT, max_concurrent_streams=100,
+                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER):
+        super().__init__(loop, True)
+        self.handle = handle
+        self.disallow_h2_upgrade = False
+        self.update_settings(max_concurrent_streams=max_concurrent_streams)
+        self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self._max_buffer = max_body_buffer
+        self._requests = {}
+        self._tasks = set()
+        self._idle_timer = None
+        self._header_timer = None
+        self._service = None
+
+    def connection_made(self, transport):
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is not None:
+            self.scheme = "https"
+        self._start(transport, sslobj is not None and sslobj.selected_alpn_protocol() == "h2")
+        if self._service is not None:
+            self._service._connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc):
+        self._cancel_timers()
+        super().connection_lost(exc)
+        if self._service is not None:
+            self._service._connections.discard(self)
+            self._service._wake()
+
+    def buffer_updated(self, nbytes):
+        if self._header_timer is None and not self._requests and self.header_timeout:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._timed_out)
+        super().buffer_updated(nbytes)
+
+    # -- timeouts ----------------------------------------------------------------------
+
+    def _arm_idle(self):
+        if self.idle_timeout and self._idle_timer is None and not self._requests:
+            self._idle_timer = self.loop.call_later(self.idle_timeout, self._timed_out)
+
+    def _cancel_timers(self):
+        for timer in (self._idle_timer, self._header_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._header_timer = None
+
+    def _timed_out(self):
+        self._idle_timer = self._header_timer = None
+        if not self._requests:
+            self.close()
+
+    # -- engine events -----------------------------------------------------------------
+
+    def on_message_head(self, stream, code, method, path, headers):
+        self._cancel_timers()
+        request = Request(self, stream, method, path, headers)
+        self._requests[stream] = request
+        task = self.loop.create_task(self._run(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_message_data(self, stream, data):
+        request = self._requests.get(stream)
+        if request is not None:
+            request.payload._feed(data)
+
+    def on_message_tail(self, stream, trailers):
+        request = self._requests.get(stream)
+        if request is not None:
+            request.trailers = trailers
+            request.payload._feed_eof()
+
+    def on_stream_end(self, stream, code, side):
+        request = self._requests.pop(stream, None)
+        if request is not None:
+            request.payload._fail(StreamReset(code or 0x8))
+        self._stream_ended()
+        if not self._requests:
+            self._arm_idle()
+
+    async def _run(self, request):
+        try:
+            await self.handle(request)
+        except Exception as exc:
+            self._failed(request, exc)
+        else:
+            if not request.responded and not self.closed and request.stream in self.open_streams:
+                self._answer_500(request)
+
+    def _failed(self, request, exc):
+        if not isinstance(exc, (StreamReset, ConnectionClosed)):
+            self.loop.call_exception_handler({
+                "message": "cno: request handler failed", "exception": exc, "protocol": self})
+        if self.closed or request.stream not in self.open_streams:
+            return
+        if not request.responded:
+            self._answer_500(request)
+        elif self.is_http2:
+            self.write_reset(request.stream, 0x2)   # INTERNAL_ERROR
+        else:
+            self._abort()   # HTTP/1.1 has no other way to say the response is broken
+
+    def _answer_500(self, request):
+        try:
+            self.write_head(request.stream, 500, "", "", [("content-length", "0")], True)
+            request.responded = True
+        except CnoError:
+            if self.is_http2:
+                self.write_reset(request.stream, 0x2)
+            else:
+                self._abort()
+
+    def shutdown(self, code=0):
+        """Graceful shutdown: no new requests; those running finish, then the
+        connection closes."""
+        if not self.closed:
+            raw.Connection.shutdown(self, code)
+
+
+class Service:
+    """What ``cno.serve`` returns: a listening server and its connections."""
+
+    def __init__(self, server):
+        self.server = server
+        self._connections = set()
+        self._waiter = None
+
+    @property
+    def sockets(self):
+        return self.server.sockets
+
+    def close(self):
+        """Stop accepting connections (open ones go on; see shutdown)."""
+        self.server.close()
+
+    async def wait_closed(self):
+        await self.server.wait_closed()
+
+    def _wake(self):
+        if self._waiter is not None and not self._waiter.done() and not self._connections:
+            self._waiter.set_result(None)
+
+    async def shutdown(self, timeout=None):
+        """Stop accepting, ask every connection to finish (GOAWAY / Connection: close),
+        wait for them to close (abort the rest after timeout seconds)."""
+        self.server.close()
+        for conn in list(self._connections):
+            conn.shutdown()
+        if self._connections:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            except asyncio.TimeoutError:
+                for conn in list(self._connections):
+                    conn._abort()
+        await self.server.wait_closed()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.shutdown(timeout=10)
+
+
+async def serve(handle, host=None, port=0, *, ssl=None, loop=None, **options):
+    """Listen on host:port and run ``handle(request)`` for each request (see docs/aio.md)."""
+    loop = asyncio.get_running_loop()
+    if ssl is not None:
+        ssl.set_alpn_protocols(ALPN)
+    service = None
+
+    def factory():
+        protocol = Server(loop, handle, **options)
+        protocol._service = service
+        return protocol
+
+    server = await loop.create_server(factory, host, port, ssl=ssl)
+    service = Service(server)
+    return service
+
+
+# ----------------------------------------------------------------------------------------
+# Client
+
+class Response:
+    """A response head and its body reader; the body may still be arriving."""
+
+    def __init__(self, conn, stream, code, headers, payload, pushed, informational):
+        self.conn = conn
+        self.stream = stream
+        self.code = code
+        self.headers = headers
+        self.payload = payload
+        self.pushed = pushed
+        self.informational = informational
+        self.trailers = None
+
+    def cancel(self, code=0x8):
+        """Reset the stream (HTTP/2), or close the connection (HTTP/1.1)."""
+        self.conn._cancel(self.stream, code)
+
+
+class Push:
+    """A pushed request promised with a response; ``await push.response`` for its answer."""
+
+    def __init__(self, conn, stream, method, path, headers):
+        self.conn = conn
+        self.stream = stream
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.response = conn.loop.create_future()
+        # (a push nobody awaits must not log "exception was never retrieved")
+        self.response.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def cancel(self):
+        self.conn._cancel(self.stream, 0x8)
+
+
+class _Exchange:
+    __slots__ = ("future", "payload", "pushed", "informational", "response")
+
+    def __init__(self, conn, stream, future):
+        self.future = future
+        self.payload = Payload(conn, stream)
+        self.pushed = Channel()
+        self.informational = []
+        self.response = None
+
+
+class Client(_Connection):
+    """The client protocol; ``await client.request(...)`` sends a request."""
+
+    def __init__(self, loop=None, authority=None, scheme=None, *, http2=None,
+                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER):
+        super().__init__(loop, False)
+        self.authority = authority
+        self.scheme = scheme or "http"
+        self._http2 = http2
+        self._max_buffer = max_body_buffer
+        self._exchanges = {}
+        self._connected = self.loop.create_future()
+
+    def on_message_push(self, stream, parent, method, path, headers):
+        push = Push(self, stream, method, path, headers)
+        exchange = _Exchange(self, stream, push.response)
+        self._exchanges[stream] = exchange
+        parent_exchange = self._exchanges.get(parent)
+        if parent_exchange is not None and not parent_exchange.pushed.closed:
+            parent_exchange.pushed.put_nowait(push)
+
+    def connection_made(self, transport):
+        sslobj = transport.get_extra_info("ssl_object")
+        alpn = sslobj.selected_alpn_protocol() if sslobj is not None else None
+        if sslobj is not None:
+            self.scheme = "https"
+            is_http2 = alpn == "h2"
+        else:
+            is_http2 = self._http2 is True
+            # Plain HTTP: unless told otherwise, ask the server to switch (h2c).
+            self.disallow_h2_upgrade = self._http2 is not None
+        self._start(transport, is_http2)
+        if not self._connected.done():
+            self._connected.set_result(None)
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        for stream, exchange in list(self._exchanges.items()):
+            self._end_exchange(stream, ConnectionClosed("the connection was lost"))
+
+    # -- engine events -----------------------------------------------------------------
+
+    def on_message_head(self, stream, code, method, path, headers):
+        exchange = self._exchanges.get(stream)
+        if exchange is None:
+            return
+        if code < 200:
+            exchange.informational.append((code, headers))   # 1xx never ends a request
+            return
+        response = Response(self, stream, code, headers, exchange.payload, exchange.pushed,
+                            exchange.informational)
+        exchange.response = response
+        if not exchange.future.done():
+            exchange.future.set_result(response)
+
+    def on_message_data(self, stream, data):
+        exchange = self._exchanges.get(stream)
+        if exchange is not None:
+            exchange.payload._feed(data)
+
+    def on_message_tail(self, stream, trailers):
+        exchange = self._exchanges.get(stream)
+        if exchange is not None:
+            if exchange.response is not None:
+                exchange.response.trailers = trailers
+            exchange.payload._feed_eof()
+
+    def on_stream_end(self, stream, code, side):
+        self._end_exchange(stream, StreamReset(code or 0x8) if code else None)
+        self._stream_ended()
+
+    def _end_exchange(self, stream, exc):
+        exchange = self._exchanges.pop(stream, None)
+        if exchange is None:
+            return
+        exc = exc or ConnectionClosed("stream %d ended without a response" % stream)
+        if not exchange.future.done():
+            exchange.future.set_exception(exc)
+        exchange.payload._fail(exc)
+        exchange.pushed.close()
+
+    def _cancel(self, stream, code):
+        if self.closed or stream not in self.open_streams:
+            return
+        if self.is_http2:
+            self.write_reset(stream, code)
+        else:
+            self._abort()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def request(self, method, path, headers=(), data=b"", *, trailers=None):
+        """Send a request and return its Response once the final head arrives."""
+        headers = list(headers)
+        names = {h[0] for h in headers}
+        if ":authority" not in names and self.authority:
+            headers.insert(0, (":authority", self.authority))
+        if ":scheme" not in names:
+            headers.insert(0, (":scheme", self.scheme))
+        simple = isinstance(data, (bytes, bytearray, memoryview))
+        final = simple and not data and not trailers
+        while True:
+            if self.closed:
+                raise ConnectionClosed("the connection is closed")
+            stream = self.next_stream
+            try:
+                self.write_head(stream, 0, method, path, headers, final)
+                break
+            except WouldBlock:   # the server's stream limit, or HTTP/1.1's one at a time
+                await self._wait(self._ended)
+        future = self.loop.create_future()
+        exchange = _Exchange(self, stream, future)
+        self._exchanges[stream] = exchange
+        sender = None
+        try:
+            if simple and data and not trailers and not self.writing_paused:
+                n = self.write_data(stream, data, True)   # most bodies fit at once
+                data = memoryview(data)[n:]
+                final = not data
+            if not final:
+                sender = self.loop.create_task(self._write_body(stream, data, trailers))
+                sender.add_done_callback(lambda t: t.cancelled() or t.exception())
+            return await future
+        except asyncio.CancelledError:
+            if sender is not None:
+                sender.cancel()
+            self._cancel(stream, 0x8)   # RST_STREAM(CANCEL) at once
+            raise
+
+
+async def connect(loop_or_url=None, url=None, *, ssl=None, http2=None, ssl_hostname=None,
+                  **options):
+    """Open a client connection to url (see docs/aio.md); ``connect(loop, url)`` too."""
+    if url is None:
+        url = loop_or_url
+    loop = asyncio.get_running_loop()
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme or "http"
+    if scheme not in ("http", "https"):
+        raise ValueError("unsupported URL scheme %r" % scheme)
+    host = parts.hostname
+    port = parts.port or (443 if scheme == "https" else 80)
+    context = None
+    if scheme == "https":
+        context = ssl if ssl is not None else _ssl.create_default_context()
+        context.set_alpn_protocols(ALPN if http2 is not False else ["http/1.1"])
+    authority = parts.netloc.rsplit("@", 1)[-1]
+    _, client = await loop.create_connection(
+        lambda: Client(loop, authority, scheme, http2=http2, **options), host, port,
+        ssl=context, server_hostname=(ssl_hostname or host) if context else None)
+    return client
+
+
+async def request(*args, headers=(), data=b"", **options):
+    """``connect`` and ``client.request`` in one: request(method, url, headers, data),
+    or request(loop, method, url, ...). The query string is sent; response.conn is the
+    connection (close it when done)."""
+    if args and not isinstance(args[0], str):
+        args = args[1:]   # the seed's explicit loop
+    method, url = args[0], args[1]
+    if len(args) > 2:
+        headers = args[2]
+    if len(args) > 3:
+        data = args[3]
+    client = await connect(url, **options)
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        return await client.request(method, path, headers, data)
+    except BaseException:
+        client.close()
+        raise

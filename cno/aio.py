@@ -89,6 +89,7 @@ class Payload:
         self._conn = conn
         self._stream = stream
         self._buffer = bytearray()
+        self._credited = 0     # bytes at the buffer's front already credited (put back)
         self._eof = False
         self._exc = None
         self._waiter = None
@@ -128,8 +129,15 @@ class Payload:
     def _take(self, n):
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
-        self._conn._consumed(self._stream, len(data))
+        fresh = len(data) - min(len(data), self._credited)
+        self._credited -= len(data) - fresh
+        self._conn._consumed(self._stream, fresh)
         return data
+
+    def _unread(self, data):
+        """Put back bytes taken (and so credited) but not returned to the reader."""
+        self._buffer[:0] = data
+        self._credited += len(data)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -139,32 +147,53 @@ class Payload:
     def exception(self):
         return self._exc
 
+    # Every method takes data out of the buffer (crediting the peer) as it arrives, even
+    # while it waits for more: waiting for more than a window without consuming would
+    # wait forever.
+
     async def read(self, n=-1):
         """Up to n bytes (all of the body if n < 0); b"" at the end."""
         if n < 0:
-            while not self._eof:
+            parts = bytearray()
+            while True:
+                if self._buffer:
+                    parts += self._take(len(self._buffer))
+                if self._eof:
+                    return bytes(parts)
                 await self._wait()
-            return self._take(len(self._buffer))
         while not self._buffer and not self._eof:
             await self._wait()
         return self._take(n)
 
     async def readexactly(self, n):
-        while len(self._buffer) < n:
-            if self._eof:
-                partial = self._take(len(self._buffer))
-                raise asyncio.IncompleteReadError(partial, n)
-            await self._wait()
-        return self._take(n)
+        parts = bytearray()
+        while len(parts) < n:
+            if self._buffer:
+                parts += self._take(n - len(parts))
+            elif self._eof:
+                raise asyncio.IncompleteReadError(bytes(parts), n)
+            else:
+                await self._wait()
+        return bytes(parts)
 
-    async def readuntil(self, separator=b"\n"):
+    async def readuntil(self, separator=b"\n", *, limit=_READ_BUFFER):
+        """Up to and including separator; LimitOverrunError past limit bytes without it."""
+        parts = bytearray()
+        start = 0
         while True:
-            i = self._buffer.find(separator)
+            if self._buffer:
+                parts += self._take(len(self._buffer))
+            i = parts.find(separator, start)
             if i >= 0:
-                return self._take(i + len(separator))
+                end = i + len(separator)
+                self._unread(parts[end:])
+                return bytes(parts[:end])
+            if len(parts) > limit:
+                self._unread(parts)
+                raise asyncio.LimitOverrunError("separator not found within the limit", len(parts))
             if self._eof:
-                partial = self._take(len(self._buffer))
-                raise asyncio.IncompleteReadError(partial, None)
+                raise asyncio.IncompleteReadError(bytes(parts), None)
+            start = max(0, len(parts) - len(separator) + 1)
             await self._wait()
 
     async def readline(self):

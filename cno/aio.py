@@ -762,6 +762,11 @@ class Client(_Connection):
         while True:
             if self.closed:
                 raise ConnectionClosed("the connection is closed")
+            if not self.is_http2 and self._exchanges:
+                # HTTP/1.1: one exchange at a time (no pipelining, which many servers
+                # handle badly); the next request goes once this response is complete.
+                await self._wait(self._ended)
+                continue
             stream = self.next_stream
             try:
                 self.write_head(stream, 0, method, path, headers, final)

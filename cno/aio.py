@@ -408,6 +408,11 @@ class Request:
         conn = self.conn
         simple = isinstance(data, (bytes, bytearray, memoryview))
         final = simple and not data and not trailers
+        if simple and data and not trailers and code >= 200:
+            # The whole body is known: say how long it is (no chunked framing needed).
+            if not any(h[0] in ("content-length", b"content-length") for h in headers):
+                headers = list(headers)
+                headers.append(("content-length", str(len(data))))
         while True:
             try:
                 conn.write_head(self.stream, code, "", "", headers, final)

@@ -226,6 +226,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
         self._h1_buffered = 0         # HTTP/1.1 body bytes received, not yet read
         self._reading_paused = False
         self._lost = False
+        self._corked = None           # a list while several writes go out as one
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -272,9 +273,20 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
     # -- engine events shared by both sides --------------------------------------------
 
     def on_writev(self, chunks):
+        if self._corked is not None:
+            self._corked.extend(chunks)
+            return
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.writelines(chunks)
+
+    def _cork(self):
+        self._corked = []
+
+    def _uncork(self):
+        chunks, self._corked = self._corked, None
+        if chunks:
+            self.on_writev(chunks)
 
     def on_close(self):
         if self.transport is not None:
@@ -414,15 +426,26 @@ class Request:
                 headers = list(headers)
                 headers.append(("content-length", str(len(data))))
         while True:
+            conn._cork()   # the head and a body that fits go out in one write
             try:
                 conn.write_head(self.stream, code, "", "", headers, final)
                 break
             except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
+                conn._uncork()
                 await conn._wait(conn._ended)
             except InvalidStream:
+                conn._uncork()
                 raise StreamReset(0x8, "stream %d is no longer open" % self.stream) from None
-        if code >= 200:
-            self.responded = True
+        try:
+            if code >= 200:
+                self.responded = True
+                if simple and data and not trailers and not conn.writing_paused:
+                    n = conn.write_data(self.stream, data, True)
+                    if n >= len(data):
+                        return
+                    data = memoryview(data)[n:]
+        finally:
+            conn._uncork()
         if not final and code >= 200:
             await conn._write_body(self.stream, data, trailers)
 
@@ -442,8 +465,9 @@ class Server(_Connection):
         self._max_buffer = max_body_buffer
         self._requests = {}
         self._tasks = set()
-        self._idle_timer = None
-        self._header_timer = None
+        self._timer = None
+        self._last_active = 0.0       # when the last stream ended (or the connection began)
+        self._head_started = None     # when input began arriving while idle
         self._service = None
 
     def connection_made(self, transport):
@@ -453,41 +477,59 @@ class Server(_Connection):
         self._start(transport, sslobj is not None and sslobj.selected_alpn_protocol() == "h2")
         if self._service is not None:
             self._service._connections.add(self)
-        self._arm_idle()
+        self._last_active = self.loop.time()
+        self._schedule_check()
 
     def connection_lost(self, exc):
-        self._cancel_timers()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
         if self._service is not None:
             self._service._connections.discard(self)
             self._service._wake()
 
     def buffer_updated(self, nbytes):
-        if self._header_timer is None and not self._requests and self.header_timeout:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._timed_out)
+        if self._head_started is None and not self._requests:
+            self._head_started = self.loop.time()
         super().buffer_updated(nbytes)
 
-    # -- timeouts ----------------------------------------------------------------------
+    # -- timeouts: one timer per connection, checking deadlines that requests move
+    # (cheaper than cancelling and re-arming a timer for each request) ------------------
 
-    def _arm_idle(self):
-        if self.idle_timeout and self._idle_timer is None and not self._requests:
-            self._idle_timer = self.loop.call_later(self.idle_timeout, self._timed_out)
-
-    def _cancel_timers(self):
-        for timer in (self._idle_timer, self._header_timer):
-            if timer is not None:
-                timer.cancel()
-        self._idle_timer = self._header_timer = None
-
-    def _timed_out(self):
-        self._idle_timer = self._header_timer = None
+    def _deadline(self):
+        deadlines = []
         if not self._requests:
-            self.close()
+            if self.idle_timeout:
+                deadlines.append(self._last_active + self.idle_timeout)
+            if self.header_timeout and self._head_started is not None:
+                deadlines.append(self._head_started + self.header_timeout)
+        return min(deadlines) if deadlines else None
+
+    def _schedule_check(self):
+        delay = min(t for t in (self.idle_timeout, self.header_timeout) if t) \
+            if (self.idle_timeout or self.header_timeout) else None
+        if delay is not None and self._timer is None:
+            self._timer = self.loop.call_later(delay, self._check_timeouts)
+
+    def _check_timeouts(self):
+        self._timer = None
+        if self._lost:
+            return
+        deadline = self._deadline()
+        now = self.loop.time()
+        if deadline is not None and now >= deadline:
+            self.close()   # idle too long, or a request head too slow to arrive
+            return
+        self._timer = self.loop.call_at(deadline if deadline is not None
+                                        else now + min(t for t in (self.idle_timeout,
+                                                                   self.header_timeout) if t),
+                                        self._check_timeouts)
 
     # -- engine events -----------------------------------------------------------------
 
     def on_message_head(self, stream, code, method, path, headers):
-        self._cancel_timers()
+        self._head_started = None
         request = Request(self, stream, method, path, headers)
         self._requests[stream] = request
         task = self.loop.create_task(self._run(request))
@@ -507,11 +549,12 @@ class Server(_Connection):
 
     def on_stream_end(self, stream, code, side):
         request = self._requests.pop(stream, None)
-        if request is not None:
+        if request is not None and not request.payload._eof:
             request.payload._fail(StreamReset(code or 0x8))
-        self._stream_ended()
+        if self._ended or self._waiters:
+            self._stream_ended()
         if not self._requests:
-            self._arm_idle()
+            self._last_active = self.loop.time()
 
     async def _run(self, request):
         try:

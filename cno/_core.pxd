@@ -45,6 +45,7 @@ cdef class Connection:
     cdef bint is_closed
     cdef bint lost               # connection_lost() was called
     cdef bint close_fired
+    cdef bint close_due          # on_close waits for this call's output to go out first
     cdef bint manual_flow
     cdef public bint disallow_h2_upgrade
     cdef public bint disallow_h2_prior_knowledge

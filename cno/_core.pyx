@@ -357,6 +357,18 @@ cdef int maybe_close(Connection c) except -1:
         if c.h2 and c.state != ST_CLOSED:
             c.state = ST_CLOSED
         c.is_closed = True
+        # Fired once this call's output is handed out: closing the transport first
+        # would lose the last bytes of the last response.
+        c.close_due = True
+        if c.depth == 0:
+            fire_close(c)
+    return 0
+
+
+cdef int fire_close(Connection c) except -1:
+    if c.close_due:
+        c.close_due = False
+        flush(c)
         if c.ev_close is not None:
             c.ev_close(c)
     return 0
@@ -1456,6 +1468,7 @@ cdef int end_call(Connection c) except -1:
         c.h1_paused = False
         r = feed(c, NULL, 0)
     flush(c)
+    fire_close(c)
     if r == CONN_ERROR:
         raise_connection_error(c)
     return 0
@@ -1711,6 +1724,7 @@ cdef class Connection:
             PyBuffer_Release(&view)
             if self.depth == 0:
                 flush(self)
+                fire_close(self)
         if r == CONN_ERROR:
             raise_connection_error(self)
 

@@ -289,6 +289,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
             self.on_writev(chunks)
 
     def on_close(self):
+        if self._corked:
+            self._uncork()   # what is still held back goes out before the close
         if self.transport is not None:
             self.transport.close()
 
@@ -477,7 +479,7 @@ class Server(_Connection):
         self._start(transport, sslobj is not None and sslobj.selected_alpn_protocol() == "h2")
         if self._service is not None:
             self._service._connections.add(self)
-        self._last_active = self.loop.time()
+        self._last_active = self._head_started = self.loop.time()   # the first head is due
         self._schedule_check()
 
     def connection_lost(self, exc):

@@ -1,0 +1,689 @@
+"""The asyncio layer's API (docs/aio.md) over loopback, cno server <-> cno client:
+Channel, Payload reads, trailers, concurrency and the server's stream limit, HEAD, large
+bodies both ways, Service (shutdown, close, async with), server timeouts, h2c upgrade,
+and a basic exchange under uvloop.
+
+Modes: ``h1`` (http2=False), ``h2c`` (prior knowledge), ``h2tls`` (TLS + ALPN, trustme
+certificates; skipped without trustme).
+"""
+import asyncio
+import functools
+import hashlib
+import os
+import ssl
+
+import pytest
+
+import cno
+
+try:
+    import trustme
+except ImportError:  # pragma: no cover
+    trustme = None
+
+HOST = "127.0.0.1"
+T = 5.0  # seconds for any single step
+
+# -- harness (each aio test file carries its own copy) -----------------------------------
+
+
+def run(main, timeout=15.0, loop_factory=None):
+    """Run ``main`` on a fresh loop with an overall timeout; cancel leftovers, close."""
+    loop = (loop_factory or asyncio.new_event_loop)()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(main, timeout))
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=2))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def aio(timeout=15.0):
+    """Make an ``async def`` test a plain one, run by :func:`run` (fixtures still work)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return run(fn(*args, **kwargs), timeout)
+
+        return wrapper
+
+    return deco
+
+
+_TLS = {}
+
+
+def tls_contexts(alpn):
+    """(server context, client context) for 127.0.0.1, from a trustme CA made once."""
+    if trustme is None:
+        pytest.skip("trustme is not installed")
+    if not _TLS:
+        ca = trustme.CA()
+        _TLS["ca"], _TLS["cert"] = ca, ca.issue_cert(HOST, "localhost")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    _TLS["cert"].configure_cert(server)
+    client = ssl.create_default_context()
+    _TLS["ca"].configure_trust(client)
+    client.set_alpn_protocols(list(alpn))
+    return server, client
+
+
+class Peer:
+    """A cno server started with ``cno.serve`` and the clients connected to it, in one mode."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.tls = mode.endswith("tls")
+        self.h2 = mode.startswith("h2")
+        self.scheme = "https" if self.tls else "http"
+        if self.tls:
+            self.server_ssl, self.client_ssl = tls_contexts(
+                ("h2", "http/1.1") if self.h2 else ("http/1.1",))
+        else:
+            self.server_ssl = self.client_ssl = None
+        self.server = None
+        self.port = None
+        self.clients = []
+
+    async def serve(self, handle, **options):
+        self.server = await cno.serve(handle, HOST, 0, ssl=self.server_ssl, **options)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.server
+
+    @property
+    def authority(self):
+        return "%s:%d" % (HOST, self.port)
+
+    def url(self, path="/"):
+        return "%s://%s%s" % (self.scheme, self.authority, path)
+
+    def connect_kw(self):
+        if self.tls:
+            return {"ssl": self.client_ssl, "http2": None if self.h2 else False}
+        return {"http2": self.h2}
+
+    async def connect(self):
+        client = await asyncio.wait_for(cno.connect(self.url(), **self.connect_kw()), T)
+        self.clients.append(client)
+        assert client.is_http2 is self.h2
+        return client
+
+    async def aclose(self):
+        for client in self.clients:
+            client.close()
+        if self.server is not None:
+            self.server.close()
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+
+
+MODES = ["h1", "h2c", "h2tls"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    return request.param
+
+
+def served(mode, handle, **options):
+    """``async with served(mode, handle) as peer``: a running server, closed afterwards."""
+
+    class _Ctx:
+        async def __aenter__(self):
+            self.peer = Peer(mode)
+            await self.peer.serve(handle, **options)
+            return self.peer
+
+        async def __aexit__(self, *exc):
+            await self.peer.aclose()
+
+    return _Ctx()
+
+
+async def get(client, method="GET", path="/", headers=(), data=b""):
+    """(response, body) of one request."""
+    response = await asyncio.wait_for(client.request(method, path, list(headers), data), T)
+    body = await asyncio.wait_for(response.payload.read(), T)
+    return response, body
+
+
+def header(headers, name):
+    return [v for k, v in headers if k == name]
+
+
+async def ok(request):
+    await request.respond(200, [("content-type", "text/plain")], b"ok")
+
+
+# -- Channel -------------------------------------------------------------------------------
+
+
+@aio()
+async def test_channel_is_a_queue_and_async_iterator():
+    ch = cno.Channel()
+    assert isinstance(ch, asyncio.Queue)
+    assert hasattr(ch, "__aiter__") and hasattr(ch, "__anext__")
+    for i in range(5):
+        await ch.put(i)
+    assert ch.qsize() == 5
+    assert await ch.get() == 0
+    ch.close()
+    # Items queued before close() are still taken, then iteration ends.
+    assert [x async for x in ch] == [1, 2, 3, 4]
+    # Iterating a closed, drained channel again ends at once.
+    assert [x async for x in ch] == []
+
+
+@aio()
+async def test_channel_put_after_close_raises_broken_pipe():
+    ch = cno.Channel(2)
+    await ch.put(b"a")
+    ch.close()
+    with pytest.raises(BrokenPipeError):
+        await ch.put(b"b")
+    assert [x async for x in ch] == [b"a"]
+
+
+@aio()
+async def test_channel_close_wakes_a_waiting_consumer():
+    ch = cno.Channel()
+    got = []
+
+    async def consume():
+        async for x in ch:
+            got.append(x)
+        return "ended"
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.01)
+    await ch.put(1)
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    ch.close()
+    assert await asyncio.wait_for(task, 1) == "ended"
+    assert got == [1]
+
+
+@aio()
+async def test_channel_bounded_put_waits_and_loop_accepted():
+    ch = cno.Channel(1, loop=asyncio.get_running_loop())
+    assert ch.maxsize == 1
+    await ch.put(1)
+    blocked = asyncio.ensure_future(ch.put(2))
+    await asyncio.sleep(0.02)
+    assert not blocked.done()
+    assert await ch.get() == 1
+    await asyncio.wait_for(blocked, 1)
+    ch.close()
+    assert [x async for x in ch] == [2]
+
+
+@aio()
+async def test_channel_as_request_and_response_body(mode):
+    """A Channel fed by another task, as a request body and as a response body."""
+
+    async def handle(request):
+        body = await request.payload.read()
+        out = cno.Channel(2)
+
+        async def feed():
+            for i in range(20):
+                await out.put(b"%d," % i)
+            out.close()
+
+        feeder = asyncio.ensure_future(feed())
+        await request.respond(200, [], out)
+        await feeder
+        assert body == b"".join(b"[%d]" % i for i in range(20))
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        ch = cno.Channel(3)
+
+        async def feed():
+            for i in range(20):
+                await ch.put(b"[%d]" % i)
+                await asyncio.sleep(0)
+            ch.close()
+
+        feeder = asyncio.ensure_future(feed())
+        response, body = await get(client, "POST", "/", [], ch)
+        await feeder
+        assert response.code == 200
+        assert body == b"".join(b"%d," % i for i in range(20))
+
+
+# -- Payload -------------------------------------------------------------------------------
+
+PIECES = [b"line1\nli", b"ne2\nrest-of-", b"body"]
+WHOLE = b"".join(PIECES)
+
+
+async def pieces():
+    for p in PIECES:
+        yield p
+        await asyncio.sleep(0.01)
+
+
+async def respond_in_pieces(request):
+    await request.payload.read()
+    await request.respond(200, [], pieces())
+
+
+@aio()
+async def test_payload_reads(mode):
+    async with served(mode, respond_in_pieces) as peer:
+        client = await peer.connect()
+        response = await asyncio.wait_for(client.request("GET", "/"), T)
+        p = response.payload
+        assert isinstance(p, cno.Payload)
+        assert not p.at_eof()
+        assert await asyncio.wait_for(p.readline(), T) == b"line1\n"
+        assert await asyncio.wait_for(p.readexactly(3), T) == b"lin"
+        assert await asyncio.wait_for(p.readuntil(b"\n"), T) == b"e2\n"
+        rest = b"rest-of-body"
+        got = await asyncio.wait_for(p.read(4), T)
+        assert 1 <= len(got) <= 4 and rest.startswith(got)
+        assert await asyncio.wait_for(p.read(), T) == rest[len(got):]
+        assert p.at_eof()
+        assert await asyncio.wait_for(p.read(), T) == b""
+        assert await asyncio.wait_for(p.read(10), T) == b""
+
+
+@aio()
+async def test_payload_iteration_and_short_readexactly(mode):
+    async with served(mode, respond_in_pieces) as peer:
+        client = await peer.connect()
+        response = await asyncio.wait_for(client.request("GET", "/"), T)
+        chunks = []
+
+        async def collect():
+            async for chunk in response.payload:
+                assert isinstance(chunk, bytes) and chunk
+                chunks.append(chunk)
+
+        await asyncio.wait_for(collect(), T)
+        assert b"".join(chunks) == WHOLE
+        assert response.payload.at_eof()
+
+        response = await asyncio.wait_for(client.request("GET", "/"), T)
+        with pytest.raises(EOFError):  # asyncio.IncompleteReadError, as StreamReader
+            await asyncio.wait_for(response.payload.readexactly(len(WHOLE) + 1), T)
+
+
+@aio()
+async def test_request_payload_reads_on_the_server(mode):
+    """The same reads on ``request.payload``, with a body sent in pieces."""
+
+    async def handle(request):
+        p = request.payload
+        got = [await p.readline(), await p.readexactly(3), await p.readuntil(b"\n")]
+        got.append(b"".join([chunk async for chunk in p]))
+        assert p.at_eof()
+        await request.respond(200, [], b"|".join(got))
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, body = await get(client, "POST", "/", [], pieces())
+        assert response.code == 200
+        assert body == b"line1\n|lin|e2\n|rest-of-body"
+
+
+@aio()
+async def test_async_iterable_bodies_both_ways(mode):
+    async def gen(n):
+        for i in range(n):
+            yield b"%05d" % i
+
+    async def handle(request):
+        body = await request.payload.read()
+        await request.respond(200, [], gen(len(body) // 5))
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, body = await get(client, "PUT", "/", [], gen(300))
+        assert response.code == 200
+        assert body == b"".join(b"%05d" % i for i in range(300))
+
+
+# -- trailers --------------------------------------------------------------------------------
+
+
+@aio()
+async def test_response_trailers(mode):
+    async def handle(request):
+        if request.path == "/none":
+            await request.respond(200, [], b"no trailers")
+        elif request.path == "/iter":
+            await request.respond(200, [], pieces(), trailers=[("x-checksum", "it")])
+        else:
+            await request.respond(200, [], b"body", trailers=[("x-checksum", "abc"), ("x-n", "2")])
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, body = await get(client, "GET", "/")
+        assert body == b"body"
+        assert response.trailers == [("x-checksum", "abc"), ("x-n", "2")]
+        response, body = await get(client, "GET", "/iter")
+        assert body == WHOLE
+        assert response.trailers == [("x-checksum", "it")]
+        response, body = await get(client, "GET", "/none")
+        assert body == b"no trailers"
+        assert response.trailers is None
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def counting_handler(state, delay=0.01):
+    state.setdefault("now", 0)
+    state.setdefault("max", 0)
+    state.setdefault("count", 0)
+
+    async def handle(request):
+        state["now"] += 1
+        state["count"] += 1
+        state["max"] = max(state["max"], state["now"])
+        try:
+            await request.payload.read()
+            await asyncio.sleep(delay)
+        finally:
+            state["now"] -= 1
+        await request.respond(200, [], request.path.encode())
+
+    return handle
+
+
+@pytest.mark.parametrize("mode", ["h2c", "h2tls"])
+@aio(timeout=20)
+async def test_200_concurrent_requests_on_one_h2_connection(mode):
+    state = {}
+    async with served(mode, counting_handler(state, 0.02)) as peer:
+        client = await peer.connect()
+
+        async def one(i):
+            return await get(client, "GET", "/%d" % i)
+
+        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(200))), 15)
+        assert [r.code for r, _ in results] == [200] * 200
+        assert [b for _, b in results] == [b"/%d" % i for i in range(200)]
+        assert state["count"] == 200
+        assert state["max"] > 10, "requests did not run concurrently"
+        assert len(peer.clients) == 1
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+@pytest.mark.parametrize("mode", ["h2c", "h2tls"])
+@aio(timeout=20)
+async def test_requests_wait_for_max_concurrent_streams(mode, warm):
+    """Over the server's max_concurrent_streams, request() waits, it does not fail
+    (cold: the 100 requests start right after connect, before any round trip)."""
+    state = {}
+    async with served(mode, counting_handler(state, 0.02), max_concurrent_streams=5) as peer:
+        client = await peer.connect()
+        if warm:
+            response, _ = await get(client, "GET", "/warm")
+            assert response.code == 200
+            state["count"] = 0
+        results = await asyncio.wait_for(
+            asyncio.gather(*(get(client, "GET", "/%d" % i) for i in range(100))), 15)
+        assert [r.code for r, _ in results] == [200] * 100
+        assert [b for _, b in results] == [b"/%d" % i for i in range(100)]
+        assert state["count"] == 100
+        assert state["max"] <= 5, "the server's stream limit was exceeded"
+        assert state["max"] >= 2
+
+
+@aio()
+async def test_concurrent_requests_over_http1_run_one_after_another():
+    state = {}
+    async with served("h1", counting_handler(state, 0.005)) as peer:
+        client = await peer.connect()
+        results = await asyncio.wait_for(
+            asyncio.gather(*(get(client, "POST", "/%d" % i, [], b"x" * i) for i in range(20))), 10)
+        assert [r.code for r, _ in results] == [200] * 20
+        assert [b for _, b in results] == [b"/%d" % i for i in range(20)]
+        assert state["max"] == 1
+        assert len(peer.clients) == 1
+
+
+# -- HEAD ------------------------------------------------------------------------------------
+
+
+@aio()
+async def test_head_response_has_no_body(mode):
+    async def handle(request):
+        if request.path == "/stream":
+            await request.respond(200, [("content-length", str(len(WHOLE)))], pieces())
+        else:
+            await request.respond(200, [("content-length", "5")], b"hello")
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        for path, length in (("/", "5"), ("/stream", str(len(WHOLE)))):
+            response, body = await get(client, "HEAD", path)
+            assert response.code == 200
+            assert header(response.headers, "content-length") == [length]
+            assert body == b""
+        # The connection is still in step (HTTP/1.1: no body bytes were left on it).
+        response, body = await get(client, "GET", "/")
+        assert body == b"hello"
+        response, body = await get(client, "GET", "/stream")
+        assert body == WHOLE
+
+
+# -- large bodies ----------------------------------------------------------------------------
+
+BIG = 8 << 20
+
+
+@aio(timeout=30)
+async def test_8mib_bodies_both_ways(mode):
+    blob = os.urandom(1 << 16) * (BIG >> 16)
+
+    async def handle(request):
+        body = await request.payload.read()
+        digest = hashlib.sha256(body).hexdigest()
+        await request.respond(200, [("x-len", str(len(body))), ("x-sha", digest)], body[::-1])
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, body = await asyncio.wait_for(get(client, "POST", "/", [], blob), 20)
+        assert response.code == 200
+        assert header(response.headers, "x-len") == [str(BIG)]
+        assert header(response.headers, "x-sha") == [hashlib.sha256(blob).hexdigest()]
+        assert len(body) == BIG
+        assert body == blob[::-1]
+
+
+# -- Service ---------------------------------------------------------------------------------
+
+
+@aio()
+async def test_service_shutdown_lets_running_requests_finish(mode):
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handle(request):
+        started.set()
+        await release.wait()
+        await request.respond(200, [], b"finished")
+
+    async with served(mode, handle) as peer:
+        assert isinstance(peer.server, cno.Service)
+        client = await peer.connect()
+        inflight = asyncio.ensure_future(get(client, "GET", "/slow"))
+        await asyncio.wait_for(started.wait(), T)
+        shutdown = asyncio.ensure_future(peer.server.shutdown())
+        await asyncio.sleep(0.2)
+        assert not shutdown.done(), "shutdown() did not wait for the running request"
+        assert not inflight.done()
+        release.set()
+        response, body = await asyncio.wait_for(inflight, T)
+        assert response.code == 200
+        assert body == b"finished"
+        await asyncio.wait_for(shutdown, T)
+        # New connections are refused.
+        with pytest.raises(OSError):
+            await asyncio.wait_for(asyncio.open_connection(HOST, peer.port), T)
+
+
+@pytest.mark.parametrize("mode", ["h1", "h2c"])
+@aio()
+async def test_service_shutdown_timeout_ends_stuck_requests(mode):
+    async def handle(request):
+        await asyncio.sleep(60)
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        inflight = asyncio.ensure_future(client.request("GET", "/stuck"))
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(peer.server.shutdown(timeout=0.3), 3)
+        with pytest.raises((cno.CnoError, ConnectionError)):
+            await asyncio.wait_for(inflight, 3)
+
+
+@aio()
+async def test_service_async_with_and_close():
+    server = await cno.serve(ok, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        response = await asyncio.wait_for(cno.request("GET", "http://%s:%d/" % (HOST, port)), T)
+        assert response.code == 200
+        assert await asyncio.wait_for(response.payload.read(), T) == b"ok"
+        response.conn.close()
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection(HOST, port), T)
+
+    server = await cno.serve(ok, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), T)
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection(HOST, port), T)
+
+
+@aio()
+async def test_loopless_and_explicit_loop_forms():
+    loop = asyncio.get_running_loop()
+    server = await cno.serve(ok, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for connect in (lambda url, **kw: cno.connect(url, **kw),
+                        lambda url, **kw: cno.connect(loop, url, **kw)):
+            for http2 in (False, True, None):
+                client = await asyncio.wait_for(connect("http://%s:%d/" % (HOST, port), http2=http2), T)
+                assert client.loop is loop
+                response, body = await get(client)
+                assert (response.code, body) == (200, b"ok")
+                assert client.is_http2 is (http2 is not False)
+                client.close()
+        for args in (("GET", "http://%s:%d/" % (HOST, port)),
+                     (loop, "GET", "http://%s:%d/" % (HOST, port))):
+            response = await asyncio.wait_for(cno.request(*args), T)
+            assert response.code == 200
+            assert await asyncio.wait_for(response.payload.read(), T) == b"ok"
+            response.conn.close()
+    finally:
+        server.close()
+
+
+@aio()
+async def test_h2c_upgrade():
+    """Plain ``http://`` without http2=: the first request asks for ``Upgrade: h2c`` and
+    the connection goes on in HTTP/2."""
+    seen = []
+
+    async def handle(request):
+        seen.append((request.conn.is_http2, request.path, await request.payload.read()))
+        await request.respond(200, [], request.path.encode())
+
+    server = await cno.serve(handle, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = await asyncio.wait_for(cno.connect("http://%s:%d/" % (HOST, port)), T)
+        assert client.is_http2 is False
+        response, body = await get(client, "GET", "/first")
+        assert (response.code, body) == (200, b"/first")
+        assert client.is_http2 is True
+        results = await asyncio.wait_for(asyncio.gather(*(get(client, "GET", "/%d" % i) for i in range(5))), T)
+        assert [b for _, b in results] == [b"/%d" % i for i in range(5)]
+        assert seen[-1][0] is True
+        client.close()
+    finally:
+        server.close()
+
+
+# -- server timeouts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [b"", b"GET / HTTP/1.1\r\nhost: x\r\n"], ids=["silent", "partial-head"])
+@aio()
+async def test_header_timeout_closes_the_connection(start):
+    server = await cno.serve(ok, HOST, 0, header_timeout=0.3)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(start)  # a head that never ends
+        t0 = asyncio.get_running_loop().time()
+        data = await asyncio.wait_for(reader.read(), 3)
+        elapsed = asyncio.get_running_loop().time() - t0
+        assert data == b"" or data.startswith(b"HTTP/1.1 408"), data
+        assert 0.2 <= elapsed < 2.5
+        writer.close()
+    finally:
+        server.close()
+
+
+@aio()
+async def test_idle_timeout_closes_an_idle_connection():
+    server = await cno.serve(ok, HOST, 0, idle_timeout=0.3)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), T)
+        assert head.startswith(b"HTTP/1.1 200")
+        t0 = asyncio.get_running_loop().time()
+        rest = await asyncio.wait_for(reader.read(), 3)  # the body, then EOF when closed
+        assert rest in (b"ok", b"2\r\nok\r\n0\r\n\r\n")
+        assert asyncio.get_running_loop().time() - t0 < 2.5
+        writer.close()
+    finally:
+        server.close()
+
+
+# -- uvloop ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["h1", "h2c", "h2tls"])
+def test_basic_exchange_under_uvloop(mode):
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main():
+        async def handle(request):
+            body = await request.payload.read()
+            await request.respond(200, [("x-loop", type(asyncio.get_running_loop()).__module__)],
+                                  body.upper(), trailers=[("x-t", "1")])
+
+        async with served(mode, handle) as peer:
+            client = await peer.connect()
+            response, body = await get(client, "POST", "/", [], b"x" * 300000)
+            assert response.code == 200
+            assert body == b"X" * 300000
+            assert header(response.headers, "x-loop")[0].startswith("uvloop")
+            assert response.trailers == [("x-t", "1")]
+            results = await asyncio.wait_for(
+                asyncio.gather(*(get(client, "GET", "/%d" % i) for i in range(20))), T)
+            assert [r.code for r, _ in results] == [200] * 20
+
+    run(main(), 15, loop_factory=uvloop.new_event_loop)

@@ -227,6 +227,9 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
         self._reading_paused = False
         self._lost = False
         self._corked = None           # a list while several writes go out as one
+        self._pending = []            # output of this loop iteration, written at its end
+        self._pending_size = 0
+        self._flush_handle = None
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -273,11 +276,29 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
     # -- engine events shared by both sides --------------------------------------------
 
     def on_writev(self, chunks):
+        # Everything written during one loop iteration (several handlers answering the
+        # requests of one read, say) goes to the transport in one writelines.
         if self._corked is not None:
             self._corked.extend(chunks)
             return
+        self._pending.extend(chunks)
+        for chunk in chunks:
+            self._pending_size += len(chunk)
+        if self._pending_size >= _READ_BUFFER:
+            # Bulk data goes out now, so that the transport's buffer (and with it
+            # pause_writing, the writers' backpressure) sees it.
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def _flush(self):
+        self._flush_handle = None
+        self._pending_size = 0
+        chunks, self._pending = self._pending, []
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if chunks and transport is not None and not transport.is_closing():
             transport.writelines(chunks)
 
     def _cork(self):
@@ -291,6 +312,9 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
     def on_close(self):
         if self._corked:
             self._uncork()   # what is still held back goes out before the close
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -298,7 +322,10 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
         self._wake_all()
 
     def close(self):
-        """Close the connection now."""
+        """Close the connection (what was written goes out first)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
         if self.transport is not None:
             self.transport.close()
 

@@ -230,6 +230,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
         self._pending = []            # output of this loop iteration, written at its end
         self._pending_size = 0
         self._flush_handle = None
+        self._batch = False           # several requests came in one read: batch the answers
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -276,10 +277,16 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
     # -- engine events shared by both sides --------------------------------------------
 
     def on_writev(self, chunks):
-        # Everything written during one loop iteration (several handlers answering the
-        # requests of one read, say) goes to the transport in one writelines.
+        # When one read brought several requests, their answers (written by as many
+        # handler tasks in this loop iteration) go to the transport in one writelines;
+        # otherwise each write goes at once.
         if self._corked is not None:
             self._corked.extend(chunks)
+            return
+        if not self._batch and not self._pending:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.writelines(chunks)
             return
         self._pending.extend(chunks)
         for chunk in chunks:
@@ -295,6 +302,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):
 
     def _flush(self):
         self._flush_handle = None
+        self._batch = False
         self._pending_size = 0
         chunks, self._pending = self._pending, []
         transport = self.transport
@@ -496,6 +504,7 @@ class Server(_Connection):
         self._tasks = set()
         self._timer = None
         self._last_active = 0.0       # when the last stream ended (or the connection began)
+        self._heads_in_read = 0
         self._head_started = None     # when input began arriving while idle
         self._service = None
 
@@ -521,7 +530,10 @@ class Server(_Connection):
     def buffer_updated(self, nbytes):
         if self._head_started is None and not self._requests:
             self._head_started = self.loop.time()
+        self._heads_in_read = 0
         super().buffer_updated(nbytes)
+        if self._heads_in_read > 1:
+            self._batch = True
 
     # -- timeouts: one timer per connection, checking deadlines that requests move
     # (cheaper than cancelling and re-arming a timer for each request) ------------------
@@ -559,6 +571,7 @@ class Server(_Connection):
 
     def on_message_head(self, stream, code, method, path, headers):
         self._head_started = None
+        self._heads_in_read += 1
         request = Request(self, stream, method, path, headers)
         self._requests[stream] = request
         task = self.loop.create_task(self._run(request))

@@ -15,6 +15,13 @@ cdef enum:
     SETTINGS_COUNT = 9          # ids 1..8, index 0 unused
 
 
+# An abuse budget: `left` goes down with each suspicious event and back up (to `limit`)
+# with useful ones; below zero the connection ends with ENHANCE_YOUR_CALM.
+cdef struct Budget:
+    int64_t limit
+    int64_t left
+
+
 @cython.final
 cdef class Stream:
     cdef uint32_t id
@@ -125,12 +132,9 @@ cdef class Connection:
     # limits and budgets
     cdef public Py_ssize_t max_header_block_size
     cdef public int max_continuations
-    cdef int64_t reset_limit
-    cdef int64_t empty_limit
-    cdef int64_t control_limit
-    cdef int64_t resets_left
-    cdef int64_t empties_left
-    cdef int64_t controls_left
+    cdef Budget resets           # streams the peer opens and resets before they complete
+    cdef Budget empties          # frames that carry nothing
+    cdef Budget controls         # PING/SETTINGS while our replies go unread
 
     # the error that closed the connection
     cdef object error_class

@@ -344,8 +344,7 @@ cdef inline int maybe_end(Connection c, Stream s) except -1:
     if s.r_state == R_CLOSED and s.w_state == W_CLOSED:
         if not s.local:
             # A completed exchange earns back one unit of the rapid-reset budget.
-            if c.resets_left < c.reset_limit:
-                c.resets_left += 1
+            earn(&c.resets)
         return end_stream(c, s, NO_ERROR, LOCAL)
     return 0
 
@@ -659,12 +658,31 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
 
 cdef inline int spend_empty_budget(Connection c, bint empty) except -1:
     if empty:
-        c.empties_left -= 1
-        if c.empties_left < 0:
+        if spend(&c.empties):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many empty frames (empty_frame_budget)")
-    elif c.empties_left < c.empty_limit:
-        c.empties_left += 1
+    else:
+        earn(&c.empties)
+    return 0
+
+
+cdef inline bint spend(Budget* b) noexcept:
+    """One suspicious event; True once the budget is exhausted."""
+    b.left -= 1
+    return b.left < 0
+
+
+cdef inline void earn(Budget* b) noexcept:
+    if b.left < b.limit:
+        b.left += 1
+
+
+cdef int set_budget(Budget* b, int64_t value, str name) except -1:
+    """A new limit; what was spent stays spent."""
+    if value < 0:
+        raise ValueError("%s must not be negative" % name)
+    b.left += value - b.limit
+    b.limit = value
     return 0
 
 
@@ -1119,8 +1137,7 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
         return 0   # closed: ignored
     if not s.local and s.w_state != W_CLOSED:
         # Reset before we finished answering: the rapid-reset pattern if it repeats.
-        c.resets_left -= 1
-        if c.resets_left < 0:
+        if spend(&c.resets):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many streams reset by the peer (reset_budget)")
     return end_stream(c, s, read_u32(p), REMOTE)
@@ -1226,13 +1243,12 @@ cdef int apply_local_settings(Connection c, dict changes) except -1:
 
 cdef inline int spend_control_budget(Connection c) except -1:
     if c.writing_paused:
-        c.controls_left -= 1
-        if c.controls_left < 0:
+        if spend(&c.controls):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many PING/SETTINGS while our replies go unread "
                               "(control_frame_budget)")
     else:
-        c.controls_left = c.control_limit
+        c.controls.left = c.controls.limit
     return 0
 
 
@@ -1509,9 +1525,9 @@ cdef class Connection:
         self.disallow_h2_upgrade = True
         self.max_header_block_size = DEFAULT_MAX_HEADER_BLOCK_SIZE
         self.max_continuations = DEFAULT_MAX_CONTINUATIONS
-        self.reset_limit = self.resets_left = DEFAULT_RESET_BUDGET
-        self.empty_limit = self.empties_left = DEFAULT_EMPTY_FRAME_BUDGET
-        self.control_limit = self.controls_left = DEFAULT_CONTROL_FRAME_BUDGET
+        self.resets.limit = self.resets.left = DEFAULT_RESET_BUDGET
+        self.empties.limit = self.empties.left = DEFAULT_EMPTY_FRAME_BUDGET
+        self.controls.limit = self.controls.left = DEFAULT_CONTROL_FRAME_BUDGET
         self.error_message = ""
         self.scheme = "http"
         self.max_head_size = DEFAULT_MAX_HEAD_SIZE
@@ -1588,38 +1604,29 @@ cdef class Connection:
     def reset_budget(self):
         """Streams the peer may open and reset before they complete (rapid reset); each
         completed stream earns one back."""
-        return self.reset_limit
+        return self.resets.limit
 
     @reset_budget.setter
     def reset_budget(self, int64_t value):
-        if value < 0:
-            raise ValueError("reset_budget must not be negative")
-        self.resets_left += value - self.reset_limit
-        self.reset_limit = value
+        set_budget(&self.resets, value, "reset_budget")
 
     @property
     def empty_frame_budget(self):
         """Frames carrying nothing that the peer may send; each useful frame earns one back."""
-        return self.empty_limit
+        return self.empties.limit
 
     @empty_frame_budget.setter
     def empty_frame_budget(self, int64_t value):
-        if value < 0:
-            raise ValueError("empty_frame_budget must not be negative")
-        self.empties_left += value - self.empty_limit
-        self.empty_limit = value
+        set_budget(&self.empties, value, "empty_frame_budget")
 
     @property
     def control_frame_budget(self):
         """PING and SETTINGS frames the peer may send while writing_paused."""
-        return self.control_limit
+        return self.controls.limit
 
     @control_frame_budget.setter
     def control_frame_budget(self, int64_t value):
-        if value < 0:
-            raise ValueError("control_frame_budget must not be negative")
-        self.controls_left += value - self.control_limit
-        self.control_limit = value
+        set_budget(&self.controls, value, "control_frame_budget")
 
     @property
     def open_streams(self):

@@ -5,6 +5,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# System tools the interop tests drive (.ci/run installs them first; here only if missing).
+if ! command -v curl >/dev/null || ! command -v h2load >/dev/null || ! command -v nghttpd >/dev/null \
+        || ! command -v openssl >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+    if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
+        $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+            nghttp2-client nghttp2-server curl openssl
+    else
+        echo "note: curl/nghttp2/openssl missing and not installable here: those tests skip" >&2
+    fi
+fi
+
 python3 -m pip install -q --upgrade pip >/dev/null
 python3 -m pip install -q ".[test]" || exit 1
 

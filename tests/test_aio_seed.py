@@ -12,7 +12,6 @@ certificates from ``trustme``; skipped when it is not installed). Pushes are che
 HTTP/2 only, and must arrive (libcno->libcno never received one).
 """
 import asyncio
-import functools
 import ssl
 import warnings
 
@@ -20,63 +19,7 @@ import pytest
 
 import cno
 
-try:
-    import trustme
-except ImportError:  # pragma: no cover
-    trustme = None
-
-HOST = "127.0.0.1"
-T = 5.0  # seconds for any single step
-
-# -- harness (each aio test file carries its own copy) -----------------------------------
-
-
-def run(main, timeout=15.0, loop_factory=None):
-    """Run ``main`` on a fresh loop with an overall timeout; cancel leftovers, close."""
-    loop = (loop_factory or asyncio.new_event_loop)()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(main, timeout))
-    finally:
-        try:
-            pending = asyncio.all_tasks(loop)
-            for t in pending:
-                t.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=2))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-
-
-def aio(timeout=15.0):
-    """Make an ``async def`` test a plain one, run by :func:`run` (fixtures still work)."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            return run(fn(*args, **kwargs), timeout)
-
-        return wrapper
-
-    return deco
-
-
-_TLS = {}
-
-
-def tls_contexts(alpn):
-    """(server context, client context) for 127.0.0.1, from a trustme CA made once."""
-    if trustme is None:
-        pytest.skip("trustme is not installed")
-    if not _TLS:
-        ca = trustme.CA()
-        _TLS["ca"], _TLS["cert"] = ca, ca.issue_cert(HOST, "localhost")
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    _TLS["cert"].configure_cert(server)
-    client = ssl.create_default_context()
-    _TLS["ca"].configure_trust(client)
-    client.set_alpn_protocols(list(alpn))
-    return server, client
+from aio_local import HOST, T, aio, tls_contexts
 
 
 class Mode:

@@ -1,5 +1,6 @@
 """Fuzz cno.raw.Connection with atheris: whatever bytes a peer sends, the engine raises
-only cno's own errors (never crashes, hangs or raises anything else), on both sides.
+only cno's own errors (never crashes, hangs or raises anything else), on both sides, in
+HTTP/2 and in HTTP/1.1.
 
     pip install atheris
     python fuzz/fuzz_raw.py -runs=200000
@@ -44,8 +45,36 @@ def frames(fdp):
     return b"".join(out)
 
 
+H1_PIECES = [b"GET / HTTP/1.1\r\n", b"POST /x HTTP/1.0\r\n", b"HTTP/1.1 200 OK\r\n",
+             b"host: a\r\n", b"content-length: 5\r\n", b"transfer-encoding: chunked\r\n",
+             b"connection: close\r\n", b"upgrade: h2c\r\n", b"\r\n", b"5\r\nhello\r\n",
+             b"0\r\n\r\n", b"x-a: b\r\n", PREFACE]
+
+
+def one_input_h1(fdp):
+    """HTTP/1.1: plausible pieces and random bytes, split at a random point."""
+    server = fdp.ConsumeBool()
+    conn = Peer(server=server)
+    conn.disallow_h2_upgrade = fdp.ConsumeBool()
+    conn.connection_made(False)
+    if not server:
+        conn.write_head(1, 0, "GET", "/", [(":authority", "x")], True)
+    wire = b"".join(fdp.PickValueInList(H1_PIECES) if fdp.ConsumeBool()
+                    else fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 16))
+                    for _ in range(fdp.ConsumeIntInRange(0, 16)))
+    cut = fdp.ConsumeIntInRange(0, len(wire))
+    try:
+        conn.data_received(wire[:cut])
+        conn.data_received(wire[cut:])
+        conn.connection_lost()
+    except CnoError:
+        pass
+
+
 def one_input(data):
     fdp = atheris.FuzzedDataProvider(data)
+    if fdp.ConsumeIntInRange(0, 2) == 0:
+        return one_input_h1(fdp)
     server = fdp.ConsumeBool()
     conn = Peer(server=server)
     conn.connection_made(True)

@@ -11,7 +11,11 @@ DEFAULT_MAX_CONTINUATIONS: int
 DEFAULT_RESET_BUDGET: int
 DEFAULT_EMPTY_FRAME_BUDGET: int
 DEFAULT_CONTROL_FRAME_BUDGET: int
+DEFAULT_MAX_HEAD_SIZE: int
+DEFAULT_MAX_HEADER_COUNT: int
+DEFAULT_MAX_CHUNK_LINE: int
 SETTINGS_NAMES: dict[str, int]
+REASONS: dict[int, str]
 
 class Frame(NamedTuple):
     type: int
@@ -30,6 +34,10 @@ class Connection:
     reset_budget: int
     empty_frame_budget: int
     control_frame_budget: int
+    scheme: Union[str, bytes]
+    max_head_size: int
+    max_header_count: int
+    max_chunk_line: int
     def __init__(self, server: bool = ..., *, enable_push: Optional[int] = ..., **settings: int) -> None: ...
     @property
     def is_client(self) -> bool: ...

@@ -7,12 +7,18 @@ wait for the peer's HTTP/2 windows and for the transport (pause/resume); readers
 the peer only for what they consumed (manual flow control), and over HTTP/1.1 the
 socket stops being read while too much body is buffered.
 """
+from __future__ import annotations
+
 import asyncio
 import ssl as _ssl
 import urllib.parse
+from typing import Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, Union
 
 from cno import raw
 from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset, WouldBlock
+
+Headers = Sequence[Tuple[Any, Any]]
+Body = Union[bytes, bytearray, memoryview, AsyncIterable[bytes]]
 
 __all__ = [
     "Channel", "Payload", "Request", "Response", "Push", "Server", "Client", "Service",
@@ -36,11 +42,11 @@ class Channel(asyncio.Queue):
         super().__init__(maxsize)
         self.closed = False
 
-    def close(self):
+    def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for getter in self._getters:   # wake waiting consumers: they see the end
+        for getter in self._getters:  # type: ignore[attr-defined]  # (waiting consumers see the end)
             if not getter.done():
                 getter.set_result(None)
 
@@ -141,7 +147,7 @@ class Payload:
 
     # -- reading ---------------------------------------------------------------------
 
-    def at_eof(self):
+    def at_eof(self) -> bool:
         return self._eof and not self._buffer
 
     def exception(self):
@@ -151,7 +157,7 @@ class Payload:
     # while it waits for more: waiting for more than a window without consuming would
     # wait forever.
 
-    async def read(self, n=-1):
+    async def read(self, n: int = -1) -> bytes:
         """Up to n bytes (all of the body if n < 0); b"" at the end."""
         if n < 0:
             parts = bytearray()
@@ -165,7 +171,7 @@ class Payload:
             await self._wait()
         return self._take(n)
 
-    async def readexactly(self, n):
+    async def readexactly(self, n: int) -> bytes:
         parts = bytearray()
         while len(parts) < n:
             if self._buffer:
@@ -176,7 +182,7 @@ class Payload:
                 await self._wait()
         return bytes(parts)
 
-    async def readuntil(self, separator=b"\n", *, limit=_READ_BUFFER):
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = _READ_BUFFER) -> bytes:
         """Up to and including separator; LimitOverrunError past limit bytes without it."""
         parts = bytearray()
         start = 0
@@ -196,7 +202,7 @@ class Payload:
             start = max(0, len(parts) - len(separator) + 1)
             await self._wait()
 
-    async def readline(self):
+    async def readline(self) -> bytes:
         try:
             return await self.readuntil(b"\n")
         except asyncio.IncompleteReadError as e:
@@ -212,7 +218,10 @@ class Payload:
         return data
 
 
-class _Connection(raw.Connection, asyncio.BufferedProtocol):
+# The protocol is also the engine (as in libcno), so asyncio's connection_made(transport)
+# and connection_lost(exc) stand beside the engine's methods of those names, which
+# they call explicitly: the signatures differ by design.
+class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[misc]
     """What servers and clients share: transport I/O and writing with backpressure."""
 
     def __init__(self, loop, server):
@@ -438,7 +447,7 @@ class Request:
         self.trailers = None
         self.responded = False
 
-    def push(self, method, path, headers=()):
+    def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
         """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
         unless given. Returns True if the push was promised."""
         conn = self.conn
@@ -452,12 +461,14 @@ class Request:
         except CnoError:
             return False
 
-    async def respond(self, code, headers=(), data=b"", *, trailers=None):
+    async def respond(self, code: int, headers: Headers = (), data: Body = b"", *,
+                      trailers: Optional[Headers] = None) -> None:
         """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
         conn = self.conn
         simple = isinstance(data, (bytes, bytearray, memoryview))
         final = simple and not data and not trailers
-        if simple and data and not trailers and code >= 200:
+        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
+                and code >= 200:
             # The whole body is known: say how long it is (no chunked framing needed).
             if not any(h[0] in ("content-length", b"content-length") for h in headers):
                 headers = list(headers)
@@ -476,7 +487,8 @@ class Request:
         try:
             if code >= 200:
                 self.responded = True
-                if simple and data and not trailers and not conn.writing_paused:
+                if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
+                        and not conn.writing_paused):
                     n = conn.write_data(self.stream, data, True)
                     if n >= len(data):
                         return
@@ -660,7 +672,7 @@ class Service:
         if self._waiter is not None and not self._waiter.done() and not self._connections:
             self._waiter.set_result(None)
 
-    async def shutdown(self, timeout=None):
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stop accepting, ask every connection to finish (GOAWAY / Connection: close),
         wait for them to close (abort the rest after timeout seconds)."""
         self.server.close()
@@ -682,7 +694,9 @@ class Service:
         await self.shutdown(timeout=10)
 
 
-async def serve(handle, host=None, port=0, *, ssl=None, loop=None, **options):
+async def serve(handle: Any, host: Optional[str] = None, port: int = 0, *,
+                ssl: Optional[_ssl.SSLContext] = None, loop: Any = None,
+                **options: Any) -> Service:
     """Listen on host:port and run ``handle(request)`` for each request (see docs/aio.md)."""
     loop = asyncio.get_running_loop()
     if ssl is not None:
@@ -705,7 +719,8 @@ async def serve(handle, host=None, port=0, *, ssl=None, loop=None, **options):
 class Response:
     """A response head and its body reader; the body may still be arriving."""
 
-    def __init__(self, conn, stream, code, headers, payload, pushed, informational):
+    def __init__(self, conn: "Client", stream: int, code: int, headers: list,
+                 payload: Payload, pushed: Channel, informational: list) -> None:
         self.conn = conn
         self.stream = stream
         self.code = code
@@ -713,9 +728,9 @@ class Response:
         self.payload = payload
         self.pushed = pushed
         self.informational = informational
-        self.trailers = None
+        self.trailers: Optional[list] = None
 
-    def cancel(self, code=0x8):
+    def cancel(self, code: int = 0x8) -> None:
         """Reset the stream (HTTP/2), or close the connection (HTTP/1.1)."""
         self.conn._cancel(self.stream, code)
 
@@ -839,7 +854,8 @@ class Client(_Connection):
 
     # -- requests ----------------------------------------------------------------------
 
-    async def request(self, method, path, headers=(), data=b"", *, trailers=None):
+    async def request(self, method: Any, path: Any, headers: Headers = (), data: Body = b"", *,
+                      trailers: Optional[Headers] = None) -> Response:
         """Send a request and return its Response once the final head arrives."""
         headers = list(headers)
         names = {h[0] for h in headers}
@@ -868,7 +884,8 @@ class Client(_Connection):
         self._exchanges[stream] = exchange
         sender = None
         try:
-            if simple and data and not trailers and not self.writing_paused:
+            if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
+                    and not self.writing_paused):
                 n = self.write_data(stream, data, True)   # most bodies fit at once
                 data = memoryview(data)[n:]
                 final = not data
@@ -883,8 +900,9 @@ class Client(_Connection):
             raise
 
 
-async def connect(loop_or_url=None, url=None, *, ssl=None, http2=None, ssl_hostname=None,
-                  **options):
+async def connect(loop_or_url: Any = None, url: Optional[str] = None, *,
+                  ssl: Optional[_ssl.SSLContext] = None, http2: Optional[bool] = None,
+                  ssl_hostname: Optional[str] = None, **options: Any) -> Client:
     """Open a client connection to url (see docs/aio.md); ``connect(loop, url)`` too."""
     if url is None:
         url = loop_or_url
@@ -893,7 +911,7 @@ async def connect(loop_or_url=None, url=None, *, ssl=None, http2=None, ssl_hostn
     scheme = parts.scheme or "http"
     if scheme not in ("http", "https"):
         raise ValueError("unsupported URL scheme %r" % scheme)
-    host = parts.hostname
+    host = parts.hostname or "localhost"
     port = parts.port or (443 if scheme == "https" else 80)
     context = None
     if scheme == "https":
@@ -906,7 +924,7 @@ async def connect(loop_or_url=None, url=None, *, ssl=None, http2=None, ssl_hostn
     return client
 
 
-async def request(*args, headers=(), data=b"", **options):
+async def request(*args: Any, headers: Headers = (), data: Body = b"", **options: Any) -> Response:
     """``connect`` and ``client.request`` in one: request(method, url, headers, data),
     or request(loop, method, url, ...). The query string is sent; response.conn is the
     connection (close it when done)."""

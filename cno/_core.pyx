@@ -801,7 +801,7 @@ cdef inline bint is_idle(Connection c, uint32_t sid) noexcept:
 cdef int on_headers_frame(Connection c, uint8_t flags, uint32_t sid, const uint8_t* p,
                           uint32_t n) except -1:
     """RFC 9113 6.2."""
-    cdef uint32_t pad = 0, start = 0, dep
+    cdef uint32_t pad = 0, start = 0, dep = 0
     if sid == 0:
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "HEADERS on stream 0")
     if flags & FLAG_PADDED:
@@ -814,18 +814,15 @@ cdef int on_headers_frame(Connection c, uint8_t flags, uint32_t sid, const uint8
             return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "HEADERS priority too short")
         dep = read_u32(p + start) & MAX_STREAM_ID
         start += 5
-        if dep == sid:
-            # Decode anyway to keep the HPACK context in step, then refuse the stream.
-            return begin_header_block(c, FRAME_HEADERS, flags, sid, 0, p, n, start, pad, True)
-    if start + pad > n:
-        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "HEADERS padding exceeds the frame")
-    return begin_header_block(c, FRAME_HEADERS, flags, sid, 0, p, n, start, pad, False)
+    # A self-dependent stream is refused once its block is decoded (HPACK stays in step).
+    return begin_header_block(c, FRAME_HEADERS, flags, sid, 0, p, n, start, pad,
+                              flags & FLAG_PRIORITY and dep == sid)
 
 
 cdef int begin_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
                             uint32_t promised, const uint8_t* p, uint32_t n, uint32_t start,
                             uint32_t pad, bint self_dependent) except -1:
-    if start + pad > n:
+    if start + pad > n:   # (RFC 9113 6.2, 6.6: padding longer than what remains)
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "padding exceeds the frame")
     c.hblock.len = 0
     buf_put(&c.hblock, p + start, n - start - pad)

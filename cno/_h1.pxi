@@ -259,11 +259,6 @@ cdef bint list_has_token(const uint8_t* p, Py_ssize_t n, const char* token, Py_s
     return False
 
 
-cdef inline bint has_token(bytes value, bytes token):
-    return list_has_token(<const uint8_t*> PyBytes_AS_STRING(value), len(value),
-                          PyBytes_AS_STRING(token), len(token))
-
-
 cdef int64_t parse_length_list(const uint8_t* p, Py_ssize_t n) noexcept:
     """Content-Length: digits, or a list of identical digits ("5, 5"); -1 otherwise (6.3)."""
     cdef Py_ssize_t i = 0, s, e

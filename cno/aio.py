@@ -10,6 +10,7 @@ socket stops being read while too much body is buffered.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as _ssl
 import urllib.parse
 from typing import Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, Union
@@ -248,7 +249,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                import socket
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (OSError, AttributeError):
                 pass

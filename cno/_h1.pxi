@@ -587,7 +587,7 @@ cdef int read_head(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* con
     if end < 0:
         if n - start > c.max_head_size:
             return h1_error(c, 431, "message head too large (max_head_size)")
-        return 0
+        return reject_early(c, p, start, n)
     if end - start > c.max_head_size:
         return h1_error(c, 431, "message head too large (max_head_size)")
     lf = find_lf(p, start, end)
@@ -605,6 +605,31 @@ cdef int read_head(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* con
     if c.client:
         return on_response_head_h1(c, p, start, e, &h, fields)
     return on_request_head_h1(c, p, start, e, &h, fields)
+
+
+cdef int reject_early(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize_t n) except -1:
+    """An incomplete head whose first bytes can never begin one is rejected now, not when
+    the header timeout fires: a TLS ClientHello on a plaintext port (or any other protocol)
+    gets an immediate close. Returns 0 (keep waiting) or CONN_ERROR."""
+    cdef Py_ssize_t i, m
+    if c.client:
+        # status-line = HTTP-version SP ... (RFC 9112 4); HTTP-version = "HTTP/" DIGIT ...
+        m = min(5, n - start)
+        if memcmp(p + start, b"HTTP/", m) != 0:
+            return h1_error(c, 400, "the peer's first bytes are not an HTTP/1 status line")
+        return 0
+    # TLS record type 22 (handshake), version 3.x: a ClientHello (RFC 8446 5.1). No HTTP
+    # answer makes sense to a TLS client: close at once.
+    if p[start] == 0x16 and (n - start < 2 or p[start + 1] == 0x03):
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                          "TLS handshake on a plaintext HTTP port")
+    # request-line = method SP ... (RFC 9112 3), method = token (RFC 9110 9.1).
+    for i in range(start, n):
+        if p[i] == 0x20 and i > start:
+            return 0
+        if not TCHAR[p[i]]:
+            return h1_error(c, 400, "the first bytes are not an HTTP/1 request line")
+    return 0
 
 
 cdef int parse_version(const uint8_t* p, Py_ssize_t n) noexcept:

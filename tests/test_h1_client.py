@@ -511,3 +511,24 @@ def test_never_two_host_fields():
         return
     _, fields, _ = split_head(c.take())
     assert len(field_values(fields, "host")) == 1, fields
+
+
+@pytest.mark.parametrize("first", [b"\x15\x03\x03\x00\x02\x02\x46", b"SSH-2.0", b"<html>",
+                                   b"\x00\x00\x12\x04\x00"])
+def test_response_that_cannot_be_http1_error_at_once(first):
+    # RFC 9112 4: status-line = HTTP-version SP ...; HTTP-version starts with "HTTP/". A peer
+    # answering in another protocol (a TLS alert, SSH banner, HTTP/2 frames) is an error on its
+    # first bytes, not after a timeout.
+    c = client()
+    send_request(c)
+    with pytest.raises(errors.ProtocolError):
+        c.data_received(first)
+    assert c.closed
+
+
+@pytest.mark.parametrize("first", [b"H", b"HTTP", b"HTTP/1.1 2"])
+def test_response_prefix_waits(first):
+    c = client()
+    send_request(c)
+    c.data_received(first)
+    assert not c.closed

@@ -966,3 +966,45 @@ def test_output_coalesced_once_per_call():
     assert c.writev_calls == 1
     msgs = h11_responses(c.take(), ["GET"] * 3)
     assert [m[-1].body for m in msgs] == [b"r1", b"r3", b"r5"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The wrong protocol is refused at its first bytes, not after the header timeout
+
+TLS_CLIENT_HELLO_START = bytes.fromhex("160301020001") + b"\x00\x01\xfc\x03\x03"
+
+
+@pytest.mark.parametrize("first", [TLS_CLIENT_HELLO_START, b"\x16", b"\x16\x03"])
+def test_tls_client_hello_closed_at_once(first):
+    # A TLS ClientHello (RFC 8446 5.1: record type 22, version 0x03xx) on a plaintext port
+    # can never become a request: the connection ends on its first bytes, with no HTTP
+    # answer (the peer speaks TLS and could not read one).
+    c = server()
+    with pytest.raises(errors.ProtocolError):
+        c.data_received(first)
+    assert c.closed
+    assert c.take() == b""
+    assert c.heads() == []
+
+
+@pytest.mark.parametrize("first", [b"\x00\x01", b"\x80", b"{\"json\": 1}", b"GET\t/", b"(",
+                                   b"SSH-2.0-OpenSSH_9.2\r", b"G\xffET"])
+def test_bytes_that_cannot_start_a_request_line_400_at_once(first):
+    # RFC 9112 3: request-line = method SP ...; method = token (RFC 9110 9.1). A byte that is
+    # neither tchar nor the SP after the method is a malformed request line now, without
+    # waiting for a CRLF that may never come: 400 and the connection closes.
+    c = server()
+    e = expect_error(c, first, 400, smuggle=False)
+    assert c.heads() == []
+    assert c.take().startswith(b"HTTP/1.1 400 "), e
+
+
+@pytest.mark.parametrize("first", [b"G", b"GET", b"GET ", b"GET /partial", b"PRI * HTTP/2",
+                                   b"M-SEARCH", b"\r\n"])
+def test_incomplete_valid_prefix_waits(first):
+    # The early check rejects only what can never become a request line: a valid prefix
+    # (or the HTTP/2 preface's start) waits for more bytes.
+    c = server()
+    c.data_received(first)
+    assert not c.closed
+    assert c.take() == b""

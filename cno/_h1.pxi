@@ -623,6 +623,8 @@ cdef int reject_early(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
     if p[start] == 0x16 and (n - start < 2 or p[start + 1] == 0x03):
         return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                           "TLS handshake on a plaintext HTTP port")
+    if p[start] == 0x0D and n - start == 1:
+        return 0   # maybe the CR of an empty line before the request line (2.2)
     # request-line = method SP ... (RFC 9112 3), method = token (RFC 9110 9.1).
     for i in range(start, n):
         if p[i] == 0x20 and i > start:

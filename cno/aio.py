@@ -105,7 +105,6 @@ class Payload:
 
     def _feed(self, data):
         self._buffer += data
-        self._conn._buffered(len(data))
         self._wake()
 
     def _feed_eof(self):
@@ -241,6 +240,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._pending_size = 0
         self._flush_handle = None
         self._batch = False           # several requests came in one read: batch the answers
+        self._lost_waiter = None      # wait_closed()'s future, made when first asked for
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -275,6 +275,15 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         except CnoError:
             pass
         self._wake_all()
+        if self._lost_waiter is not None and not self._lost_waiter.done():
+            self._lost_waiter.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is gone (closed by either side, or lost)."""
+        if not self._lost:
+            if self._lost_waiter is None:
+                self._lost_waiter = self.loop.create_future()
+            await asyncio.shield(self._lost_waiter)
 
     def pause_writing(self):
         self.writing_paused = True
@@ -593,6 +602,7 @@ class Server(_Connection):
     def on_message_data(self, stream, data):
         request = self._requests.get(stream)
         if request is not None:
+            self._buffered(len(data))
             request.payload._feed(data)
 
     def on_message_tail(self, stream, trailers):
@@ -752,7 +762,37 @@ class Push:
         self.conn._cancel(self.stream, 0x8)
 
 
-class _Exchange:
+class StreamReceiver:
+    """What a client stream's events go to (``Client.open_stream``): override the methods
+    you need. ``Client.request`` uses one that builds a :class:`Response`; ``cno.acgi``
+    turns them into messages. They run inside the engine's event dispatch: do not await,
+    do not write to the connection from them."""
+
+    def on_informational(self, code: int, headers: list) -> None:
+        """A 1xx response head (never the final one)."""
+
+    def on_response(self, code: int, headers: list) -> None:
+        """The final response head."""
+
+    def on_data(self, data: bytes) -> None:
+        """Response body bytes. They count against the stream's window (HTTP/2) or the
+        read buffer (HTTP/1.1) until ``client.consumed(stream, n)`` credits them back."""
+
+    def on_tail(self, trailers: Optional[list]) -> None:
+        """The response is complete; ``trailers`` is a list or None."""
+
+    def on_push(self, push: "Push") -> None:
+        """A push promised with this stream's response (HTTP/2, if push is enabled)."""
+
+    def on_end(self, exc: Optional[CnoError]) -> None:
+        """The stream is gone: ``exc`` is None after a complete exchange, a
+        :class:`cno.StreamReset` (``code``, ``remote``, ``refused``) if it was reset, or
+        :class:`cno.ConnectionClosed` if the connection ended first."""
+
+
+class _Exchange(StreamReceiver):
+    """The receiver behind ``Client.request``: a future for the Response, its Payload."""
+
     __slots__ = ("future", "payload", "pushed", "informational", "response")
 
     def __init__(self, conn, stream, future):
@@ -762,27 +802,70 @@ class _Exchange:
         self.informational = []
         self.response = None
 
+    def on_informational(self, code, headers):
+        self.informational.append((code, headers))   # 1xx never ends a request
+
+    def on_response(self, code, headers):
+        payload = self.payload
+        self.response = Response(payload._conn, payload._stream, code, headers, payload,
+                                 self.pushed, self.informational)
+        if not self.future.done():
+            self.future.set_result(self.response)
+
+    def on_data(self, data):
+        self.payload._feed(data)
+
+    def on_tail(self, trailers):
+        if self.response is not None:
+            self.response.trailers = trailers
+        self.payload._feed_eof()
+
+    def on_push(self, push):
+        if not self.pushed.closed:
+            self.pushed.put_nowait(push)
+
+    def on_end(self, exc):
+        exc = exc or ConnectionClosed("stream %d ended without a response" % self.payload._stream)
+        if not self.future.done():
+            self.future.set_exception(exc)
+        self.payload._fail(exc)
+        self.pushed.close()
+
+
+class _PushReceiver(_Exchange):
+    """A pushed stream: its response resolves ``push.response``; it has no pushes."""
+
+    def __init__(self, conn, push):
+        super().__init__(conn, push.stream, push.response)
+
 
 class Client(_Connection):
-    """The client protocol; ``await client.request(...)`` sends a request."""
+    """The client protocol; ``await client.request(...)`` sends a request.
+
+    Below ``request()``, the stream-level methods ``open_stream``, ``send_data``,
+    ``send_trailers``, ``consumed`` and ``cancel`` drive one stream at a time, with the
+    stream's events going to a :class:`StreamReceiver` (what ``cno.acgi`` builds on)."""
 
     def __init__(self, loop=None, authority=None, scheme=None, *, http2=None,
-                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER):
+                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER, enable_push=True,
+                 bytes_headers=False):
         super().__init__(loop, False)
         self.authority = authority
         self.scheme = scheme or "http"
         self._http2 = http2
         self._max_buffer = max_body_buffer
-        self._exchanges = {}
+        self._receivers = {}
         self._connected = self.loop.create_future()
+        self.bytes_headers = bytes_headers
+        if not enable_push:
+            self.update_settings(enable_push=0)
 
     def on_message_push(self, stream, parent, method, path, headers):
         push = Push(self, stream, method, path, headers)
-        exchange = _Exchange(self, stream, push.response)
-        self._exchanges[stream] = exchange
-        parent_exchange = self._exchanges.get(parent)
-        if parent_exchange is not None and not parent_exchange.pushed.closed:
-            parent_exchange.pushed.put_nowait(push)
+        self._receivers[stream] = _PushReceiver(self, push)
+        receiver = self._receivers.get(parent)
+        if receiver is not None:
+            receiver.on_push(push)
 
     def connection_made(self, transport):
         sslobj = transport.get_extra_info("ssl_object")
@@ -799,50 +882,95 @@ class Client(_Connection):
             self._connected.set_result(None)
 
     def connection_lost(self, exc):
-        super().connection_lost(exc)
-        for stream, exchange in list(self._exchanges.items()):
-            self._end_exchange(stream, ConnectionClosed("the connection was lost"))
+        super().connection_lost(exc)   # the engine ends its open streams (on_stream_end)
+        for stream in list(self._receivers):
+            self._end(stream, ConnectionClosed("the connection was lost"))
 
     # -- engine events -----------------------------------------------------------------
 
     def on_message_head(self, stream, code, method, path, headers):
-        exchange = self._exchanges.get(stream)
-        if exchange is None:
-            return
-        if code < 200:
-            exchange.informational.append((code, headers))   # 1xx never ends a request
-            return
-        response = Response(self, stream, code, headers, exchange.payload, exchange.pushed,
-                            exchange.informational)
-        exchange.response = response
-        if not exchange.future.done():
-            exchange.future.set_result(response)
+        receiver = self._receivers.get(stream)
+        if receiver is not None:
+            if code < 200:
+                receiver.on_informational(code, headers)
+            else:
+                receiver.on_response(code, headers)
 
     def on_message_data(self, stream, data):
-        exchange = self._exchanges.get(stream)
-        if exchange is not None:
-            exchange.payload._feed(data)
+        receiver = self._receivers.get(stream)
+        if receiver is not None:
+            self._buffered(len(data))
+            receiver.on_data(data)
 
     def on_message_tail(self, stream, trailers):
-        exchange = self._exchanges.get(stream)
-        if exchange is not None:
-            if exchange.response is not None:
-                exchange.response.trailers = trailers
-            exchange.payload._feed_eof()
+        receiver = self._receivers.get(stream)
+        if receiver is not None:
+            receiver.on_tail(trailers)
 
     def on_stream_end(self, stream, code, side):
-        self._end_exchange(stream, StreamReset(code or 0x8) if code else None)
+        if self._lost and side == raw.CNO_LOCAL:
+            exc = ConnectionClosed("the connection was lost")
+        elif code:
+            exc = StreamReset(code, remote=side == raw.CNO_REMOTE)
+        else:
+            exc = None
+        self._end(stream, exc)
         self._stream_ended()
 
-    def _end_exchange(self, stream, exc):
-        exchange = self._exchanges.pop(stream, None)
-        if exchange is None:
-            return
-        exc = exc or ConnectionClosed("stream %d ended without a response" % stream)
-        if not exchange.future.done():
-            exchange.future.set_exception(exc)
-        exchange.payload._fail(exc)
-        exchange.pushed.close()
+    def _end(self, stream, exc):
+        receiver = self._receivers.pop(stream, None)
+        if receiver is not None:
+            receiver.on_end(exc)
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def open_stream(self, method: Any, path: Any, headers: Headers,
+                          receiver: StreamReceiver, *, end_stream: bool = False) -> int:
+        """Write a request head as is (no :scheme or :authority added) on a new stream
+        and return its id; the stream's events go to ``receiver``. Waits while the
+        server's stream limit is reached, and over HTTP/1.1 while an exchange runs.
+        Raises ConnectionClosed if the connection is closed."""
+        while True:
+            if self.closed:
+                raise ConnectionClosed("the connection is closed")
+            if not self.is_http2 and self._receivers:
+                # HTTP/1.1: one exchange at a time (no pipelining, which many servers
+                # handle badly); the next request goes once this response is complete.
+                await self._wait(self._ended)
+                continue
+            stream = self.next_stream
+            try:
+                self.write_head(stream, 0, method, path, headers, end_stream)
+            except WouldBlock:   # the server's stream limit, or HTTP/1.1's one at a time
+                await self._wait(self._ended)
+                continue
+            self._receivers[stream] = receiver
+            return stream
+
+    async def send_data(self, stream: int, data: Union[bytes, bytearray, memoryview],
+                        end_stream: bool = False) -> None:
+        """Write request body bytes on ``stream``, waiting for the peer's flow-control
+        windows and for the transport. Raises StreamReset if the stream is gone."""
+        await self._write(stream, data, end_stream)
+
+    async def send_trailers(self, stream: int, trailers: Headers) -> None:
+        """End the request on ``stream`` with trailers (HTTP/2; chunked HTTP/1.1)."""
+        while self.writing_paused:
+            await self._wait(self._waiters)
+        try:
+            self.write_tail(stream, trailers)
+        except InvalidStream:
+            raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+
+    def consumed(self, stream: int, n: int) -> None:
+        """Credit ``n`` bytes of ``stream``'s response body back to the peer (HTTP/2
+        WINDOW_UPDATE; HTTP/1.1 resumes reading the socket)."""
+        self._consumed(stream, n)
+
+    def cancel(self, stream: int, code: int = 0x8) -> None:
+        """Reset the stream (HTTP/2 RST_STREAM, CANCEL by default), or close the
+        connection (HTTP/1.1 has no other way to abandon an exchange)."""
+        self._cancel(stream, code)
 
     def _cancel(self, stream, code):
         if self.closed or stream not in self.open_streams:
@@ -865,23 +993,11 @@ class Client(_Connection):
             headers.insert(0, (":scheme", self.scheme))
         simple = isinstance(data, (bytes, bytearray, memoryview))
         final = simple and not data and not trailers
-        while True:
-            if self.closed:
-                raise ConnectionClosed("the connection is closed")
-            if not self.is_http2 and self._exchanges:
-                # HTTP/1.1: one exchange at a time (no pipelining, which many servers
-                # handle badly); the next request goes once this response is complete.
-                await self._wait(self._ended)
-                continue
-            stream = self.next_stream
-            try:
-                self.write_head(stream, 0, method, path, headers, final)
-                break
-            except WouldBlock:   # the server's stream limit, or HTTP/1.1's one at a time
-                await self._wait(self._ended)
         future = self.loop.create_future()
+        stream = self.next_stream
         exchange = _Exchange(self, stream, future)
-        self._exchanges[stream] = exchange
+        stream = await self.open_stream(method, path, headers, exchange, end_stream=final)
+        exchange.payload._stream = stream
         sender = None
         try:
             if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers

@@ -128,8 +128,17 @@ class OversizedHeaderListError(HPACKDecodingError):
 
 class StreamReset(CnoError):
     """The stream ended before its message did: reset by the peer (or by us), or cut by
-    the end of the connection. ``code`` is the HTTP/2 error code (RFC 9113 section 7)."""
+    the end of the connection. ``code`` is the HTTP/2 error code (RFC 9113 section 7);
+    ``remote`` says whether the peer reset it."""
 
-    def __init__(self, code=0x8, message=None):
-        super().__init__(message or "stream reset (error code %d)" % code)
+    def __init__(self, code=0x8, message=None, *, remote=True):
+        super().__init__(message or "stream %s (error code %d)" % (
+            "reset by the peer" if remote else "reset", code))
         self.code = code
+        self.remote = remote
+
+    @property
+    def refused(self):
+        """The peer refused the stream without processing it (REFUSED_STREAM, or above a
+        GOAWAY's last-stream-id): a request is safe to retry elsewhere (RFC 9113 8.7)."""
+        return self.remote and self.code == 0x7

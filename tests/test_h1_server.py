@@ -1000,7 +1000,7 @@ def test_bytes_that_cannot_start_a_request_line_400_at_once(first):
 
 
 @pytest.mark.parametrize("first", [b"G", b"GET", b"GET ", b"GET /partial", b"PRI * HTTP/2",
-                                   b"M-SEARCH", b"\r\n"])
+                                   b"M-SEARCH", b"\r\n", b"\r"])
 def test_incomplete_valid_prefix_waits(first):
     # The early check rejects only what can never become a request line: a valid prefix
     # (or the HTTP/2 preface's start) waits for more bytes.

@@ -22,6 +22,7 @@ from cno.acgi.connection import (
     ACGI_VERSION, Application, Connection, Message, Receive, ResponseBody, Send, connect,
     open_connection,
 )
+from cno.acgi.pool import Pool
 from cno.acgi.errors import (
     AcgiError, ConnectError, ConnectTimeout, MessageError, PoolTimeout, ReadTimeout, Timeout,
     WriteTimeout,
@@ -29,7 +30,7 @@ from cno.acgi.errors import (
 
 __all__ = [
     "ACGI_VERSION", "Application", "Connection", "Message", "Receive", "ResponseBody", "Send",
-    "connect", "open_connection",
+    "connect", "open_connection", "Pool",
     "AcgiError", "ConnectError", "ConnectTimeout", "MessageError", "PoolTimeout", "ReadTimeout",
     "Timeout", "WriteTimeout",
 ]

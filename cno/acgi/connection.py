@@ -169,12 +169,13 @@ class ResponseBody:
     raises :class:`cno.StreamReset` / :class:`cno.ConnectionClosed` from the iteration.
     ``timeout`` (seconds, or None) bounds each wait for a chunk (ReadTimeout)."""
 
-    __slots__ = ("_stream", "_message", "_done", "trailers", "timeout")
+    __slots__ = ("_stream", "_message", "_done", "_sender", "trailers", "timeout")
 
     def __init__(self, stream: _Stream, message: Message) -> None:
         self._stream = stream
         self._message = message
         self._done = False
+        self._sender: Optional["asyncio.Future[None]"] = None   # a request body still going out
         self.trailers: Optional[list] = None
         self.timeout: Optional[float] = None
 
@@ -217,6 +218,8 @@ class ResponseBody:
         """Stop reading: the stream is reset (CANCEL) unless it is complete, and what is
         queued for it is dropped (and credited back to the peer)."""
         self._done = True
+        if self._sender is not None:
+            self._sender.cancel()
         self._stream.conn._abandon(self._stream)
 
 
@@ -235,6 +238,7 @@ class Connection:
         self.scheme = origin[0].encode("latin-1")
         self.streams: Dict[int, _Stream] = {}
         self.active = 0                 # streams open in the engine, plus reserved slots
+        self.retired = False            # no new requests here (the pool's verdict)
         self.on_stream_end: Optional[Callable[["Connection"], None]] = None
         self._seq = 0
         self._any: Deque["asyncio.Future[Message]"] = collections.deque()
@@ -251,7 +255,7 @@ class Connection:
     @property
     def closed(self) -> bool:
         """No new request can start here (closed, lost, or past a GOAWAY)."""
-        return bool(self.client.closed or self.client._lost)
+        return self.retired or self.client.closed
 
     @property
     def max_streams(self) -> int:
@@ -298,8 +302,23 @@ class Connection:
             raise MessageError("unknown message type %r" % (kind,))
         return None
 
+    async def _response(self, sid: int, timeout: Optional[float] = None) -> Message:
+        """The ``http.response`` of a stream (1xx heads skipped), or the
+        ``http.stream.disconnect`` that came instead: what the pool waits for."""
+        stream = self.streams[sid]
+        while True:
+            message = await self._next(stream, timeout)
+            kind = message["type"]
+            if kind == "http.response":
+                message["body"].timeout = timeout
+                return message
+            if kind == "http.stream.disconnect":
+                return message
+
     async def _request(self, message: Mapping[str, Any], *, post_connection: bool = True,
-                       write_timeout: Optional[float] = None) -> int:
+                       write_timeout: Optional[float] = None, reserved: bool = False) -> int:
+        """Start a request. ``reserved``: the caller counted it in ``active`` already.
+        Whatever fails before the stream exists gives the slot back."""
         origin, _, target = split_url(_key(message, "url", str))
         if origin != self.origin:
             raise MessageError("the url %r is not on this connection's origin %s://%s:%d"
@@ -310,16 +329,21 @@ class Connection:
         headers = self._request_headers(_key(message, "headers", object, ()),
                                         None if more_body else len(body))
         client = self.client
-        if self.closed:
-            raise ConnectionClosed("the connection is closed")
-        if not client.is_http2 and self.active:
-            raise MessageError("an HTTP/1.1 exchange is still running on this connection "
-                               "(requests go one after another)")
+        if not reserved:
+            if self.closed:
+                raise ConnectionClosed("the connection is closed")
+            if not client.is_http2 and self.active:
+                raise MessageError("an HTTP/1.1 exchange is still running on this connection "
+                                   "(requests go one after another)")
+            self.active += 1
         stream = _Stream(self)
-        self.active += 1
         try:
             sid = await client.open_stream(method, target, headers, stream,
                                            end_stream=not body and not more_body)
+        except ConnectionClosed as e:
+            self.active -= 1
+            self.retired = True
+            raise NotStarted(str(e)) from None
         except BaseException:
             self.active -= 1
             raise
@@ -330,13 +354,19 @@ class Connection:
             self._post(stream, {"type": "http.response.connection",
                                 "http_version": self.http_version, "stream_id": sid})
         if body:
-            await self._write(stream, body, not more_body, write_timeout)
+            try:
+                await self._write(stream, body, not more_body, write_timeout)
+            except BaseException:
+                # The caller never learns the id: nothing of this stream may linger.
+                self._abandon(stream)
+                raise
         return sid
 
     def _request_headers(self, given: Any, length: Optional[int]) -> List[Tuple[bytes, bytes]]:
         """The head the engine writes: :scheme and :authority first (Host becomes
         :authority), names lowercased, connection-specific fields left out over HTTP/2,
-        and content-length when the whole body is known."""
+        transfer-encoding left out (framing is the engine's: chunked over HTTP/1.1
+        unless there is a content-length), content-length when the whole body is known."""
         authority = self.authority
         h2 = self.client.is_http2
         out: List[Tuple[bytes, bytes]] = []
@@ -359,7 +389,8 @@ class Connection:
             elif name == b"content-length":
                 length = None
                 out.append((name, bytes(value)))
-            elif h2 and (name in _NOT_OVER_H2 or (name == b"te" and value.lower() != b"trailers")):
+            elif name == b"transfer-encoding" or (h2 and (
+                    name in _NOT_OVER_H2 or (name == b"te" and value.lower() != b"trailers"))):
                 continue
             else:
                 out.append((name, bytes(value)))
@@ -562,10 +593,20 @@ class Connection:
     def _forget(self, stream: _Stream) -> None:
         if self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
+        while stream.waiters:   # (an iterator or receive() of a stream given up on)
+            waiter = stream.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(StreamReset(0x8, "stream %d was abandoned" % stream.id,
+                                                 remote=False))
         if stream.uncredited:   # dropped unread: the connection window gets it back
             self.client.consumed(stream.id, stream.uncredited)
             stream.uncredited = 0
         stream.inbox.clear()
+
+
+class NotStarted(ConnectionClosed):
+    """The connection took no new request (closed, or past a GOAWAY / Connection: close):
+    nothing of the request was written, so it can go elsewhere."""
 
 
 def _expire(waiter: "asyncio.Future[Message]", text: str) -> None:

@@ -34,12 +34,12 @@ CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams
 _READ_BUFFER = 65536
 
 
-class Channel(asyncio.Queue):
+class Channel(asyncio.Queue):  # type: ignore[type-arg]
     """An ``asyncio.Queue`` that is an async iterator and can be closed: iteration ends
     once the queue is closed and drained; ``put`` after ``close`` raises BrokenPipeError.
     ``loop`` is accepted for the seed's ``Channel(n, loop=...)`` and ignored."""
 
-    def __init__(self, maxsize=0, *, loop=None):
+    def __init__(self, maxsize: int = 0, *, loop: Any = None) -> None:
         super().__init__(maxsize)
         self.closed = False
 
@@ -51,40 +51,40 @@ class Channel(asyncio.Queue):
             if not getter.done():
                 getter.set_result(None)
 
-    def put_nowait(self, item):
+    def put_nowait(self, item: Any) -> None:
         if self.closed:
             raise BrokenPipeError("the channel is closed")
         super().put_nowait(item)
 
-    async def put(self, item):
+    async def put(self, item: Any) -> None:
         if self.closed:
             raise BrokenPipeError("the channel is closed")
         await super().put(item)   # (ends in put_nowait, which checks again)
 
-    async def get(self):
+    async def get(self) -> Any:
         """The next item; StopAsyncIteration once closed and empty."""
         while self.empty():
             if self.closed:
                 raise StopAsyncIteration
             getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
+            self._getters.append(getter)  # type: ignore[attr-defined]
             try:
                 await getter
             except BaseException:
                 getter.cancel()
                 try:
-                    self._getters.remove(getter)
+                    self._getters.remove(getter)  # type: ignore[attr-defined]
                 except ValueError:
                     pass
                 if not self.empty() and not getter.cancelled():
-                    self._wakeup_next(self._getters)
+                    self._wakeup_next(self._getters)  # type: ignore[attr-defined]
                 raise
         return self.get_nowait()
 
-    def __aiter__(self):
+    def __aiter__(self) -> "Channel":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Any:
         return await self.get()
 
 
@@ -92,36 +92,36 @@ class Payload:
     """A message body as it arrives (asyncio.StreamReader's reading methods). Each byte
     read is credited back to the peer, so a slow reader throttles its own stream."""
 
-    def __init__(self, conn, stream):
+    def __init__(self, conn: "_Connection", stream: int) -> None:
         self._conn = conn
         self._stream = stream
         self._buffer = bytearray()
         self._credited = 0     # bytes at the buffer's front already credited (put back)
         self._eof = False
-        self._exc = None
-        self._waiter = None
+        self._exc: Optional[BaseException] = None
+        self._waiter: Optional["asyncio.Future[None]"] = None
 
     # -- fed by the protocol ---------------------------------------------------------
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         self._buffer += data
         self._wake()
 
-    def _feed_eof(self):
+    def _feed_eof(self) -> None:
         self._eof = True
         self._wake()
 
-    def _fail(self, exc):
+    def _fail(self, exc: BaseException) -> None:
         if not self._eof:
             self._exc = exc
             self._wake()
 
-    def _wake(self):
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self):
+    async def _wait(self) -> None:
         if self._exc is not None:
             raise self._exc
         self._waiter = self._conn.loop.create_future()
@@ -132,7 +132,7 @@ class Payload:
         if self._exc is not None and not self._buffer:
             raise self._exc
 
-    def _take(self, n):
+    def _take(self, n: int) -> bytes:
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
         fresh = len(data) - min(len(data), self._credited)
@@ -140,7 +140,7 @@ class Payload:
         self._conn._consumed(self._stream, fresh)
         return data
 
-    def _unread(self, data):
+    def _unread(self, data: Union[bytes, bytearray]) -> None:
         """Put back bytes taken (and so credited) but not returned to the reader."""
         self._buffer[:0] = data
         self._credited += len(data)
@@ -150,7 +150,7 @@ class Payload:
     def at_eof(self) -> bool:
         return self._eof and not self._buffer
 
-    def exception(self):
+    def exception(self) -> Optional[BaseException]:
         return self._exc
 
     # Every method takes data out of the buffer (crediting the peer) as it arrives, even
@@ -208,10 +208,10 @@ class Payload:
         except asyncio.IncompleteReadError as e:
             return e.partial
 
-    def __aiter__(self):
+    def __aiter__(self) -> "Payload":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> bytes:
         data = await self.read(_READ_BUFFER)
         if not data:
             raise StopAsyncIteration
@@ -224,27 +224,30 @@ class Payload:
 class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[misc]
     """What servers and clients share: transport I/O and writing with backpressure."""
 
-    def __init__(self, loop, server):
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop], server: bool) -> None:
         raw.Connection.__init__(self, server)
         self.loop = loop or asyncio.get_event_loop()
-        self.transport = None
+        self.transport: Any = None
         self.manual_flow_control = True
         self._read_view = memoryview(bytearray(_READ_BUFFER))
-        self._waiters = set()         # futures woken when windows grow or writing resumes
-        self._ended = set()           # futures woken when any stream ends
+        # futures woken when windows grow or writing resumes / when any stream ends
+        self._waiters: "set[asyncio.Future[None]]" = set()
+        self._ended: "set[asyncio.Future[None]]" = set()
+        self._max_buffer = DEFAULT_MAX_BODY_BUFFER
         self._h1_buffered = 0         # HTTP/1.1 body bytes received, not yet read
         self._reading_paused = False
         self._lost = False
-        self._corked = None           # a list while several writes go out as one
-        self._pending = []            # output of this loop iteration, written at its end
+        self._corked: Optional[list[bytes]] = None   # a list while writes go out as one
+        self._pending: list[bytes] = []   # output of this loop iteration, written at its end
         self._pending_size = 0
-        self._flush_handle = None
+        self._flush_handle: Optional[asyncio.Handle] = None
         self._batch = False           # several requests came in one read: batch the answers
-        self._lost_waiter = None      # wait_closed()'s future, made when first asked for
+        # wait_closed()'s future, made when first asked for
+        self._lost_waiter: Optional["asyncio.Future[None]"] = None
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
 
-    def _start(self, transport, is_http2):
+    def _start(self, transport: Any, is_http2: bool) -> None:
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -256,19 +259,19 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if is_http2:
             self.open_flow(0, CONNECTION_WINDOW - 65535)
 
-    def get_buffer(self, sizehint):
+    def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
 
-    def buffer_updated(self, nbytes):
+    def buffer_updated(self, nbytes: int) -> None:
         try:
             raw.Connection.data_received(self, self._read_view[:nbytes])
         except CnoError:
             self._abort()
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         return False   # close the transport: half-open connections are not supported
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
         self._lost = True
         try:
             raw.Connection.connection_lost(self)
@@ -285,16 +288,16 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 self._lost_waiter = self.loop.create_future()
             await asyncio.shield(self._lost_waiter)
 
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self.writing_paused = True
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self.writing_paused = False
         self._wake_all()
 
     # -- engine events shared by both sides --------------------------------------------
 
-    def on_writev(self, chunks):
+    def on_writev(self, chunks: Sequence[bytes]) -> None:
         # When one read brought several requests, their answers (written by as many
         # handler tasks in this loop iteration) go to the transport in one writelines;
         # otherwise each write goes at once.
@@ -318,7 +321,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
 
-    def _flush(self):
+    def _flush(self) -> None:
         self._flush_handle = None
         self._batch = False
         self._pending_size = 0
@@ -327,15 +330,15 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if chunks and transport is not None and not transport.is_closing():
             transport.writelines(chunks)
 
-    def _cork(self):
+    def _cork(self) -> None:
         self._corked = []
 
-    def _uncork(self):
+    def _uncork(self) -> None:
         chunks, self._corked = self._corked, None
         if chunks:
             self.on_writev(chunks)
 
-    def on_close(self):
+    def on_close(self) -> None:
         if self._corked:
             self._uncork()   # what is still held back goes out before the close
         if self._flush_handle is not None:
@@ -344,10 +347,10 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if self.transport is not None:
             self.transport.close()
 
-    def on_flow_increase(self, stream):
+    def on_flow_increase(self, stream: int) -> None:
         self._wake_all()
 
-    def close(self):
+    def close(self) -> None:
         """Close the connection (what was written goes out first)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -355,26 +358,26 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if self.transport is not None:
             self.transport.close()
 
-    def _abort(self):
+    def _abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _wake_all(self):
+    def _wake_all(self) -> None:
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _stream_ended(self):
+    def _stream_ended(self) -> None:
         ended, self._ended = self._ended, set()
         for waiter in ended:
             if not waiter.done():
                 waiter.set_result(None)
         self._wake_all()
 
-    async def _wait(self, pool):
+    async def _wait(self, pool: "set[asyncio.Future[None]]") -> None:
         if self._lost:
             raise ConnectionClosed("the connection is closed")
         waiter = self.loop.create_future()
@@ -384,14 +387,14 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         finally:
             pool.discard(waiter)
 
-    def _buffered(self, n):
+    def _buffered(self, n: int) -> None:
         if not self.is_http2:
             self._h1_buffered += n
             if self._h1_buffered > self._max_buffer and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()
 
-    def _consumed(self, stream, n):
+    def _consumed(self, stream: int, n: int) -> None:
         if not n or self._lost:
             return
         if self.is_http2:
@@ -405,7 +408,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 self._reading_paused = False
                 self.transport.resume_reading()
 
-    async def _write(self, stream, data, final):
+    async def _write(self, stream: int, data: Union[bytes, bytearray, memoryview],
+                     final: bool) -> None:
         """Write all of data, waiting for flow control and the transport as needed."""
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         while True:
@@ -421,7 +425,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             view = memoryview(view)[n:]
             await self._wait(self._waiters)   # until a window grows or the stream ends
 
-    async def _write_body(self, stream, data, trailers):
+    async def _write_body(self, stream: int, data: Body, trailers: Optional[Headers]) -> None:
         """Send a body (bytes, or an async iterable of bytes) and end the message."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             await self._write(stream, data, not trailers)
@@ -446,14 +450,14 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
 class Request:
     """A request a server received; ``await respond(...)`` answers it."""
 
-    def __init__(self, conn, stream, method, path, headers):
+    def __init__(self, conn: "Server", stream: int, method: Any, path: Any, headers: list[Any]) -> None:
         self.conn = conn
         self.stream = stream
         self.method = method
         self.path = path
         self.headers = headers
         self.payload = Payload(conn, stream)
-        self.trailers = None
+        self.trailers: Optional[list[Any]] = None
         self.responded = False
 
     def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
@@ -511,9 +515,11 @@ class Request:
 class Server(_Connection):
     """The server protocol: ``handle(request)`` runs as a task for each request."""
 
-    def __init__(self, loop=None, handle=None, *, idle_timeout=DEFAULT_IDLE_TIMEOUT,
-                 header_timeout=DEFAULT_HEADER_TIMEOUT, max_concurrent_streams=100,
-                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER):
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None, handle: Any = None, *,
+                 idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+                 header_timeout: Optional[float] = DEFAULT_HEADER_TIMEOUT,
+                 max_concurrent_streams: int = 100,
+                 max_body_buffer: int = DEFAULT_MAX_BODY_BUFFER) -> None:
         super().__init__(loop, True)
         self.handle = handle
         self.disallow_h2_upgrade = False
@@ -521,15 +527,15 @@ class Server(_Connection):
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
         self._max_buffer = max_body_buffer
-        self._requests = {}
-        self._tasks = set()
-        self._timer = None
+        self._requests: dict[int, Request] = {}
+        self._tasks: "set[asyncio.Task[None]]" = set()
+        self._timer: Optional[asyncio.TimerHandle] = None
         self._last_active = 0.0       # when the last stream ended (or the connection began)
         self._heads_in_read = 0
-        self._head_started = None     # when input began arriving while idle
+        self._head_started: Optional[float] = None    # when input began arriving while idle
         self._service = None
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: Any) -> None:
         sslobj = transport.get_extra_info("ssl_object")
         if sslobj is not None:
             self.scheme = "https"
@@ -539,7 +545,7 @@ class Server(_Connection):
         self._last_active = self._head_started = self.loop.time()   # the first head is due
         self._schedule_check()
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -548,7 +554,7 @@ class Server(_Connection):
             self._service._connections.discard(self)
             self._service._wake()
 
-    def buffer_updated(self, nbytes):
+    def buffer_updated(self, nbytes: int) -> None:
         if self._head_started is None and not self._requests:
             self._head_started = self.loop.time()
         self._heads_in_read = 0
@@ -559,7 +565,7 @@ class Server(_Connection):
     # -- timeouts: one timer per connection, checking deadlines that requests move
     # (cheaper than cancelling and re-arming a timer for each request) ------------------
 
-    def _deadline(self):
+    def _deadline(self) -> Optional[float]:
         deadlines = []
         if not self._requests:
             if self.idle_timeout:
@@ -568,13 +574,13 @@ class Server(_Connection):
                 deadlines.append(self._head_started + self.header_timeout)
         return min(deadlines) if deadlines else None
 
-    def _schedule_check(self):
+    def _schedule_check(self) -> None:
         delay = min(t for t in (self.idle_timeout, self.header_timeout) if t) \
             if (self.idle_timeout or self.header_timeout) else None
         if delay is not None and self._timer is None:
             self._timer = self.loop.call_later(delay, self._check_timeouts)
 
-    def _check_timeouts(self):
+    def _check_timeouts(self) -> None:
         self._timer = None
         if self._lost:
             return
@@ -590,7 +596,8 @@ class Server(_Connection):
 
     # -- engine events -----------------------------------------------------------------
 
-    def on_message_head(self, stream, code, method, path, headers):
+    def on_message_head(self, stream: int, code: int, method: Any, path: Any,
+                        headers: list[Any]) -> None:
         self._head_started = None
         self._heads_in_read += 1
         request = Request(self, stream, method, path, headers)
@@ -599,19 +606,19 @@ class Server(_Connection):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def on_message_data(self, stream, data):
+    def on_message_data(self, stream: int, data: bytes) -> None:
         request = self._requests.get(stream)
         if request is not None:
             self._buffered(len(data))
             request.payload._feed(data)
 
-    def on_message_tail(self, stream, trailers):
+    def on_message_tail(self, stream: int, trailers: Optional[list[Any]]) -> None:
         request = self._requests.get(stream)
         if request is not None:
             request.trailers = trailers
             request.payload._feed_eof()
 
-    def on_stream_end(self, stream, code, side):
+    def on_stream_end(self, stream: int, code: int, side: int) -> None:
         request = self._requests.pop(stream, None)
         if request is not None and not request.payload._eof:
             request.payload._fail(StreamReset(code or 0x8))
@@ -620,7 +627,7 @@ class Server(_Connection):
         if not self._requests:
             self._last_active = self.loop.time()
 
-    async def _run(self, request):
+    async def _run(self, request: Request) -> None:
         try:
             await self.handle(request)
         except Exception as exc:
@@ -629,7 +636,7 @@ class Server(_Connection):
             if not request.responded and not self.closed and request.stream in self.open_streams:
                 self._answer_500(request)
 
-    def _failed(self, request, exc):
+    def _failed(self, request: Request, exc: BaseException) -> None:
         if not isinstance(exc, (StreamReset, ConnectionClosed)):
             self.loop.call_exception_handler({
                 "message": "cno: request handler failed", "exception": exc, "protocol": self})
@@ -642,7 +649,7 @@ class Server(_Connection):
         else:
             self._abort()   # HTTP/1.1 has no other way to say the response is broken
 
-    def _answer_500(self, request):
+    def _answer_500(self, request: Request) -> None:
         try:
             self.write_head(request.stream, 500, "", "", [("content-length", "0")], True)
             request.responded = True
@@ -652,7 +659,7 @@ class Server(_Connection):
             else:
                 self._abort()
 
-    def shutdown(self, code=0):
+    def shutdown(self, code: int = 0) -> None:
         """Graceful shutdown: no new requests; those running finish, then the
         connection closes."""
         if not self.closed:
@@ -662,23 +669,23 @@ class Server(_Connection):
 class Service:
     """What ``cno.serve`` returns: a listening server and its connections."""
 
-    def __init__(self, server):
+    def __init__(self, server: asyncio.AbstractServer) -> None:
         self.server = server
-        self._connections = set()
-        self._waiter = None
+        self._connections: "set[Server]" = set()
+        self._waiter: Optional["asyncio.Future[None]"] = None
 
     @property
-    def sockets(self):
-        return self.server.sockets
+    def sockets(self) -> Any:
+        return self.server.sockets  # type: ignore[attr-defined]
 
-    def close(self):
+    def close(self) -> None:
         """Stop accepting connections (open ones go on; see shutdown)."""
         self.server.close()
 
-    async def wait_closed(self):
+    async def wait_closed(self) -> None:
         await self.server.wait_closed()
 
-    def _wake(self):
+    def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done() and not self._connections:
             self._waiter.set_result(None)
 
@@ -697,10 +704,10 @@ class Service:
                     conn._abort()
         await self.server.wait_closed()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Service":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: Any) -> None:
         await self.shutdown(timeout=10)
 
 
@@ -713,7 +720,7 @@ async def serve(handle: Any, host: Optional[str] = None, port: int = 0, *,
         ssl.set_alpn_protocols(ALPN)
     service = None
 
-    def factory():
+    def factory() -> Server:
         protocol = Server(loop, handle, **options)
         protocol._service = service
         return protocol
@@ -729,8 +736,8 @@ async def serve(handle: Any, host: Optional[str] = None, port: int = 0, *,
 class Response:
     """A response head and its body reader; the body may still be arriving."""
 
-    def __init__(self, conn: "Client", stream: int, code: int, headers: list,
-                 payload: Payload, pushed: Channel, informational: list) -> None:
+    def __init__(self, conn: "Client", stream: int, code: int, headers: list[Any],
+                 payload: Payload, pushed: Channel, informational: list[Any]) -> None:
         self.conn = conn
         self.stream = stream
         self.code = code
@@ -738,7 +745,7 @@ class Response:
         self.payload = payload
         self.pushed = pushed
         self.informational = informational
-        self.trailers: Optional[list] = None
+        self.trailers: Optional[list[Any]] = None
 
     def cancel(self, code: int = 0x8) -> None:
         """Reset the stream (HTTP/2), or close the connection (HTTP/1.1)."""
@@ -748,17 +755,18 @@ class Response:
 class Push:
     """A pushed request promised with a response; ``await push.response`` for its answer."""
 
-    def __init__(self, conn, stream, method, path, headers):
+    def __init__(self, conn: "Client", stream: int, method: Any, path: Any,
+                 headers: list[Any]) -> None:
         self.conn = conn
         self.stream = stream
         self.method = method
         self.path = path
         self.headers = headers
-        self.response = conn.loop.create_future()
+        self.response: "asyncio.Future[Response]" = conn.loop.create_future()
         # (a push nobody awaits must not log "exception was never retrieved")
         self.response.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    def cancel(self):
+    def cancel(self) -> None:
         self.conn._cancel(self.stream, 0x8)
 
 
@@ -768,17 +776,17 @@ class StreamReceiver:
     turns them into messages. They run inside the engine's event dispatch: do not await,
     do not write to the connection from them."""
 
-    def on_informational(self, code: int, headers: list) -> None:
+    def on_informational(self, code: int, headers: list[Any]) -> None:
         """A 1xx response head (never the final one)."""
 
-    def on_response(self, code: int, headers: list) -> None:
+    def on_response(self, code: int, headers: list[Any]) -> None:
         """The final response head."""
 
     def on_data(self, data: bytes) -> None:
         """Response body bytes. They count against the stream's window (HTTP/2) or the
         read buffer (HTTP/1.1) until ``client.consumed(stream, n)`` credits them back."""
 
-    def on_tail(self, trailers: Optional[list]) -> None:
+    def on_tail(self, trailers: Optional[list[Any]]) -> None:
         """The response is complete; ``trailers`` is a list or None."""
 
     def on_push(self, push: "Push") -> None:
@@ -793,38 +801,39 @@ class StreamReceiver:
 class _Exchange(StreamReceiver):
     """The receiver behind ``Client.request``: a future for the Response, its Payload."""
 
-    __slots__ = ("future", "payload", "pushed", "informational", "response")
+    __slots__ = ("client", "future", "payload", "pushed", "informational", "response")
 
-    def __init__(self, conn, stream, future):
+    def __init__(self, conn: "Client", stream: int, future: "asyncio.Future[Response]") -> None:
+        self.client = conn
         self.future = future
         self.payload = Payload(conn, stream)
         self.pushed = Channel()
-        self.informational = []
-        self.response = None
+        self.informational: list[Any] = []
+        self.response: Optional[Response] = None
 
-    def on_informational(self, code, headers):
+    def on_informational(self, code: int, headers: list[Any]) -> None:
         self.informational.append((code, headers))   # 1xx never ends a request
 
-    def on_response(self, code, headers):
+    def on_response(self, code: int, headers: list[Any]) -> None:
         payload = self.payload
-        self.response = Response(payload._conn, payload._stream, code, headers, payload,
+        self.response = Response(self.client, payload._stream, code, headers, payload,
                                  self.pushed, self.informational)
         if not self.future.done():
             self.future.set_result(self.response)
 
-    def on_data(self, data):
+    def on_data(self, data: bytes) -> None:
         self.payload._feed(data)
 
-    def on_tail(self, trailers):
+    def on_tail(self, trailers: Optional[list[Any]]) -> None:
         if self.response is not None:
             self.response.trailers = trailers
         self.payload._feed_eof()
 
-    def on_push(self, push):
+    def on_push(self, push: "Push") -> None:
         if not self.pushed.closed:
             self.pushed.put_nowait(push)
 
-    def on_end(self, exc):
+    def on_end(self, exc: Optional[CnoError]) -> None:
         exc = exc or ConnectionClosed("stream %d ended without a response" % self.payload._stream)
         if not self.future.done():
             self.future.set_exception(exc)
@@ -835,7 +844,7 @@ class _Exchange(StreamReceiver):
 class _PushReceiver(_Exchange):
     """A pushed stream: its response resolves ``push.response``; it has no pushes."""
 
-    def __init__(self, conn, push):
+    def __init__(self, conn: "Client", push: Push) -> None:
         super().__init__(conn, push.stream, push.response)
 
 
@@ -846,28 +855,30 @@ class Client(_Connection):
     ``send_trailers``, ``consumed`` and ``cancel`` drive one stream at a time, with the
     stream's events going to a :class:`StreamReceiver` (what ``cno.acgi`` builds on)."""
 
-    def __init__(self, loop=None, authority=None, scheme=None, *, http2=None,
-                 max_body_buffer=DEFAULT_MAX_BODY_BUFFER, enable_push=True,
-                 bytes_headers=False):
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None,
+                 authority: Optional[str] = None, scheme: Optional[str] = None, *,
+                 http2: Optional[bool] = None, max_body_buffer: int = DEFAULT_MAX_BODY_BUFFER,
+                 enable_push: bool = True, bytes_headers: bool = False) -> None:
         super().__init__(loop, False)
         self.authority = authority
         self.scheme = scheme or "http"
         self._http2 = http2
         self._max_buffer = max_body_buffer
-        self._receivers = {}
+        self._receivers: dict[int, StreamReceiver] = {}
         self._connected = self.loop.create_future()
         self.bytes_headers = bytes_headers
         if not enable_push:
             self.update_settings(enable_push=0)
 
-    def on_message_push(self, stream, parent, method, path, headers):
+    def on_message_push(self, stream: int, parent: int, method: Any, path: Any,
+                        headers: list[Any]) -> None:
         push = Push(self, stream, method, path, headers)
         self._receivers[stream] = _PushReceiver(self, push)
         receiver = self._receivers.get(parent)
         if receiver is not None:
             receiver.on_push(push)
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: Any) -> None:
         sslobj = transport.get_extra_info("ssl_object")
         alpn = sslobj.selected_alpn_protocol() if sslobj is not None else None
         if sslobj is not None:
@@ -881,14 +892,15 @@ class Client(_Connection):
         if not self._connected.done():
             self._connected.set_result(None)
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
         super().connection_lost(exc)   # the engine ends its open streams (on_stream_end)
         for stream in list(self._receivers):
             self._end(stream, ConnectionClosed("the connection was lost"))
 
     # -- engine events -----------------------------------------------------------------
 
-    def on_message_head(self, stream, code, method, path, headers):
+    def on_message_head(self, stream: int, code: int, method: Any, path: Any,
+                        headers: list[Any]) -> None:
         receiver = self._receivers.get(stream)
         if receiver is not None:
             if code < 200:
@@ -896,18 +908,19 @@ class Client(_Connection):
             else:
                 receiver.on_response(code, headers)
 
-    def on_message_data(self, stream, data):
+    def on_message_data(self, stream: int, data: bytes) -> None:
         receiver = self._receivers.get(stream)
         if receiver is not None:
             self._buffered(len(data))
             receiver.on_data(data)
 
-    def on_message_tail(self, stream, trailers):
+    def on_message_tail(self, stream: int, trailers: Optional[list[Any]]) -> None:
         receiver = self._receivers.get(stream)
         if receiver is not None:
             receiver.on_tail(trailers)
 
-    def on_stream_end(self, stream, code, side):
+    def on_stream_end(self, stream: int, code: int, side: int) -> None:
+        exc: Optional[CnoError]
         if self._lost and side == raw.CNO_LOCAL:
             exc = ConnectionClosed("the connection was lost")
         elif code:
@@ -917,7 +930,7 @@ class Client(_Connection):
         self._end(stream, exc)
         self._stream_ended()
 
-    def _end(self, stream, exc):
+    def _end(self, stream: int, exc: Optional[CnoError]) -> None:
         receiver = self._receivers.pop(stream, None)
         if receiver is not None:
             receiver.on_end(exc)
@@ -972,7 +985,7 @@ class Client(_Connection):
         connection (HTTP/1.1 has no other way to abandon an exchange)."""
         self._cancel(stream, code)
 
-    def _cancel(self, stream, code):
+    def _cancel(self, stream: int, code: int) -> None:
         if self.closed or stream not in self.open_streams:
             return
         if self.is_http2:
@@ -1008,7 +1021,7 @@ class Client(_Connection):
             if not final:
                 sender = self.loop.create_task(self._write_body(stream, data, trailers))
                 sender.add_done_callback(lambda t: t.cancelled() or t.exception())
-            return await future
+            return await future  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             if sender is not None:
                 sender.cancel()

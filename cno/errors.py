@@ -46,9 +46,9 @@ class ProtocolError(CnoError, ValueError):
     errno = ERRNO_PROTOCOL
     error_code = 0x1  # PROTOCOL_ERROR
     #: HTTP/1.1: the status a server answers with (400, 431, 501, 505), else None.
-    status = None
+    status: "int | None" = None
 
-    def __init__(self, message="", error_code=None):
+    def __init__(self, message: str = "", error_code: "int | None" = None) -> None:
         super().__init__(message)
         if error_code is not None:
             self.error_code = error_code
@@ -131,14 +131,15 @@ class StreamReset(CnoError):
     the end of the connection. ``code`` is the HTTP/2 error code (RFC 9113 section 7);
     ``remote`` says whether the peer reset it."""
 
-    def __init__(self, code=0x8, message=None, *, remote=True):
+    def __init__(self, code: int = 0x8, message: "str | None" = None, *,
+                 remote: bool = True) -> None:
         super().__init__(message or "stream %s (error code %d)" % (
             "reset by the peer" if remote else "reset", code))
         self.code = code
         self.remote = remote
 
     @property
-    def refused(self):
+    def refused(self) -> bool:
         """The peer refused the stream without processing it (REFUSED_STREAM, or above a
         GOAWAY's last-stream-id): a request is safe to retry elsewhere (RFC 9113 8.7)."""
         return self.remote and self.code == 0x7

@@ -1,3 +1,4 @@
+from typing_extensions import disjoint_base
 from typing import Any, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
 
 _Field = Union[str, bytes]
@@ -23,6 +24,7 @@ class Frame(NamedTuple):
     stream: int
     payload: bytes
 
+@disjoint_base
 class Connection:
     disallow_h2_upgrade: bool
     disallow_h2_prior_knowledge: bool

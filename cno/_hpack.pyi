@@ -1,3 +1,4 @@
+from typing import final
 from typing import Any, Iterable, Mapping, Sequence, Tuple, Union
 
 _Field = Union[str, bytes]
@@ -12,6 +13,7 @@ class HeaderTuple(Tuple[Any, Any]):
 
 class NeverIndexedHeaderTuple(HeaderTuple): ...
 
+@final
 class Decoder:
     @property
     def max_header_list_size(self) -> int: ...
@@ -33,6 +35,7 @@ class Decoder:
 
 DEFAULT_ENCODER_TABLE_CAP: int
 
+@final
 class Encoder:
     @property
     def max_table_size(self) -> int: ...

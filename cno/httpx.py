@@ -16,8 +16,8 @@ from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
 
 try:
     import httpx
-except ImportError:  # pragma: no cover - the fork
-    import httpx2 as httpx  # type: ignore[no-redef]
+except ImportError:  # pragma: no cover - the fork, which keeps the transport API
+    import httpx2 as httpx  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 from cno.acgi import errors as acgi_errors
 from cno.acgi.pool import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Pool

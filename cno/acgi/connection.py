@@ -111,11 +111,11 @@ class _Stream(aio.StreamReceiver):
 
     # -- engine events (they never await) ----------------------------------------------
 
-    def on_informational(self, code: int, headers: list) -> None:
+    def on_informational(self, code: int, headers: list[Any]) -> None:
         self.conn._post(self, {"type": "http.response.informational", "status_code": code,
                                "headers": headers, "stream_id": self.id})
 
-    def on_response(self, code: int, headers: list) -> None:
+    def on_response(self, code: int, headers: list[Any]) -> None:
         message = {"type": "http.response", "acgi": ACGI_VERSION,
                    "http_version": "2" if self.conn.client.is_http2 else "1.1",
                    "status_code": code, "headers": headers, "more_body": True,
@@ -130,7 +130,7 @@ class _Stream(aio.StreamReceiver):
             self.conn._post(self, {"type": "http.response.body", "body": data,
                                    "more_body": True, "stream_id": self.id})
 
-    def on_tail(self, trailers: Optional[list]) -> None:
+    def on_tail(self, trailers: Optional[list[Any]]) -> None:
         self.response_done = True
         if trailers:
             self.conn._post(self, {"type": "http.response.trailers", "headers": trailers,
@@ -176,7 +176,7 @@ class ResponseBody:
         self._message = message
         self._done = False
         self._sender: Optional["asyncio.Future[None]"] = None   # a request body still going out
-        self.trailers: Optional[list] = None
+        self.trailers: Optional[list[Any]] = None
         self.timeout: Optional[float] = None
 
     @property
@@ -390,7 +390,7 @@ class Connection:
                 length = None
                 out.append((name, bytes(value)))
             elif name == b"transfer-encoding" or (h2 and (
-                    name in _NOT_OVER_H2 or (name == b"te" and value.lower() != b"trailers"))):
+                    name in _NOT_OVER_H2 or (name == b"te" and bytes(value).lower() != b"trailers"))):
                 continue
             else:
                 out.append((name, bytes(value)))
@@ -560,8 +560,8 @@ class Connection:
         except BaseException:
             self._withdraw(None, self._any, waiter)
             raise
-        stream = self.streams.get(message["stream_id"])
-        return self._handed(stream, message) if stream is not None else message
+        owner = self.streams.get(message["stream_id"])
+        return self._handed(owner, message) if owner is not None else message
 
     def _withdraw(self, stream: Optional[_Stream], waiters: Deque["asyncio.Future[Message]"],
                   waiter: "asyncio.Future[Message]") -> None:
@@ -644,7 +644,7 @@ async def open_connection(url: str, *, ssl: Optional[_ssl.SSLContext] = None,
         else:
             client = await asyncio.wait_for(opening, connect_timeout)
     except asyncio.TimeoutError:
-        raise ConnectTimeout("no connection to %s within %gs" % (authority, connect_timeout)) from None
+        raise ConnectTimeout("no connection to %s within %ss" % (authority, connect_timeout)) from None
     except (OSError, _ssl.SSLError) as e:
         raise ConnectError("cannot connect to %s: %s" % (authority, e.strerror or e)) from e
     if http2 and not client.is_http2:

@@ -24,12 +24,12 @@ class MessageError(AcgiError, UsageError):
     the other streams go on. Also a ``ValueError``."""
 
 
-class ConnectError(AcgiError, OSError):
+class ConnectError(AcgiError, OSError):  # type: ignore[misc]  # (errno: int vs int | None)
     """The connection could not be opened (DNS, refused, TLS handshake, certificate).
     The original error is ``__cause__``."""
 
 
-class Timeout(AcgiError, TimeoutError):
+class Timeout(AcgiError, TimeoutError):  # type: ignore[misc]  # (the same)
     """Base class of the timeouts (also a ``TimeoutError``)."""
 
 

@@ -22,7 +22,7 @@ from typing import (
 
 from cno import aio
 from cno.acgi.errors import ConnectError, ConnectTimeout, MessageError, ReadTimeout, WriteTimeout
-from cno.errors import CnoError, ConnectionClosed, StreamReset
+from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset
 
 __all__ = [
     "ACGI_VERSION", "Connection", "ResponseBody", "connect", "open_connection",
@@ -424,7 +424,7 @@ class Connection:
                 except asyncio.TimeoutError:
                     raise WriteTimeout("could not write the request body within %gs"
                                        % timeout) from None
-        except (StreamReset, ConnectionClosed) as e:
+        except (StreamReset, ConnectionClosed, InvalidStream) as e:
             if stream.ended and stream.response_done:
                 stream.request_open = False
                 return

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from cno import cli, raw
 from aio_util import HOST, Certs
 
 BIG = bytes(range(256)) * 8192   # 2 MiB: above the progress bar's threshold
+ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"   # an empty HTTP/2 SETTINGS frame
 
 
@@ -185,6 +187,19 @@ def test_get_help_lists_the_exit_codes(capsys):
     text = capsys.readouterr().out
     for code, meaning in cli.EXIT_CODES.items():
         assert re.search(r"\n +%d  %s" % (code, re.escape(meaning[:30])), text), code
+
+
+def test_docs_list_every_get_option_and_exit_code(capsys):
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", doc, re.M))
+    assert sorted(map(int, table)) == sorted(cli.EXIT_CODES)
+    with pytest.raises(SystemExit):
+        cli.main(["get", "--help"])
+    options = re.findall(r"^  (-.*?)(?:  |$)", capsys.readouterr().out, re.M)
+    names = {name.split()[0] for entry in options for name in entry.split(", ")}
+    assert len(names) > 15
+    for name in names - {"-h", "--help"}:
+        assert "`%s" % name in doc, name
 
 
 def test_bad_option_values_are_usage_errors(capsys):

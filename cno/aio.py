@@ -1031,8 +1031,11 @@ class Client(_Connection):
 
 async def connect(loop_or_url: Any = None, url: Optional[str] = None, *,
                   ssl: Optional[_ssl.SSLContext] = None, http2: Optional[bool] = None,
-                  ssl_hostname: Optional[str] = None, **options: Any) -> Client:
-    """Open a client connection to url (see docs/aio.md); ``connect(loop, url)`` too."""
+                  ssl_hostname: Optional[str] = None, protocol_class: type[Client] = Client,
+                  **options: Any) -> Client:
+    """Open a client connection to url (see docs/aio.md); ``connect(loop, url)`` too.
+    ``protocol_class`` is the Client subclass to make (one overriding ``on_frame``, say);
+    it is called as ``protocol_class(loop, authority, scheme, http2=http2, **options)``."""
     if url is None:
         url = loop_or_url
     loop = asyncio.get_running_loop()
@@ -1048,7 +1051,7 @@ async def connect(loop_or_url: Any = None, url: Optional[str] = None, *,
         context.set_alpn_protocols(ALPN if http2 is not False else ["http/1.1"])
     authority = parts.netloc.rsplit("@", 1)[-1]
     _, client = await loop.create_connection(
-        lambda: Client(loop, authority, scheme, http2=http2, **options), host, port,
+        lambda: protocol_class(loop, authority, scheme, http2=http2, **options), host, port,
         ssl=context, server_hostname=(ssl_hostname or host) if context else None)
     return client
 

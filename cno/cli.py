@@ -1,46 +1,163 @@
-"""Command line (`cno ...` or `python -m cno ...`).
+"""The command line: ``cno ...`` or ``python -m cno ...`` (docs/cli.md).
 
-    python -m cno demo
-        starts a server on a free local port, fetches from it over HTTP/2 (with a push)
-        and HTTP/1.1, prints what happened, and stops.
-    python -m cno serve [--host H] [--port P] [--certfile C --keyfile K] [DIR]
-        serves the files in DIR (default: a hello page) over HTTP/1.1 and HTTP/2
-        (h2c by prior knowledge or Upgrade; TLS with ALPN given a certificate).
-    python -m cno get [--http1 | --http2] [-v] URL
-        fetches URL and writes the body to stdout (-v: the response head to stderr).
-    python -m cno hpack ":method: GET" ":path: /" "user-agent: demo"
-        encodes the headers twice on one connection (the second block hits the dynamic
-        table), with and without Huffman, and decodes each block back.
-    python -m cno hpack --decode 828684418cf1e3c2e5f23a6ba0ab90f4ff
-        decodes a hex header block.
+    cno get [options] URL      fetch a URL, curl style (cno get --help)
+    cno serve [options] [DIR]  serve the files in DIR over HTTP/1.1 and HTTP/2
+    cno demo                   a server and two clients, locally, then exit
+    cno hpack [HEADER ...]     encode headers with HPACK, or --decode header blocks
 """
+# mypy: allow-untyped-calls
+# (_Client extends cno.Client's event methods, which are not annotated.)
+from __future__ import annotations
+
 import argparse
 import asyncio
+import contextlib
+import errno
 import mimetypes
 import os
+import re
+import socket
 import ssl
 import sys
+import time
+import urllib.parse
+from typing import (TYPE_CHECKING, Any, Awaitable, BinaryIO, Callable, Iterable, Optional,
+                    Sequence, TextIO, Union)
 
 import cno
+from cno import hpack, raw
 
-from cno import hpack
+if TYPE_CHECKING:   # (cno.raw's __all__ is computed, so mypy does not see Frame exported)
+    from cno._core import Frame
+
+# Exit codes: curl's number wherever curl has the same class of error (scripts written
+# for curl keep working), and argparse's 2 for usage errors.
+OK = 0
+OTHER = 1
+USAGE = 2
+BAD_URL = 3
+COULD_NOT_RESOLVE = 6
+COULD_NOT_CONNECT = 7
+WEIRD_REPLY = 8
+HTTP2_ERROR = 16
+PARTIAL_BODY = 18
+HTTP_ERROR = 22
+WRITE_ERROR = 23
+READ_ERROR = 26
+TIMEOUT = 28
+TLS_ERROR = 35
+EMPTY_REPLY = 52
+LOCAL_CERT_ERROR = 58
+CA_CERT_ERROR = 77
+STREAM_RESET = 92
+INTERRUPTED = 130
+
+EXIT_CODES = {
+    OK: "success (whatever the HTTP status, unless -f)",
+    OTHER: "unsupported URL scheme (only http and https), or an unexpected error",
+    USAGE: "usage error: a bad or conflicting option or -H header; serve: DIR not a directory",
+    BAD_URL: "malformed URL: no scheme, no host, or a bad port",
+    COULD_NOT_RESOLVE: "could not resolve the host (serve: the --host)",
+    COULD_NOT_CONNECT: "could not connect: refused, unreachable (serve: could not listen)",
+    WEIRD_REPLY: "the reply is not HTTP/1.1",
+    HTTP2_ERROR: "HTTP/2 protocol error: a GOAWAY with an error code, sent or received",
+    PARTIAL_BODY: "the connection closed before the end of the body",
+    HTTP_ERROR: "HTTP status 400 or above, with -f/--fail",
+    WRITE_ERROR: "could not write the output (-o FILE, or stdout)",
+    READ_ERROR: "could not read the request body (-d @FILE, -d @-)",
+    TIMEOUT: "timed out (--connect-timeout, --max-time)",
+    TLS_ERROR: "TLS error: certificate verify failed, handshake failed",
+    EMPTY_REPLY: "the server closed the connection without a response",
+    LOCAL_CERT_ERROR: "serve: the certificate or key file is missing or bad",
+    CA_CERT_ERROR: "--cacert: the file is missing or bad",
+    STREAM_RESET: "the server reset the HTTP/2 stream (RST_STREAM)",
+    INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
-def _parse_header(text):
-    name, sep, value = text[1:].partition(":")
+class Failure(Exception):
+    """An error reported as one line (``cno: <message>``) and an exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _file_error(exc: OSError, path: str, writing: bool = False) -> str:
+    """What is wrong with a file, as 'no such file: foo.pem'."""
+    if isinstance(exc, FileNotFoundError):
+        if writing:   # (the directory it should go in is what is missing)
+            return "no such directory: %s" % (os.path.dirname(path) or ".")
+        return "no such file: %s" % path
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory: %s" % path
+    if isinstance(exc, PermissionError):
+        return "permission denied: %s" % path
+    return "%s: %s" % ((exc.strerror or str(exc)).lower(), path)
+
+
+def _read_file(path: str, code: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Failure(code, _file_error(e, path)) from e
+
+
+def _ssl_error(exc: ssl.SSLError) -> str:
+    """'no certificate or crl found' of '[X509: NO_CERTIFICATE_OR_CRL_FOUND] no
+    certificate or crl found (_ssl.c:4154)'."""
+    return re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", str(exc)) or str(exc)
+
+
+def _text(value: Any) -> str:
+    """A header name or value (str, or bytes as latin-1) as text."""
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = text[1:].partition(":")   # (text[0] may be a pseudo-header's ':')
     if not sep:
         raise argparse.ArgumentTypeError("expected 'name: value', got %r" % text)
     return (text[0] + name).strip().lower(), value.strip()
 
 
-def cmd_hpack(args):
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0, got %r" % text)
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("expected a port from 0 to 65535, got %r" % text)
+    return value
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions and epilogs as written; ends every option's help with its
+    default (unless the help says it already)."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        text = action.help or ""
+        if "(default" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        return text + (" (default: off)" if action.default is False else " (default: %(default)s)")
+
+
+# ----------------------------------------------------------------------------------------
+# cno hpack
+
+def cmd_hpack(args: argparse.Namespace) -> int:
     if args.decode:
         decoder = hpack.Decoder()
         for block in args.decode:
             for name, value in decoder.decode(bytes.fromhex(block)):
                 print("%s: %s" % (name, value))
             print("-- table: %d entries, %d bytes" % (len(decoder), decoder.table_bytes))
-        return 0
+        return OK
     headers = args.headers or [
         (":method", "GET"), (":scheme", "https"), (":authority", "example.com"),
         (":path", "/"), ("user-agent", "cno-demo/0.1"), ("accept", "*/*"),
@@ -53,30 +170,34 @@ def cmd_hpack(args):
             print("huffman=%s block %d: %3d bytes, decodes back %s: %s"
                   % (huffman, n, len(block), "ok" if ok else "WRONG", block.hex()))
             if not ok:
-                return 1
+                return OTHER
     plain = sum(len(n) + len(v) + 4 for n, v in headers)
     print("(the same headers as HTTP/1.1 text: %d bytes)" % plain)
-    return 0
+    return OK
 
 
-def file_handler(root):
+# ----------------------------------------------------------------------------------------
+# cno serve
+
+def file_handler(root: Optional[str]) -> Callable[[cno.Request], Awaitable[None]]:
     """A handler serving files under root (GET and HEAD), or a hello page."""
-    root = os.path.realpath(root) if root else None
+    top = os.path.realpath(root) if root else None
 
-    async def handle(request):
+    async def handle(request: cno.Request) -> None:
         if request.method not in ("GET", "HEAD"):
             await request.respond(405, [("allow", "GET, HEAD")])
             return
         path = request.path.split("?", 1)[0]
-        if root is None:
-            body = b"hello from cno over %s\n" % (b"HTTP/2" if request.conn.is_http2 else b"HTTP/1.1")
+        if top is None:
+            version = b"HTTP/2" if request.conn.is_http2 else b"HTTP/1.1"
+            body = b"hello from cno over %s\n" % version
             await request.respond(200, [("content-type", "text/plain"),
                                         ("content-length", str(len(body)))], body)
             return
-        full = os.path.realpath(os.path.join(root, path.lstrip("/")))
+        full = os.path.realpath(os.path.join(top, path.lstrip("/")))
         if os.path.isdir(full):
             full = os.path.join(full, "index.html")
-        if not full.startswith(root + os.sep) or not os.path.isfile(full):
+        if not full.startswith(top + os.sep) or not os.path.isfile(full):
             await request.respond(404, [("content-type", "text/plain")], b"not found\n")
             return
         with open(full, "rb") as f:
@@ -87,13 +208,37 @@ def file_handler(root):
     return handle
 
 
-def cmd_serve(args):
-    async def run():
-        context = None
-        if args.certfile:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(args.certfile, args.keyfile)
-        service = await cno.serve(file_handler(args.dir), args.host, args.port, ssl=context)
+def _server_tls(certfile: str, keyfile: Optional[str]) -> ssl.SSLContext:
+    for path in (certfile, keyfile):
+        if path is not None:
+            _read_file(path, LOCAL_CERT_ERROR)   # (for a message that names the file)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as e:
+        files = certfile + (" + " + keyfile if keyfile else "")
+        raise Failure(LOCAL_CERT_ERROR, "bad certificate or key: %s: %s"
+                      % (_ssl_error(e), files)) from e
+    return context
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.dir is not None and not os.path.isdir(args.dir):
+        problem = "not a directory" if os.path.exists(args.dir) else "no such directory"
+        raise Failure(USAGE, "%s: %s" % (problem, args.dir))
+    if args.keyfile and not args.certfile:
+        raise Failure(USAGE, "--keyfile needs --certfile")
+    context = _server_tls(args.certfile, args.keyfile) if args.certfile else None
+
+    async def run() -> None:
+        try:
+            service = await cno.serve(file_handler(args.dir), args.host, args.port, ssl=context)
+        except socket.gaierror as e:
+            raise Failure(COULD_NOT_RESOLVE, "could not resolve host: %s" % args.host) from e
+        except OSError as e:
+            # (asyncio words it "error while attempting to bind on address ...")
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
+            raise Failure(COULD_NOT_CONNECT, "%s: %s:%d" % (reason, args.host, args.port)) from e
         where = service.sockets[0].getsockname()
         print("serving %s on %s://%s:%d/ (HTTP/1.1 and HTTP/2; Ctrl-C stops)"
               % (args.dir or "a hello page", "https" if context else "http", where[0], where[1]),
@@ -106,30 +251,450 @@ def cmd_serve(args):
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
-    return 0
+    return OK
 
 
-def cmd_get(args):
-    async def run():
-        http2 = True if args.http2 else (False if args.http1 else None)
-        response = await cno.request("GET", args.url, http2=http2)
+# ----------------------------------------------------------------------------------------
+# cno get
+
+_FRAME_NAMES = {getattr(raw, n): n[len("CNO_FRAME_"):] for n in dir(raw)
+                if n.startswith("CNO_FRAME_") and n != "CNO_FRAME_UNKNOWN"}
+_ERROR_NAMES = {getattr(raw, n): n[len("CNO_RST_"):] for n in dir(raw) if n.startswith("CNO_RST_")}
+_SETTING_NAMES = {getattr(raw, n): n[len("CNO_SETTINGS_"):].lower() for n in dir(raw)
+                  if n.startswith("CNO_SETTINGS_")
+                  and n not in ("CNO_SETTINGS_UNKNOWN", "CNO_SETTINGS_UNDEFINED")}
+_FLAG_NAMES = {   # the flags each frame type defines (RFC 9113 section 6)
+    raw.CNO_FRAME_DATA: ((0x1, "END_STREAM"), (0x8, "PADDED")),
+    raw.CNO_FRAME_HEADERS: ((0x1, "END_STREAM"), (0x4, "END_HEADERS"), (0x8, "PADDED"),
+                            (0x20, "PRIORITY")),
+    raw.CNO_FRAME_SETTINGS: ((0x1, "ACK"),),
+    raw.CNO_FRAME_PUSH_PROMISE: ((0x4, "END_HEADERS"), (0x8, "PADDED")),
+    raw.CNO_FRAME_PING: ((0x1, "ACK"),),
+    raw.CNO_FRAME_CONTINUATION: ((0x4, "END_HEADERS"),),
+}
+
+
+def _error_name(code: int) -> str:
+    return _ERROR_NAMES.get(code, "0x%x" % code)
+
+
+def _describe(frame: Frame) -> str:
+    """One line for a frame: type, stream, flags, length, and what the control frames say."""
+    name = _FRAME_NAMES.get(frame.type, "UNKNOWN(0x%x)" % frame.type)
+    known = _FLAG_NAMES.get(frame.type, ())
+    flags = [flag for bit, flag in known if frame.flags & bit]
+    rest = frame.flags & ~sum(bit for bit, _ in known)
+    if rest:
+        flags.append("0x%x" % rest)
+    p = frame.payload
+    text = "%s stream=%d flags=%s length=%d" % (name, frame.stream, "|".join(flags) or "0", len(p))
+    if frame.type == raw.CNO_FRAME_SETTINGS and p:
+        text += " " + " ".join(
+            "%s=%d" % (_SETTING_NAMES.get(int.from_bytes(p[i:i + 2], "big"),
+                                          "0x%x" % int.from_bytes(p[i:i + 2], "big")),
+                       int.from_bytes(p[i + 2:i + 6], "big"))
+            for i in range(0, len(p) - len(p) % 6, 6))
+    elif frame.type == raw.CNO_FRAME_WINDOW_UPDATE:
+        text += " increment=%d" % (int.from_bytes(p[:4], "big") & 0x7FFFFFFF)
+    elif frame.type == raw.CNO_FRAME_RST_STREAM:
+        text += " error=%s" % _error_name(int.from_bytes(p[:4], "big"))
+    elif frame.type == raw.CNO_FRAME_GOAWAY:
+        text += " last_stream=%d error=%s" % (int.from_bytes(p[:4], "big") & 0x7FFFFFFF,
+                                              _error_name(int.from_bytes(p[4:8], "big")))
+        if p[8:]:
+            text += " debug=%r" % p[8:].decode("utf-8", "replace")
+    return text
+
+
+def _take_head(buffer: bytearray) -> Optional[list[str]]:
+    """The lines of the HTTP/1.1 head at the start of buffer (taken out of it), or None
+    while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end])
+    del buffer[:end + 4]
+    return head.decode("latin-1").split("\r\n")
+
+
+class _Client(cno.Client):
+    """A cno.Client that remembers what explains a failure (bytes received, GOAWAY and
+    RST_STREAM codes) and, given a trace stream, prints what is exchanged (-v): HTTP/1.1
+    heads as the bytes sent and received, HTTP/2 frames and the heads they carry."""
+
+    def __init__(self, *args: Any, trace: Optional[TextIO] = None, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.trace = trace
+        self.received = 0
+        self.goaway: Optional[tuple[bool, int, str]] = None   # (sent by us, code, debug)
+        self.reset: Optional[int] = None   # error code of an RST_STREAM received
+        # HTTP/1.1 heads being read out of the bytes (None: not or no longer)
+        self._sent_head: Optional[bytearray] = bytearray() if trace else None
+        self._received_head: Optional[bytearray] = bytearray() if trace else None
+        self._view = memoryview(b"")
+
+    def _say(self, prefix: str, lines: Iterable[str]) -> None:
+        if self.trace is not None:
+            for line in lines:
+                print(prefix + line if line else prefix.rstrip(), file=self.trace)
+
+    def failure(self, url: str, in_body: bool) -> Failure:
+        """Why the exchange ended early, from what this connection saw."""
+        if self.goaway is not None and self.goaway[1]:
+            sent, code, debug = self.goaway
+            text = "%s GOAWAY %s%s" % ("sent" if sent else "the server sent", _error_name(code),
+                                       " (%s)" % debug if debug else "")
+            return Failure(HTTP2_ERROR, "HTTP/2 protocol error: %s: %s" % (text, url))
+        if self.reset is not None:
+            return Failure(STREAM_RESET, "the server reset the stream: %s: %s"
+                           % (_error_name(self.reset), url))
+        if in_body:
+            return Failure(PARTIAL_BODY, "connection closed before the end of the body: %s" % url)
+        if self.is_http2 or not self.received:
+            return Failure(EMPTY_REPLY, "empty reply from server: %s" % url)
+        return Failure(WEIRD_REPLY, "not an HTTP/1.1 response: %s" % url)
+
+    # -- the connection --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.trace is not None:
+            peer = transport.get_extra_info("peername")
+            self._say("* ", ["connected to %s port %d" % (peer[0], peer[1])])
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None:
+                self._say("* ", ["%s, ALPN: %s, cipher %s" % (
+                    tls.version(), tls.selected_alpn_protocol() or "none", tls.cipher()[0])])
+        super().connection_made(transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self._view = super().get_buffer(sizehint)
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.received += nbytes
+        if self._received_head is not None and not self.is_http2:
+            self._received_head += self._view[:nbytes]
+            while (lines := _take_head(self._received_head)) is not None:
+                self._say("< ", lines + [""])
+                status = lines[0].split(" ", 2)[1:2]
+                code = int(status[0]) if status and status[0].isdigit() else 0
+                if not 100 <= code < 200 or code == 101:   # (after a 101 come frames)
+                    self._received_head = None
+                    break
+            if self._received_head is not None and len(self._received_head) > self.max_head_size:
+                self._received_head = None   # not a head: no use keeping it
+        super().buffer_updated(nbytes)
+
+    def on_writev(self, chunks: Sequence[bytes]) -> None:
+        if self._sent_head is not None and not self.is_http2:
+            for chunk in chunks:
+                self._sent_head += chunk
+            lines = _take_head(self._sent_head)
+            if lines is not None:
+                self._say("> ", lines + [""])
+                self._sent_head = None
+        super().on_writev(chunks)
+
+    # -- HTTP/2 ----------------------------------------------------------------------------
+
+    def on_frame_send(self, frame: Frame) -> None:
+        self._say(">> ", [_describe(frame)])
+        if frame.type == raw.CNO_FRAME_GOAWAY:
+            self.goaway = (True, int.from_bytes(frame.payload[4:8], "big"),
+                           frame.payload[8:].decode("utf-8", "replace"))
+
+    def on_frame(self, frame: Frame) -> None:
+        self._say("<< ", [_describe(frame)])
+        if frame.type == raw.CNO_FRAME_GOAWAY:
+            self.goaway = (False, int.from_bytes(frame.payload[4:8], "big"),
+                           frame.payload[8:].decode("utf-8", "replace"))
+        elif frame.type == raw.CNO_FRAME_RST_STREAM:
+            self.reset = int.from_bytes(frame.payload[:4], "big")
+
+    def write_head(self, stream: int, code: int, method: Union[str, bytes],
+                   path: Union[str, bytes], headers: Optional[Iterable[Any]],
+                   final: bool) -> None:
+        headers = list(headers or ())
+        super().write_head(stream, code, method, path, headers, final)
+        if self.is_http2:   # (HTTP/1.1 heads are shown as the bytes that went out)
+            self._say("> ", ["%s: %s" % (_text(h[0]), _text(h[1]))
+                             for h in [(":method", method), (":path", path)] + headers])
+
+    def on_message_head(self, stream: int, code: int, method: Any, path: Any,
+                        headers: list[tuple[Any, Any]]) -> None:
+        if self.is_http2:
+            self._say("< ", [":status: %d" % code]
+                      + ["%s: %s" % (_text(n), _text(v)) for n, v in headers])
+        super().on_message_head(stream, code, method, path, headers)
+
+    def on_message_tail(self, stream: int, trailers: Optional[list[tuple[Any, Any]]]) -> None:
+        self._say("< ", ["%s: %s" % (_text(n), _text(v)) for n, v in trailers or ()])
+        super().on_message_tail(stream, trailers)
+
+
+def _size(n: float) -> str:
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024
+        i += 1
+    return "%d B" % n if i == 0 else "%.1f %s" % (n, units[i])
+
+
+class _Progress:
+    """A progress line on stderr for a body of PROGRESS_MIN bytes or more (with a bar
+    when the length is known), redrawn at most ten times a second."""
+
+    PROGRESS_MIN = 1 << 20   # smaller bodies come and go before a bar could help
+
+    def __init__(self, stream: TextIO, total: Optional[int]) -> None:
+        self.stream = stream
+        self.total = total
+        self.done = 0
+        self.start = self.drawn = time.monotonic()
+        self.width = 0   # of the longest line drawn (0: none yet)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if max(self.total or 0, self.done) >= self.PROGRESS_MIN and (
+                not self.width or now - self.drawn >= 0.1):
+            self._draw(now)
+
+    def finish(self) -> None:
+        if self.width:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now: float) -> None:
+        self.drawn = now
+        rate = "%s/s" % _size(self.done / max(now - self.start, 1e-3))
+        if self.total:
+            fraction = min(self.done / self.total, 1.0)
+            line = "[%-30s] %3d%% %s of %s, %s" % ("#" * int(30 * fraction), 100 * fraction,
+                                                   _size(self.done), _size(self.total), rate)
+        else:
+            line = "%s, %s" % (_size(self.done), rate)
+        self.width = max(self.width, len(line))
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+
+
+class _Output:
+    """Where the response goes: stdout, or the -o file (made once the response arrives)."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = None if path == "-" else path
+        self.file: Optional[BinaryIO] = None
+
+    def _failure(self, exc: OSError) -> Failure:
+        if self.path is None and isinstance(exc, BrokenPipeError):
+            # Nobody reads stdout any more (cno get ... | head): let the interpreter's
+            # last flush go nowhere rather than print a second error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Failure(WRITE_ERROR, _file_error(exc, self.path or "stdout", writing=True))
+
+    def open(self) -> None:
         try:
-            if args.verbose:
-                version = "HTTP/2" if response.conn.is_http2 else "HTTP/1.1"
-                print("%s %d" % (version, response.code), file=sys.stderr)
-                for name, value in response.headers:
-                    print("%s: %s" % (name, value), file=sys.stderr)
+            self.file = open(self.path, "wb") if self.path else sys.stdout.buffer
+        except OSError as e:
+            raise self._failure(e) from e
+
+    def write(self, data: bytes) -> None:
+        assert self.file is not None
+        try:
+            self.file.write(data)
+            self.file.flush()   # (what arrived can be read at once: cno get ... | consumer)
+        except OSError as e:
+            raise self._failure(e) from e
+
+    def close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.flush()
+                if self.path:
+                    self.file.close()
+            except OSError as e:
+                raise self._failure(e) from e
+
+
+def _parse_url(url: str) -> urllib.parse.SplitResult:
+    """The URL, checked: http or https, a host, a valid port."""
+    if "://" not in url:
+        raise Failure(BAD_URL, "no scheme in URL (use http:// or https://): %s" % url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise Failure(BAD_URL, "bad port in URL: %s" % url if "port" in str(e).lower()
+                      else "bad URL (%s): %s" % (e, url)) from e
+    if parts.scheme not in ("http", "https"):
+        raise Failure(OTHER, "unsupported URL scheme %r (http and https only): %s"
+                      % (parts.scheme, url))
+    if not parts.hostname:
+        raise Failure(BAD_URL, "no host in URL: %s" % url)
+    if port == 0:
+        raise Failure(BAD_URL, "bad port in URL: %s" % url)
+    return parts
+
+
+def _read_data(items: list[str]) -> bytes:
+    """-d values: text as given, @FILE a file's bytes, @- stdin; joined with '&' (curl)."""
+    parts = []
+    for item in items:
+        if item == "@-":
+            try:
+                parts.append(sys.stdin.buffer.read())
+            except OSError as e:
+                raise Failure(READ_ERROR, _file_error(e, "stdin")) from e
+        elif item.startswith("@"):
+            parts.append(_read_file(item[1:], READ_ERROR))
+        else:
+            parts.append(os.fsencode(item))   # (the bytes given, whatever the locale)
+    return b"&".join(parts)
+
+
+def _request_headers(given: list[tuple[str, str]], body: Optional[bytes]) -> list[tuple[str, str]]:
+    """cno's defaults (user-agent, accept, and for a body its type and length), each
+    replaced by a header of that name given with -H; host becomes :authority."""
+    headers = [("user-agent", "cno/%s" % cno.__version__), ("accept", "*/*")]
+    if body is not None:
+        # (without a length, an HTTP/1.1 body goes chunked, which some servers refuse)
+        headers += [("content-type", "application/x-www-form-urlencoded"),
+                    ("content-length", str(len(body)))]
+    given = [(":authority" if name == "host" else name, value) for name, value in given]
+    names = {name for name, _ in given}
+    mine = [h for h in headers if h[0] not in names] + given
+    return sorted(mine, key=lambda h: not h[0].startswith(":"))   # (HTTP/2: pseudo-headers first)
+
+
+def _client_tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    if args.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if args.cacert:
+        _read_file(args.cacert, CA_CERT_ERROR)   # (for a message that names the file)
+        try:
+            return ssl.create_default_context(cafile=args.cacert)
+        except ssl.SSLError as e:
+            raise Failure(CA_CERT_ERROR, "bad CA certificate file: %s: %s"
+                          % (_ssl_error(e), args.cacert)) from e
+    return None
+
+
+def _connect_failure(exc: OSError, host: str, where: str) -> Failure:
+    """One line and a code for an error from cno.connect."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Failure(TLS_ERROR, "certificate verify failed: %s: %s"
+                       % (exc.verify_message, where))
+    if isinstance(exc, ssl.SSLError):
+        return Failure(TLS_ERROR, "TLS handshake failed: %s: %s" % (_ssl_error(exc), where))
+    if isinstance(exc, socket.gaierror):
+        return Failure(COULD_NOT_RESOLVE, "could not resolve host: %s" % host)
+    text = str(exc)
+    # A host with several addresses (localhost: ::1 and 127.0.0.1) that all failed
+    # differently gives one OSError without an errno that lists them.
+    refused = exc.errno == errno.ECONNREFUSED or (
+        exc.errno is None and text.startswith("Multiple exceptions")
+        and text.count("[Errno") == text.count("[Errno %d]" % errno.ECONNREFUSED))
+    if refused:
+        return Failure(COULD_NOT_CONNECT, "connection refused: %s" % where)
+    reason = os.strerror(exc.errno).lower() if exc.errno else text
+    return Failure(COULD_NOT_CONNECT, "could not connect: %s: %s" % (reason, where))
+
+
+async def _fetch(args: argparse.Namespace, parts: urllib.parse.SplitResult, method: str,
+                 headers: list[tuple[str, str]], body: Optional[bytes],
+                 context: Optional[ssl.SSLContext], http2: Optional[bool],
+                 output: _Output) -> int:
+    url = args.url
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+    trace = sys.stderr if args.verbose else None
+    if trace is not None:
+        how = ("TLS, ALPN offering %s" % ("http/1.1" if http2 is False else "h2, http/1.1")
+               if parts.scheme == "https" else
+               {True: "HTTP/2 by prior knowledge", False: "HTTP/1.1",
+                None: "HTTP/1.1 asking to upgrade to h2c"}[http2])
+        print("* connecting to %s (%s)" % (where, how), file=trace)
+    try:
+        client = await asyncio.wait_for(
+            cno.connect(url, ssl=context, http2=http2, protocol_class=_Client, trace=trace),
+            args.connect_timeout)
+    except (asyncio.TimeoutError, TimeoutError) as e:
+        raise Failure(TIMEOUT, "connection timed out after %g s: %s"
+                      % (args.connect_timeout, where)) from e
+    except OSError as e:   # (ssl.SSLError and socket.gaierror included)
+        raise _connect_failure(e, host, where) from e
+    assert isinstance(client, _Client)
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    with contextlib.closing(client):
+        try:
+            response = await client.request(method, path, headers, body or b"")
+        except cno.UsageError as e:
+            raise Failure(USAGE, "cannot send this request: %s" % e) from e
+        except cno.CnoError as e:
+            raise client.failure(url, in_body=False) from e
+        if args.fail and response.code >= 400:
+            raise Failure(HTTP_ERROR, "HTTP status %d: %s" % (response.code, url))
+        output.open()
+        if args.head:
+            version = "HTTP/2" if client.is_http2 else "HTTP/1.1"
+            output.write("".join(["%s %d\n" % (version, response.code)]
+                                 + ["%s: %s\n" % (_text(n), _text(v)) for n, v in response.headers]
+                                 + ["\n"]).encode("latin-1"))
+            return OK
+        length = dict(response.headers).get("content-length", "")
+        progress = (_Progress(sys.stderr, int(length) if length.isdigit() else None)
+                    if output.path is not None and sys.stderr.isatty() else None)
+        try:
             async for chunk in response.payload:
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+                output.write(chunk)
+                if progress is not None:
+                    progress.update(len(chunk))
+        except cno.CnoError as e:
+            raise client.failure(url, in_body=True) from e
         finally:
-            response.conn.close()
-        return 0 if response.code < 400 else 1
-    return asyncio.run(run())
+            if progress is not None:
+                progress.finish()
+    return OK
 
 
-def cmd_demo(args):
-    async def handle(request):
+def cmd_get(args: argparse.Namespace) -> int:
+    parts = _parse_url(args.url)
+    if args.head and args.data:
+        raise Failure(USAGE, "-I/--head and -d/--data cannot go together (HEAD has no body)")
+    if parts.scheme == "https" and (args.http2_prior_knowledge or args.upgrade):
+        raise Failure(USAGE, "--http2-prior-knowledge and --upgrade are for http: URLs "
+                             "(https: negotiates HTTP/2 with ALPN)")
+    body = _read_data(args.data) if args.data else None
+    method = args.request or ("HEAD" if args.head else "POST" if body is not None else "GET")
+    headers = _request_headers(args.header, body)
+    context = _client_tls(args) if parts.scheme == "https" else None
+    # http: HTTP/1.1 unless told otherwise (see the help); https: ALPN decides.
+    http2 = (False if args.http1_1 else True if args.http2_prior_knowledge
+             else None if args.upgrade or parts.scheme == "https" else False)
+    output = _Output(args.output)
+    try:
+        return asyncio.run(asyncio.wait_for(
+            _fetch(args, parts, method, headers, body, context, http2, output),
+            args.max_time))
+    except (asyncio.TimeoutError, TimeoutError) as e:
+        raise Failure(TIMEOUT, "operation timed out after %g s: %s"
+                      % (args.max_time, args.url)) from e
+    finally:
+        output.close()
+
+
+# ----------------------------------------------------------------------------------------
+# cno demo
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    async def handle(request: cno.Request) -> None:
         body = await request.payload.read()
         if request.path == "/":
             request.push("GET", "/style.css")
@@ -139,54 +704,154 @@ def cmd_demo(args):
         await request.respond(200, [("content-type", "text/plain")], text.encode(),
                               trailers=[("x-demo", "done")])
 
-    async def run():
+    async def run() -> None:
         service = await cno.serve(handle, "127.0.0.1", 0)
         port = service.sockets[0].getsockname()[1]
         print("server on http://127.0.0.1:%d/" % port)
         for http2 in (True, False):
             client = await cno.connect("http://127.0.0.1:%d/" % port, http2=http2)
-            response = await client.request("GET", "/")
-            print("  GET /        -> %d %s" % (response.code, (await response.payload.read()).decode().strip()))
-            if client.is_http2:
-                async for push in response.pushed:
-                    pushed = await push.response
-                    print("  pushed %s -> %d %s" % (push.path, pushed.code,
-                                                    (await pushed.payload.read()).decode().strip()))
-            response = await client.request("POST", "/upload", [], b"x" * 100000)
-            print("  POST /upload -> %d %s (trailers %s)" % (
-                response.code, (await response.payload.read()).decode().strip(), response.trailers))
-            client.close()
+            with contextlib.closing(client):
+                response = await client.request("GET", "/")
+                print("  GET /        -> %d %s" % (
+                    response.code, (await response.payload.read()).decode().strip()))
+                if client.is_http2:
+                    async for push in response.pushed:
+                        pushed = await push.response
+                        text = (await pushed.payload.read()).decode().strip()
+                        print("  pushed %s -> %d %s" % (push.path, pushed.code, text))
+                response = await client.request("POST", "/upload", [], b"x" * 100000)
+                print("  POST /upload -> %d %s (trailers %s)" % (
+                    response.code, (await response.payload.read()).decode().strip(),
+                    response.trailers))
         await service.shutdown(timeout=5)
         print("done")
     asyncio.run(run())
-    return 0
+    return OK
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="cno", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="a server and two clients, locally, then exit")
-    p.set_defaults(run=cmd_demo)
-    p = sub.add_parser("serve", help="serve files over HTTP/1.1 and HTTP/2")
-    p.add_argument("dir", nargs="?", help="directory to serve (default: a hello page)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--certfile")
-    p.add_argument("--keyfile")
-    p.set_defaults(run=cmd_serve)
-    p = sub.add_parser("get", help="fetch a URL to stdout")
-    p.add_argument("url")
-    p.add_argument("--http1", action="store_true", help="HTTP/1.1 only")
-    p.add_argument("--http2", action="store_true", help="HTTP/2 (prior knowledge for http:)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(run=cmd_get)
-    p = sub.add_parser("hpack", help="encode headers or decode a header block")
-    p.add_argument("headers", nargs="*", type=_parse_header, help="'name: value'")
-    p.add_argument("--decode", nargs="+", metavar="HEX", help="header blocks to decode, in order")
-    p.set_defaults(run=cmd_hpack)
-    args = parser.parse_args(argv)
-    return args.run(args)
+# ----------------------------------------------------------------------------------------
+
+_GET_DESCRIPTION = """\
+Fetch URL and write the body to stdout (or -o FILE), curl style.
+
+https: URLs offer HTTP/2 and HTTP/1.1 with ALPN (h2 first); --http1.1 offers HTTP/1.1
+alone. http: URLs use HTTP/1.1 unless told otherwise, as curl does: every server
+speaks it, while HTTP/2 without TLS needs the server's support either at once
+(--http2-prior-knowledge) or through an Upgrade (--upgrade; h2c Upgrade is deprecated
+by RFC 9113 and many servers ignore it)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cno", formatter_class=_HelpFormatter,
+        description="HTTP/1.1 and HTTP/2 from the command line, on cno (docs/cli.md).")
+    parser.add_argument("--version", action="version", version="cno %s" % cno.__version__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str,
+                **kwargs: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, formatter_class=_HelpFormatter,
+                           allow_abbrev=False, **kwargs)
+        p.set_defaults(run=run)
+        return p
+
+    p = command("get", cmd_get, "fetch a URL, curl style", description=_GET_DESCRIPTION,
+                epilog="exit codes:\n" + "\n".join("  %3d  %s" % item
+                                                    for item in EXIT_CODES.items()))
+    p.add_argument("url", help="an http:// or https:// URL")
+    p.add_argument("-X", "--request", metavar="METHOD",
+                   help="the request method (default: GET; HEAD with -I; POST with -d)")
+    p.add_argument("-H", "--header", action="append", default=[], type=_parse_header,
+                   metavar="'NAME: VALUE'",
+                   help="a request header; replaces cno's header of that name (Host: sets "
+                        ":authority); repeatable (default: user-agent: cno/VERSION, accept: */*)")
+    p.add_argument("-d", "--data", action="append", metavar="DATA",
+                   help="send DATA as the body (its bytes as given, like curl's --data-binary), "
+                        "@FILE for a file's bytes, @- for stdin; several -d are joined with '&'; "
+                        "implies POST and content-type: application/x-www-form-urlencoded "
+                        "unless -X / -H say otherwise (default: no body)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the body to FILE, made when the response arrives; on a "
+                        "terminal, a progress bar shows for bodies of 1 MiB or more "
+                        "(default: stdout)")
+    p.add_argument("-I", "--head", action="store_true",
+                   help="send HEAD and output the response head, not the body")
+    p.add_argument("-f", "--fail", action="store_true",
+                   help="exit 22 and output nothing when the status is 400 or above "
+                        "(without -f such responses are output and exit 0, like curl)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show on stderr what is exchanged: HTTP/1.1 head lines (> sent, "
+                        "< received), HTTP/2 frames (>> sent, << received) and the heads "
+                        "they carry")
+    p.add_argument("-k", "--insecure", action="store_true",
+                   help="https: do not verify the server's certificate")
+    p.add_argument("--cacert", metavar="FILE",
+                   help="https: verify the server's certificate with the CA certificates "
+                        "in FILE (PEM) (default: the system's CA certificates)")
+    version = p.add_mutually_exclusive_group()
+    version.add_argument("--http1.1", dest="http1_1", action="store_true",
+                         help="HTTP/1.1 only (https: ALPN offers http/1.1 alone)")
+    version.add_argument("--http2-prior-knowledge", action="store_true",
+                         help="http: speak HTTP/2 at once, without asking first")
+    version.add_argument("--upgrade", action="store_true",
+                         help="http: HTTP/1.1, asking to switch to HTTP/2 (Upgrade: h2c) on "
+                              "a request without a body")
+    p.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="give up connecting (TCP and TLS handshake) after SECONDS")
+    p.add_argument("--max-time", type=_seconds, metavar="SECONDS",
+                   help="give up on the whole transfer after SECONDS (default: no limit)")
+
+    p = command("serve", cmd_serve, "serve files over HTTP/1.1 and HTTP/2",
+                description="Serve the files in DIR over HTTP/1.1 and HTTP/2 (h2c by prior\n"
+                            "knowledge or Upgrade; TLS with ALPN given a certificate).")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="the directory to serve (default: a hello page)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=_port, default=8000,
+                   help="the port to listen on (0: any free port)")
+    p.add_argument("--certfile", metavar="FILE",
+                   help="serve https with this certificate chain (PEM) (default: plain http)")
+    p.add_argument("--keyfile", metavar="FILE",
+                   help="the certificate's private key (PEM) (default: in --certfile)")
+
+    command("demo", cmd_demo, "a server and two clients, locally, then exit",
+            description="Start a server on a free local port, fetch from it over HTTP/2\n"
+                        "(with a push) and HTTP/1.1, print what happened, and stop.")
+
+    p = command("hpack", cmd_hpack, "encode headers or decode a header block",
+                description="Encode headers twice on one connection (the second block hits\n"
+                            "the dynamic table), with and without Huffman, and decode each\n"
+                            "block back; or decode hex header blocks.")
+    p.add_argument("headers", nargs="*", type=_parse_header, metavar="'NAME: VALUE'",
+                   help="headers to encode (default: a browser-like GET)")
+    p.add_argument("--decode", nargs="+", metavar="HEX",
+                   help="header blocks to decode, in order, on one connection (default: encode)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line (argv: the arguments after the program name); the exit code."""
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except Failure as e:
+        if args.debug:
+            raise
+        print("cno: %s" % e, file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return INTERRUPTED
+    except Exception as e:
+        if args.debug:
+            raise
+        print("cno: unexpected error: %s: %s (--debug shows the traceback)"
+              % (type(e).__name__, e), file=sys.stderr)
+        return OTHER
 
 
 if __name__ == "__main__":

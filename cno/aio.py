@@ -242,6 +242,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._pending_size = 0
         self._flush_handle: Optional[asyncio.Handle] = None
         self._batch = False           # several requests came in one read: batch the answers
+        self._window_opened = False   # our HTTP/2 connection window was raised
+        self._failure: Optional[CnoError] = None   # the protocol error that ended it
         # wait_closed()'s future, made when first asked for
         self._lost_waiter: Optional["asyncio.Future[None]"] = None
 
@@ -257,7 +259,17 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 pass
         raw.Connection.connection_made(self, is_http2)
         if is_http2:
-            self.open_flow(0, CONNECTION_WINDOW - 65535)
+            self._open_window()
+
+    def _open_window(self) -> None:
+        self._window_opened = True
+        self.open_flow(0, CONNECTION_WINDOW - 65535)
+
+    def on_settings(self) -> None:
+        # A connection that switched to HTTP/2 (h2c Upgrade, prior knowledge) gets its
+        # larger connection window once the peer's first SETTINGS arrive.
+        if not self._window_opened and self.is_http2 and not self.closed:
+            self._open_window()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
@@ -265,7 +277,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
     def buffer_updated(self, nbytes: int) -> None:
         try:
             raw.Connection.data_received(self, self._read_view[:nbytes])
-        except CnoError:
+        except CnoError as e:
+            self._failure = e   # what the requests and readers still running will see
             self._abort()
 
     def eof_received(self) -> bool:
@@ -895,7 +908,7 @@ class Client(_Connection):
     def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
         super().connection_lost(exc)   # the engine ends its open streams (on_stream_end)
         for stream in list(self._receivers):
-            self._end(stream, ConnectionClosed("the connection was lost"))
+            self._end(stream, self._failure or ConnectionClosed("the connection was lost"))
 
     # -- engine events -----------------------------------------------------------------
 
@@ -922,7 +935,7 @@ class Client(_Connection):
     def on_stream_end(self, stream: int, code: int, side: int) -> None:
         exc: Optional[CnoError]
         if self._lost and side == raw.CNO_LOCAL:
-            exc = ConnectionClosed("the connection was lost")
+            exc = self._failure or ConnectionClosed("the connection was lost")
         elif code:
             exc = StreamReset(code, remote=side == raw.CNO_REMOTE)
         else:
@@ -1006,6 +1019,9 @@ class Client(_Connection):
             headers.insert(0, (":scheme", self.scheme))
         simple = isinstance(data, (bytes, bytearray, memoryview))
         final = simple and not data and not trailers
+        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
+                and not any(h[0] in ("content-length", b"content-length") for h in headers):
+            headers.append(("content-length", str(memoryview(data).nbytes)))   # not chunked
         future = self.loop.create_future()
         stream = self.next_stream
         exchange = _Exchange(self, stream, future)
@@ -1040,11 +1056,18 @@ async def connect(loop_or_url: Any = None, url: Optional[str] = None, *,
         url = loop_or_url
     loop = asyncio.get_running_loop()
     parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme or "http"
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ValueError("unsupported URL scheme %r" % scheme)
-    host = parts.hostname or "localhost"
-    port = parts.port or (443 if scheme == "https" else 80)
+        raise ValueError("the URL must start with http:// or https://, got %r" % (url,))
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("bad port in URL %r" % (url,)) from None
+    host = parts.hostname
+    if not host or port == 0:
+        raise ValueError("no host in URL %r" % (url,) if not host else
+                         "bad port in URL %r" % (url,))
+    port = port or (443 if scheme == "https" else 80)
     context = None
     if scheme == "https":
         context = ssl if ssl is not None else _ssl.create_default_context()

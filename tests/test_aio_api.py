@@ -559,3 +559,72 @@ def test_basic_exchange_under_uvloop(mode):
             assert [r.code for r, _ in results] == [200] * 20
 
     run(main(), 15, loop_factory=uvloop.new_event_loop)
+
+
+# -- client fixes (issue 8 review) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8101/", "ftp://127.0.0.1/", "http:///path",
+                                 "http://127.0.0.1:0/", "http://127.0.0.1:99999/"])
+@aio()
+async def test_connect_refuses_urls_it_cannot_reach_as_written(url):
+    # A URL without a scheme used to mean http://localhost:80, and port 0 the default port.
+    with pytest.raises(ValueError):
+        await cno.connect(url)
+
+
+@aio()
+async def test_bytes_request_body_has_content_length_over_http1():
+    # A body known in full is framed by Content-Length (RFC 9112 6.2), not chunked:
+    # servers that refuse chunked requests (411) accept it.
+    seen = []
+
+    async def handle(request):
+        seen.append(dict(request.headers))
+        await request.respond(200, [], await request.payload.read())
+
+    async with served("h1", handle) as peer:
+        client = await peer.connect()
+        response, body = await get(client, "POST", "/", [], b"x" * 1000)
+        assert body == b"x" * 1000
+        assert seen[0].get("content-length") == "1000"
+        assert "transfer-encoding" not in seen[0]
+
+
+@aio()
+async def test_protocol_error_reaches_the_request():
+    # docs/aio.md: a connection that fails raises the cno.ProtocolError that ended it, not
+    # a reset or a generic close.
+    async def garbage(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n")
+
+    server = await asyncio.start_server(garbage, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = await cno.connect("http://%s:%d/" % (HOST, port), http2=False)
+        with pytest.raises(cno.ProtocolError):
+            await asyncio.wait_for(client.request("GET", "/"), T)
+    finally:
+        server.close()
+
+
+@aio()
+async def test_h2c_upgraded_client_raises_its_connection_window():
+    # A client that switched to HTTP/2 by Upgrade gets the same 1 MiB connection window as
+    # one that started in HTTP/2 (a WINDOW_UPDATE on stream 0 after the peer's SETTINGS).
+    from cno import raw
+
+    class Traced(cno.Client):
+        updates = []
+
+        def on_frame_send(self, frame):
+            if frame.type == raw.CNO_FRAME_WINDOW_UPDATE and frame.stream == 0:
+                self.updates.append(int.from_bytes(frame.payload, "big"))
+
+    async with served("h1", ok) as peer:
+        client = await cno.connect(peer.url(), protocol_class=Traced)
+        await get(client)
+        assert client.is_http2
+        assert Traced.updates == [(1 << 20) - 65535]
+        client.close()

@@ -225,3 +225,48 @@ async def test_response_read_through_the_body_iterator(mode):
             assert await body.read() == b""
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize("method,status", [("HEAD", 200), ("GET", 204), ("GET", 304),
+                                           ("GET", 200)])
+@aio()
+async def test_response_ended_by_its_head_has_more_body_false(plain, method, status):
+    """docs/acgi.md, http.response: more_body is "False when the response ended with its
+    head (HEAD, 204, 304, an empty body): no body message follows" -- also when the
+    application is already waiting in receive() when the head arrives. RFC 9110 9.3.2,
+    15.3.5, 15.4.5: no content after HEAD, 204, 304."""
+    release = asyncio.Event()
+
+    async def handle(request):
+        await release.wait()
+        if method == "HEAD":
+            await request.respond(200, [("content-length", "5")], b"")
+        else:
+            await request.respond(status, [], b"")
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            for waiting in (True, False):
+                release.clear()
+                sid = await conn.send(req(peer.url("/"), method))
+                assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
+                if waiting:
+                    task = asyncio.ensure_future(recv(conn.receive, sid))
+                    await asyncio.sleep(0)
+                    release.set()
+                    response = await task
+                else:
+                    release.set()
+                    await asyncio.sleep(0.02)
+                    response = await recv(conn.receive, sid)
+                assert response["status_code"] == status
+                assert response["more_body"] is False, "a body message would follow"
+                check_stream([{"type": "http.response.connection", "stream_id": sid,
+                               "http_version": conn.http_version}, response], sid, is_h2(plain))
+                assert await asyncio.wait_for(response["body"].read(), T) == b""
+                # Nothing follows: the stream is finished.
+                with pytest.raises(MessageError):
+                    await recv(conn.receive, sid)
+        finally:
+            conn.close()

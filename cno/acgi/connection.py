@@ -94,7 +94,7 @@ class _Stream(aio.StreamReceiver):
     """One request/response exchange: the engine's events become messages in ``inbox``."""
 
     __slots__ = ("conn", "id", "inbox", "waiters", "mode", "request_open", "response",
-                 "response_done", "ended", "reset", "uncredited", "_seq")
+                 "response_done", "ended", "reset", "uncredited", "unhanded", "_seq")
 
     def __init__(self, conn: "Connection") -> None:
         self.conn = conn
@@ -108,6 +108,7 @@ class _Stream(aio.StreamReceiver):
         self.ended = False              # the engine's stream is gone
         self.reset: Optional[CnoError] = None   # why it ended early, if it did
         self.uncredited = 0             # body bytes in the inbox, not yet credited
+        self.unhanded: Optional[Message] = None   # the last message posted, if not handed yet
 
     # -- engine events (they never await) ----------------------------------------------
 
@@ -135,10 +136,12 @@ class _Stream(aio.StreamReceiver):
         if trailers:
             self.conn._post(self, {"type": "http.response.trailers", "headers": trailers,
                                    "stream_id": self.id})
-        elif self.inbox and self.inbox[-1][1]["type"] in ("http.response", "http.response.body"):
-            # The last message is still queued: it becomes the final one, rather than an
-            # empty message after it (a HEADERS or DATA frame with END_STREAM).
-            self.inbox[-1][1]["more_body"] = False
+        elif self.unhanded is not None and self.unhanded["type"] in ("http.response",
+                                                                    "http.response.body"):
+            # The last message has not reached the application yet (it is queued, or
+            # given to a waiter that has not resumed): it becomes the final one, rather
+            # than an empty message after it (a HEADERS or DATA frame with END_STREAM).
+            self.unhanded["more_body"] = False
             return
         self.conn._post(self, {"type": "http.response.body", "body": b"", "more_body": False,
                                "stream_id": self.id})
@@ -462,6 +465,7 @@ class Connection:
     def _post(self, stream: _Stream, message: Message) -> None:
         """A message for the client: to a waiter of its stream, else of any stream
         (unless an iterator claimed the stream), else into the stream's inbox."""
+        stream.unhanded = message
         while stream.waiters:
             waiter = stream.waiters.popleft()
             if not waiter.done():
@@ -478,6 +482,8 @@ class Connection:
 
     def _handed(self, stream: _Stream, message: Message) -> Message:
         """A message reaches the client: its body bytes are credited to the peer now."""
+        if stream.unhanded is message:
+            stream.unhanded = None
         kind = message["type"]
         if kind in _CLAIMING:
             if stream.mode == _UNCLAIMED:

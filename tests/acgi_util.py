@@ -243,7 +243,15 @@ class H2ServerConn(asyncio.Protocol):
         self.h2.send_headers(stream_id, [(b":status", b"%d" % status)] + list(headers),
                              end_stream=end and not body)
         if body:
-            self.h2.send_data(stream_id, body, end_stream=end)
+            self.send_body(stream_id, body, end)
+        self.flush()
+
+    def send_body(self, stream_id, body, end=False):
+        """DATA frames within the peer's max frame size (flow control is the caller's)."""
+        size = self.h2.max_outbound_frame_size
+        for i in range(0, len(body), size):
+            piece = body[i:i + size]
+            self.h2.send_data(stream_id, piece, end_stream=end and i + size >= len(body))
         self.flush()
 
 

@@ -270,3 +270,487 @@ async def test_response_ended_by_its_head_has_more_body_false(plain, method, sta
                     await recv(conn.receive, sid)
         finally:
             conn.close()
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+def gathered(n, answer):
+    """A handler that holds every request until ``n`` are running at once (so they truly
+    overlap on the connection), then answers them in reverse order of arrival."""
+    arrived = []
+    all_in = asyncio.Event()
+
+    async def handle(request):
+        body = await request.payload.read()
+        mine = asyncio.Event()
+        arrived.append(mine)
+        if len(arrived) == n:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), T)
+        index = arrived.index(mine)
+        if index < n - 1:
+            await asyncio.wait_for(arrived[index + 1].wait(), T)   # reverse order
+        await answer(request, body)
+        mine.set()
+
+    return handle
+
+
+async def answer_path(request, body):
+    await request.respond(200, [("x-path", request.path)],
+                          (request.path + ":").encode() * 2000 + body)
+
+
+@aio()
+async def test_ten_concurrent_requests_from_ten_tasks(h2mode):
+    """docs/acgi.md, "Concurrency": over HTTP/2 any number of tasks send requests on one
+    connection at once; each uses the stream id send returned and ``receive(stream_id)``
+    never takes another stream's message (issue 9: demultiplexed by stream_id)."""
+    async with served(h2mode, gathered(10, answer_path)) as peer:
+        conn = await open_acgi(peer)
+
+        async def one(i):
+            path = "/task/%d" % i
+            sid = await conn.send(req(peer.url(path), "POST", body=b"<%d>" % i))
+            messages = await until_end(conn.receive, sid)
+            response, body, _, _ = check_stream(messages, sid, True)
+            return sid, path, response, body
+
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*[one(i) for i in range(10)]), T)
+        finally:
+            conn.close()
+    assert sorted(sid for sid, _, _, _ in results) == list(range(1, 21, 2))
+    for i, (sid, path, response, body) in enumerate(results):
+        assert header(response["headers"], b"x-path") == [path.encode()]
+        assert body == (path + ":").encode() * 2000 + b"<%d>" % i
+
+
+@aio()
+async def test_ten_concurrent_requests_one_task_bare_receive(h2mode):
+    """docs/acgi.md: the seed's bare ``receive()`` returns the next message of any stream,
+    every message tagged with its stream_id; per stream the order holds."""
+    async with served(h2mode, gathered(10, answer_path)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            paths = {}
+            for i in range(10):
+                sid = await conn.send(req(peer.url("/bare/%d" % i)))
+                paths[sid] = "/bare/%d" % i
+            per_stream = {sid: [] for sid in paths}
+            open_ = set(paths)
+            while open_:
+                message = await recv(conn.receive)
+                per_stream[message["stream_id"]].append(message)
+                if is_last(message):
+                    open_.discard(message["stream_id"])
+            # Nothing is left, and the connection is still there: a bare receive waits.
+            waiting = asyncio.ensure_future(conn.receive())
+            await asyncio.sleep(0.01)
+            assert not waiting.done()
+            waiting.cancel()
+        finally:
+            conn.close()
+    for sid, messages in per_stream.items():
+        response, body, _, _ = check_stream(messages, sid, True)
+        assert header(response["headers"], b"x-path") == [paths[sid].encode()]
+        assert body == (paths[sid] + ":").encode() * 2000
+
+
+@aio()
+async def test_stream_ids_1_3_5(mode):
+    """docs/acgi.md: "over HTTP/1.1 the exchanges are numbered 1, 3, 5, ... as on HTTP/2";
+    HTTP/1.1 requests go one after another on one connection (keep-alive)."""
+    conns = set()
+
+    async def handle(request):
+        conns.add(request.conn)
+        await request.respond(200, [], request.path.encode())
+
+    async with served(mode, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            for i, expected in enumerate([1, 3, 5]):
+                sid = await conn.send(req(peer.url("/%d" % i)))
+                assert sid == expected
+                _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, is_h2(mode))
+                assert body == b"/%d" % i
+        finally:
+            conn.close()
+    assert len(conns) == 1, "one connection for the three requests"
+
+
+@aio()
+async def test_send_waits_for_max_concurrent_streams(h2mode):
+    """docs/acgi.md: "On HTTP/2, when the server's SETTINGS_MAX_CONCURRENT_STREAMS is
+    reached, it waits for a stream to end" (RFC 9113 5.1.2); conn.max_streams tells it."""
+    release = asyncio.Event()
+
+    async def handle(request):
+        if request.path != "/warm":
+            await release.wait()
+        await request.respond(200, [], b"ok")
+
+    async with served(h2mode, handle, max_concurrent_streams=2) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/warm")))    # the server's SETTINGS are in
+            await until_end(conn.receive, sid)
+            assert conn.max_streams == 2
+            first = [await conn.send(req(peer.url("/%d" % i))) for i in range(2)]
+            third = asyncio.ensure_future(conn.send(req(peer.url("/third"))))
+            await asyncio.sleep(0.02)
+            assert not third.done(), "a third stream went past the server's limit"
+            release.set()
+            sid3 = await asyncio.wait_for(third, T)
+            for sid in first + [sid3]:
+                _, body, _, disconnect = check_stream(await until_end(conn.receive, sid), sid, True)
+                assert disconnect is None and body == b"ok"
+        finally:
+            conn.close()
+
+
+# -- two ways to read a body ------------------------------------------------------------------
+
+
+def streaming(chunks, release=None):
+    async def handle(request):
+        async def gen():
+            for i, c in enumerate(chunks):
+                if i == 1 and release is not None:
+                    await release.wait()
+                yield c
+        await request.respond(200, [], gen())
+    return handle
+
+
+@aio()
+async def test_iterating_after_a_body_message_raises(plain):
+    """docs/acgi.md, "Two ways to read a body": receiving an http.response.body of the
+    stream claims it for messages: "iterating body then raises MessageError"; the
+    messages go on."""
+    chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
+    async with served(plain, streaming(chunks)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            response = await recv(conn.receive, sid)
+            first = await recv(conn.receive, sid)
+            assert first["type"] == "http.response.body"
+            with pytest.raises(MessageError):
+                await response["body"].__anext__()
+            with pytest.raises(MessageError):
+                await response["body"].read()
+            rest = await until_end(conn.receive, sid)
+            assert first["body"] + body_of(rest) == b"".join(chunks)
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_receive_after_the_iterator_started_raises(plain):
+    """docs/acgi.md: once the iterator is used, "receive(stream_id) raises MessageError";
+    the iterator still gets every chunk."""
+    chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
+    async with served(plain, streaming(chunks)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            body = (await recv(conn.receive, sid))["body"]
+            first = await asyncio.wait_for(body.__anext__(), T)
+            with pytest.raises(MessageError):
+                await recv(conn.receive, sid)
+            assert first + await asyncio.wait_for(body.read(), T) == b"".join(chunks)
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_bare_receive_skips_an_iterator_stream(h2mode):
+    """docs/acgi.md: an iterator-claimed stream's messages go to the iterator only:
+    "receive() skips the stream" -- a bare receive() gets the other streams' messages,
+    never a chunk of the claimed one, whether queued before or arriving while it waits."""
+    release = asyncio.Event()
+    chunks = [b"A" * 1000, b"B" * 1000, b"C" * 1000]
+
+    async def handle(request):
+        if request.path == "/claimed":
+            await streaming(chunks, release)(request)
+        else:
+            await release.wait()
+            await request.respond(200, [], b"other")
+
+    async with served(h2mode, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            claimed = await conn.send(req(peer.url("/claimed")))
+            assert (await recv(conn.receive, claimed))["type"] == "http.response.connection"
+            body = (await recv(conn.receive, claimed))["body"]
+            first = await asyncio.wait_for(body.__anext__(), T)
+            other = await conn.send(req(peer.url("/other")))
+            # A bare receive waits while the claimed stream's chunks arrive: it gets only
+            # the other stream's messages.
+            bare = []
+
+            async def take():
+                while True:
+                    message = await conn.receive()
+                    bare.append(message)
+                    if is_last(message):
+                        return
+
+            taker = asyncio.ensure_future(take())
+            await asyncio.sleep(0.01)
+            release.set()
+            await asyncio.wait_for(taker, T)
+            rest = await asyncio.wait_for(body.read(), T)
+        finally:
+            conn.close()
+    assert first + rest == b"".join(chunks)
+    assert {m["stream_id"] for m in bare} == {other}
+    _, got, _, _ = check_stream(bare, other, True)
+    assert got == b"other"
+
+
+# -- the client's http.stream.disconnect ---------------------------------------------------------
+
+
+def endless_upload_sink(outcome):
+    """A handler that answers at once with a body that never ends, then reads the
+    request body (still open): what ends the read is what the client did."""
+    async def handle(request):
+        if request.path == "/after":
+            await request.respond(200, [], b"still here")
+            return
+        outcome["conn"] = request.conn
+        channel = cno.Channel(1)
+        responding = asyncio.ensure_future(request.respond(200, [], channel))
+        responding.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await channel.put(b"z" * 1000)
+        try:
+            while await request.payload.read():
+                pass
+            outcome["read"] = "eof"
+        except cno.StreamReset as e:
+            outcome["read"] = ("reset", e.code)
+        except cno.CnoError as e:
+            outcome["read"] = type(e).__name__
+        channel.close()
+    return handle
+
+
+@pytest.mark.parametrize("how", ["message", "aclose"])
+@aio()
+async def test_client_disconnect_mid_response(mode, how):
+    """docs/acgi.md, http.stream.disconnect from the application: "If it is still open it
+    is reset (HTTP/2 RST_STREAM with CANCEL; HTTP/1.1 has no other way than closing the
+    connection); whatever is queued for it is dropped". ``body.aclose()`` does the same.
+    The server's read of the request body ends with StreamReset(CANCEL); over HTTP/2 the
+    connection goes on, over HTTP/1.1 it closes."""
+    outcome = {}
+    async with served(mode, endless_upload_sink(outcome)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", body=b"up", more_body=True))
+            await recv(conn.receive, sid)
+            response = await recv(conn.receive, sid)
+            assert response["type"] == "http.response" and response["more_body"]
+            if how == "message":
+                assert (await recv(conn.receive, sid))["type"] == "http.response.body"
+                assert await conn.send({"type": "http.stream.disconnect", "stream_id": sid}) is None
+            else:
+                assert await asyncio.wait_for(response["body"].__anext__(), T)
+                await asyncio.wait_for(response["body"].aclose(), T)
+            with pytest.raises(MessageError):   # dropped: nothing more of it reaches us
+                await recv(conn.receive, sid)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + T
+            while "read" not in outcome and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+            assert outcome.get("read") == ("reset", CANCEL)
+            if is_h2(mode):
+                assert not conn.closed and not outcome["conn"]._lost
+                sid = await conn.send(req(peer.url("/after")))
+                _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, True)
+                assert body == b"still here"
+            else:
+                await asyncio.wait_for(outcome["conn"].wait_closed(), T)
+                await asyncio.wait_for(conn.wait_closed(), T)
+                assert conn.closed
+                with pytest.raises(cno.ConnectionClosed):
+                    await conn.send(req(peer.url("/after")))
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_disconnect_is_rst_stream_cancel_and_credits_the_connection_window():
+    """On the wire (a python-hyper h2 server): the disconnect is RST_STREAM with CANCEL
+    (RFC 9113 6.4, 7), and "its unread body bytes are credited back to the connection
+    window" (docs/acgi.md): twelve streams left with 60000 unread bytes each (720000,
+    more than half of the 1 MiB connection window) get the connection window back."""
+    def on_event(c, event):
+        if isinstance(event, h2.events.RequestReceived):
+            c.respond(event.stream_id, 200, [], b"u" * 60000, end=False)
+
+    async with ScriptedH2(on_event) as srv:
+        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
+        try:
+            for i in range(12):
+                sid = await conn.send(req(srv.url("/%d" % i)))
+                assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
+                assert (await recv(conn.receive, sid))["type"] == "http.response"
+                await conn.send({"type": "http.stream.disconnect", "stream_id": sid})
+                await srv.wait(lambda: srv.of(h2.events.StreamReset, sid))
+                assert [e.error_code for e in srv.of(h2.events.StreamReset, sid)] == [CANCEL]
+            window = srv.conns[0].h2
+            await srv.wait(lambda: window.outbound_flow_control_window > (1 << 20) - 720000)
+            # And the connection still carries a response.
+            sid = await conn.send(req(srv.url("/last")))
+            assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
+            assert (await recv(conn.receive, sid))["type"] == "http.response"
+        finally:
+            conn.close()
+
+
+# -- a server reset ----------------------------------------------------------------------------
+
+
+def resetting(code, after_head):
+    async def handle(request):
+        if request.path == "/ok":
+            await request.respond(200, [], b"ok")
+            return
+        if after_head:
+            request.conn.write_head(request.stream, 200, "", "", [], False)
+            request.conn.write_data(request.stream, b"part", False)
+            await asyncio.sleep(0)
+        request.conn.write_reset(request.stream, code)
+    return handle
+
+
+@pytest.mark.parametrize("code,after_head", [(INTERNAL_ERROR, False), (ENHANCE_YOUR_CALM, True),
+                                             (CANCEL, True)])
+@aio()
+async def test_server_reset_gives_disconnect_with_its_code(h2mode, code, after_head):
+    """docs/acgi.md, http.stream.disconnect from ACGI: the stream ended before its response
+    was complete; ``code`` is the RST_STREAM's error code, ``refused`` False (the server
+    processed it), ``clean`` False, ``reason`` a text. The connection goes on."""
+    async with served(h2mode, resetting(code, after_head)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            messages = await until_end(conn.receive, sid)
+            response, body, _, disconnect = check_stream(messages, sid, True)
+            assert disconnect is not None, [m["type"] for m in messages]
+            assert disconnect["code"] == code
+            assert disconnect["refused"] is False and disconnect["clean"] is False
+            assert (response is not None) == after_head
+            assert body == (b"part" if after_head else b"")
+            with pytest.raises(MessageError):   # the stream is finished
+                await recv(conn.receive, sid)
+            sid = await conn.send(req(peer.url("/ok")))
+            assert check_stream(await until_end(conn.receive, sid), sid, True)[1] == b"ok"
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_server_reset_raises_stream_reset_from_the_iterator(h2mode):
+    """docs/acgi.md: iterating body, "A reset ... raises cno.StreamReset (.code,
+    .refused)" -- after the chunks that came before it (a truncated body never looks
+    complete)."""
+    async with served(h2mode, resetting(ENHANCE_YOUR_CALM, True)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            body = (await recv(conn.receive, sid))["body"]
+            got = []
+            with pytest.raises(cno.StreamReset) as err:
+                async for chunk in body:
+                    got.append(chunk)
+            assert got == [b"part"]
+            assert err.value.code == ENHANCE_YOUR_CALM and err.value.refused is False
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_refused_stream_gives_refused_true(h2mode):
+    """RFC 9113 8.7: REFUSED_STREAM means the request was not processed; docs/acgi.md:
+    ``refused`` True, "safe to retry elsewhere", ``code`` 7."""
+    async with served(h2mode, resetting(REFUSED_STREAM, False)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            _, _, _, disconnect = check_stream(await until_end(conn.receive, sid), sid, True)
+            assert disconnect["code"] == REFUSED_STREAM and disconnect["refused"] is True
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_goaway_refuses_streams_above_its_last_stream_id():
+    """RFC 9113 6.8: streams above a GOAWAY's last-stream-id were not processed; docs/
+    acgi.md: their disconnect has code REFUSED_STREAM (7) and refused True; the streams
+    below it complete; a new request on the connection raises cno.ConnectionClosed."""
+    got = []
+
+    def on_event(c, event):
+        if isinstance(event, h2.events.RequestReceived):
+            got.append(event.stream_id)
+            if len(got) == 2:
+                c.respond(got[0], 200, [], b"processed")
+                c.h2.close_connection(last_stream_id=got[0])
+
+    async with ScriptedH2(on_event) as srv:
+        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
+        try:
+            first = await conn.send(req(srv.url("/1")))
+            second = await conn.send(req(srv.url("/2")))
+            _, _, _, refused = check_stream(await until_end(conn.receive, second), second, True)
+            assert refused is not None
+            assert refused["code"] == REFUSED_STREAM and refused["refused"] is True
+            _, body, _, disconnect = check_stream(await until_end(conn.receive, first), first, True)
+            assert disconnect is None and body == b"processed"
+            assert conn.closed
+            with pytest.raises(cno.ConnectionClosed):
+                await asyncio.wait_for(conn.send(req(srv.url("/3"))), T)
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_server_shutdown_lets_the_running_request_finish(plain):
+    """cno's Service.shutdown: GOAWAY (HTTP/2) or Connection: close (HTTP/1.1); the
+    running request completes normally (never a disconnect), then a new request raises
+    cno.ConnectionClosed (docs/acgi.md, "Concurrency")."""
+    release = asyncio.Event()
+    running = asyncio.Event()
+
+    async def handle(request):
+        running.set()
+        await release.wait()
+        await request.respond(200, [], b"finished")
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await asyncio.wait_for(running.wait(), T)
+            shutdown = asyncio.ensure_future(peer.server.shutdown())
+            await asyncio.sleep(0.01)
+            release.set()
+            _, body, _, disconnect = check_stream(await until_end(conn.receive, sid), sid,
+                                                  is_h2(plain))
+            assert disconnect is None and body == b"finished"
+            await asyncio.wait_for(shutdown, T)
+            await asyncio.wait_for(conn.wait_closed(), T)
+            with pytest.raises(cno.ConnectionClosed):
+                await conn.send(req(peer.url("/")))
+        finally:
+            conn.close()

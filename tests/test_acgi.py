@@ -754,3 +754,219 @@ async def test_server_shutdown_lets_the_running_request_finish(plain):
                 await conn.send(req(peer.url("/")))
         finally:
             conn.close()
+
+
+# -- trailers ------------------------------------------------------------------------------------
+
+
+async def with_trailers(request):
+    body = await request.payload.read()
+    await request.respond(200, [("content-type", "text/plain")], body or b"the body\n",
+                          trailers=[("x-checksum", sha(body)), ("x-status", "done")])
+
+
+@aio()
+async def test_response_trailers_as_messages(mode):
+    """docs/acgi.md: "http.response.trailers: the response's trailers, just before its
+    last http.response.body" (HTTP/2 trailing HEADERS, RFC 9113 8.1; HTTP/1.1 chunked
+    trailer section, RFC 9112 7.1.2)."""
+    async with served(mode, with_trailers) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), headers=[(b"te", b"trailers")]))
+            messages = await until_end(conn.receive, sid)
+        finally:
+            conn.close()
+    _, body, trailers, _ = check_stream(messages, sid, is_h2(mode))
+    assert body == b"the body\n"
+    assert trailers == [(b"x-checksum", sha(b"").encode()), (b"x-status", b"done")]
+    assert [m["type"] for m in messages][-2:] == ["http.response.trailers", "http.response.body"]
+
+
+@aio()
+async def test_response_trailers_through_the_iterator(mode):
+    """docs/acgi.md: with the iterator, "Trailers land in body.trailers" (None without)."""
+    async with served(mode, with_trailers) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            body = (await recv(conn.receive, sid))["body"]
+            assert body.trailers is None
+            assert await asyncio.wait_for(body.read(), T) == b"the body\n"
+            assert body.trailers == [(b"x-checksum", sha(b"").encode()), (b"x-status", b"done")]
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_request_trailers_reach_the_server(mode):
+    """docs/acgi.md: "http.request.trailers: headers, stream_id: ends the request with
+    trailers (HTTP/2; HTTP/1.1 with chunked framing)"; after it the request is over, so
+    more body or trailers are a MessageError."""
+    async with served(mode, echo) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", body=b"payload", more_body=True))
+            await conn.send({"type": "http.request.body", "body": b" and more",
+                             "more_body": True, "stream_id": sid})
+            assert await conn.send({"type": "http.request.trailers", "stream_id": sid,
+                                    "headers": [(b"X-Digest", b"abc"), [b"x-n", b"2"]]}) is None
+            with pytest.raises(MessageError):
+                await conn.send({"type": "http.request.body", "body": b"late", "stream_id": sid})
+            with pytest.raises(MessageError):
+                await conn.send({"type": "http.request.trailers", "stream_id": sid,
+                                 "headers": [(b"x-again", b"1")]})
+            response, body, _, _ = check_stream(await until_end(conn.receive, sid), sid,
+                                                is_h2(mode))
+        finally:
+            conn.close()
+    assert body == b"payload and more"
+    assert header(response["headers"], b"x-trailers") == [
+        repr([("x-digest", "abc"), ("x-n", "2")]).encode()]
+
+
+# -- 1xx -----------------------------------------------------------------------------------------
+
+
+async def continuing(request):
+    """cno's server never answers ``expect: 100-continue`` by itself: the handler sends
+    the 100 through the engine (request.conn is a cno.raw.Connection)."""
+    if dict(request.headers).get("expect", "").lower() == "100-continue":
+        request.conn.write_head(request.stream, 100, "", "", [], False)
+    else:
+        request.conn.write_head(request.stream, 103, "", "", [("link", "</style.css>")], False)
+    body = await request.payload.read()
+    await request.respond(200, [], b"got " + body)
+
+
+@aio()
+async def test_100_continue_arrives_before_the_body_is_sent(mode):
+    """RFC 9110 10.1.1: a client that sent ``expect: 100-continue`` waits for 100 before
+    the body; docs/acgi.md: "http.response.informational: status_code (100-199), headers,
+    stream_id. A 1xx response: never the final one". Here the body goes only after the
+    100 arrived, and the final response follows."""
+    async with served(mode, continuing) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "PUT", more_body=True,
+                                      headers=[(b"expect", b"100-continue")]))
+            connection = await recv(conn.receive, sid)
+            informational = await recv(conn.receive, sid)   # nothing of the body sent yet
+            assert informational["type"] == "http.response.informational"
+            assert informational["status_code"] == 100
+            await conn.send({"type": "http.request.body", "body": b"the body", "stream_id": sid})
+            messages = [connection, informational] + await until_end(conn.receive, sid)
+        finally:
+            conn.close()
+    response, body, _, _ = check_stream(messages, sid, is_h2(mode))
+    assert response["status_code"] == 200 and body == b"got the body"
+
+
+@aio()
+async def test_103_early_hints_then_the_final_response(plain):
+    """RFC 8297: 103 Early Hints before the final response; docs/acgi.md: informational,
+    never the final one, with its headers."""
+    async with served(plain, continuing) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            messages = await until_end(conn.receive, sid)
+        finally:
+            conn.close()
+    response, body, _, _ = check_stream(messages, sid, is_h2(plain))
+    hints = [m for m in messages if m["type"] == "http.response.informational"]
+    assert [(m["status_code"], header(m["headers"], b"link")) for m in hints] == [
+        (103, [b"</style.css>"])]
+    assert response["status_code"] == 200 and body == b"got "
+
+
+# -- flow control and backpressure ------------------------------------------------------------
+
+CHUNK = 16384
+BIG = 16 << 20   # HTTP/1.1 over loopback: the kernel's socket buffers hold several MiB
+
+
+@aio()
+async def test_slow_reader_holds_the_server_writer_back(mode):
+    """docs/acgi.md, "Flow control and backpressure": "Response bytes are credited to the
+    server only when their message reaches the application": a slow application holds at
+    most one HTTP/2 stream window (65,535 bytes, RFC 9113 6.9.2) beyond what it received,
+    or over HTTP/1.1 the socket stops being read (the server stalls long before the end).
+    Reading on then gets the whole body, intact."""
+    state = {"produced": 0}
+
+    async def handle(request):
+        async def gen():
+            for i in range(BIG // CHUNK):
+                state["produced"] += CHUNK
+                yield bytes([i % 251]) * CHUNK
+        await request.respond(200, [], gen())
+
+    async with served(mode, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            assert (await recv(conn.receive, sid))["more_body"]
+            parts = []
+            received = 0
+            while received < 100000:
+                message = await recv(conn.receive, sid)
+                parts.append(message["body"])
+                received += len(message["body"])
+            stalled = await settle(lambda: state["produced"])
+            if is_h2(mode):
+                assert stalled <= received + 65535 + CHUNK, (stalled, received)
+            else:
+                assert stalled < BIG // 2, (stalled, received)
+            messages = await until_end(conn.receive, sid)
+        finally:
+            conn.close()
+    body = b"".join(parts) + body_of(messages)
+    assert len(body) == BIG and state["produced"] == BIG
+    assert all(body[i] == (i // CHUNK) % 251 for i in range(0, BIG, CHUNK))
+
+
+@aio()
+async def test_large_request_body_waits_for_the_server(mode):
+    """docs/acgi.md: "Request bodies go out as the server's windows and the socket allow;
+    send waits meanwhile" -- "never buffering the body whole": while the server does not
+    read, the sends stall (HTTP/2: within the server's 65,535-byte stream window) and
+    little sits in the transport; once it reads, the whole body arrives intact."""
+    go = asyncio.Event()
+
+    async def handle(request):
+        await go.wait()
+        body = await request.payload.read()
+        await request.respond(200, [("x-sha", sha(body))], str(len(body)).encode())
+
+    chunks = [bytes([i % 251]) * CHUNK for i in range(BIG // CHUNK)]
+    async with served(mode, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", more_body=True))
+            sent = [0]
+
+            async def upload():
+                for i, chunk in enumerate(chunks):
+                    await conn.send({"type": "http.request.body", "body": chunk,
+                                     "more_body": i < len(chunks) - 1, "stream_id": sid})
+                    sent[0] += len(chunk)
+
+            task = asyncio.ensure_future(upload())
+            stalled = await settle(lambda: sent[0])
+            assert not task.done()
+            if is_h2(mode):
+                assert stalled <= 65535
+            else:
+                assert stalled < BIG // 2
+            assert conn.client.transport.get_write_buffer_size() < (1 << 20)
+            go.set()
+            await asyncio.wait_for(task, T)
+            response, body, _, _ = check_stream(await until_end(conn.receive, sid), sid,
+                                                is_h2(mode))
+        finally:
+            conn.close()
+    assert body == str(BIG).encode()
+    assert header(response["headers"], b"x-sha") == [sha(b"".join(chunks)).encode()]

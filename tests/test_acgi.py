@@ -970,3 +970,205 @@ async def test_large_request_body_waits_for_the_server(mode):
             conn.close()
     assert body == str(BIG).encode()
     assert header(response["headers"], b"x-sha") == [sha(b"".join(chunks)).encode()]
+
+
+# -- bad messages ----------------------------------------------------------------------------------
+
+
+def other(url, scheme=None, host=None, port=None):
+    """url with another scheme, host or port (same path)."""
+    import urllib.parse
+    parts = urllib.parse.urlsplit(url)
+    netloc = "%s:%s" % (host or parts.hostname, port or parts.port)
+    return urllib.parse.urlunsplit((scheme or parts.scheme, netloc, parts.path, "", ""))
+
+
+def bad_request(**changes):
+    def make(ctx):
+        message = req(ctx["url"], "POST", body=b"x")
+        for k, v in changes.items():
+            if v is _DROP:
+                del message[k]
+            else:
+                message[k] = v(ctx) if callable(v) else v
+        return message
+    return make
+
+
+_DROP = object()
+
+# (id, kind, message maker): "request" messages are checked with no other request in the
+# way on HTTP/1.1; "body" ones with a running stream whose request is open; "ended" ones
+# with a stream whose request ended (more_body False).
+BAD_MESSAGES = [
+    ("not-a-mapping", "request", lambda ctx: [("type", "http.request")]),
+    ("none", "request", lambda ctx: None),
+    ("a-string", "request", lambda ctx: "http.request"),
+    ("no-type", "request", bad_request(type=_DROP)),
+    ("type-none", "request", bad_request(type=None)),
+    ("unknown-type", "request", bad_request(type="http.response")),
+    ("asgi-disconnect-name", "request", lambda ctx: {"type": "http.disconnect"}),
+    ("missing-url", "request", bad_request(url=_DROP)),
+    ("missing-method", "request", bad_request(method=_DROP)),
+    ("url-bytes", "request", bad_request(url=lambda ctx: ctx["url"].encode())),
+    ("method-bytes", "request", bad_request(method=b"POST")),
+    ("headers-str-pairs", "request", bad_request(headers=[("accept", "text/plain")])),
+    ("header-value-str", "request", bad_request(headers=[(b"accept", "text/plain")])),
+    ("headers-not-iterable", "request", bad_request(headers=5)),
+    ("header-three-items", "request", bad_request(headers=[(b"a", b"b", b"c")])),
+    ("body-str", "request", bad_request(body="text")),
+    ("body-none", "request", bad_request(body=None)),
+    ("more-body-int", "request", bad_request(more_body=1)),
+    ("more-body-none", "request", bad_request(more_body=None)),
+    ("url-other-host", "request", bad_request(url=lambda ctx: other(ctx["url"], host="localhost"))),
+    ("url-other-port", "request", bad_request(url=lambda ctx: other(ctx["url"], port=free_port()))),
+    ("url-other-scheme", "request", bad_request(
+        url=lambda ctx: other(ctx["url"], scheme="https" if ctx["url"].startswith("http:")
+                              else "http"))),
+    ("url-relative", "request", bad_request(url="/relative/path")),
+    ("url-scheme-relative", "request", bad_request(url=lambda ctx: ctx["url"].split(":", 1)[1])),
+    ("url-ftp", "request", bad_request(url=lambda ctx: "ftp" + ctx["url"][ctx["url"].index(":"):])),
+    ("path-in-headers", "request", bad_request(headers=[(b":path", b"/other")])),
+    ("method-in-headers", "request", bad_request(headers=[(b":method", b"GET")])),
+    ("scheme-in-headers", "request", bad_request(headers=[(b":scheme", b"https")])),
+    ("body-body-str", "body", lambda ctx: {"type": "http.request.body", "body": "text",
+                                           "stream_id": ctx["running"]}),
+    ("body-more-body-str", "body", lambda ctx: {"type": "http.request.body", "body": b"",
+                                                "more_body": "yes", "stream_id": ctx["running"]}),
+    ("body-stream-id-str", "body", lambda ctx: {"type": "http.request.body", "body": b"x",
+                                                "stream_id": str(ctx["running"])}),
+    ("body-stream-id-float", "body", lambda ctx: {"type": "http.request.body", "body": b"x",
+                                                  "stream_id": float(ctx["running"])}),
+    ("body-unknown-stream", "body", lambda ctx: {"type": "http.request.body", "body": b"x",
+                                                 "stream_id": 99}),
+    ("trailers-unknown-stream", "body", lambda ctx: {"type": "http.request.trailers",
+                                                     "headers": [], "stream_id": 99}),
+    ("trailers-no-headers", "body", lambda ctx: {"type": "http.request.trailers",
+                                                 "stream_id": ctx["running"]}),
+    ("disconnect-unknown-stream", "body", lambda ctx: {"type": "http.stream.disconnect",
+                                                       "stream_id": 99}),
+    ("body-after-more-body-false", "ended", lambda ctx: {"type": "http.request.body",
+                                                         "body": b"late",
+                                                         "stream_id": ctx["ended"]}),
+    ("trailers-after-more-body-false", "ended", lambda ctx: {"type": "http.request.trailers",
+                                                             "headers": [(b"x-t", b"1")],
+                                                             "stream_id": ctx["ended"]}),
+]
+
+
+@pytest.mark.parametrize("case", BAD_MESSAGES, ids=[c[0] for c in BAD_MESSAGES])
+@aio()
+async def test_bad_message_raises_message_error_and_other_streams_go_on(plain, case):
+    """docs/acgi.md, "Errors": MessageError (a ValueError and a cno.UsageError) when "send
+    ... got a message it cannot take: not a mapping with a type, an unknown type, a
+    missing or mistyped key, a url on another origin, ... a body or trailers after
+    more_body=False, an unknown or finished stream_id ... Nothing was written for it;
+    other streams go on." -- the streams running beside it complete, and the next request
+    gets the next stream id (no stream was opened for the bad one)."""
+    _, kind, make = case
+    gate = asyncio.Event()
+
+    async def handle(request):
+        body = await request.payload.read()
+        if request.path == "/ended":
+            await gate.wait()
+        await request.respond(200, [], request.path.encode() + b":" + body)
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            ctx = {"url": peer.url("/bad")}
+            if is_h2(plain) or kind == "body":
+                ctx["running"] = await conn.send(req(peer.url("/running"), "POST",
+                                                     body=b"begun;", more_body=True))
+            if is_h2(plain) or kind == "ended":
+                ctx["ended"] = await conn.send(req(peer.url("/ended"), "POST", body=b"all"))
+            message = make(ctx)
+            with pytest.raises(MessageError) as err:
+                await asyncio.wait_for(conn.send(message), T)
+            assert isinstance(err.value, ValueError) and isinstance(err.value, cno.UsageError)
+            assert isinstance(err.value, cno.acgi.AcgiError)
+            if "running" in ctx:
+                await conn.send({"type": "http.request.body", "body": b"end",
+                                 "stream_id": ctx["running"]})
+                _, body, _, disconnect = check_stream(
+                    await until_end(conn.receive, ctx["running"]), ctx["running"], is_h2(plain))
+                assert disconnect is None and body == b"/running:begun;end"
+            gate.set()
+            if "ended" in ctx:
+                _, body, _, disconnect = check_stream(
+                    await until_end(conn.receive, ctx["ended"]), ctx["ended"], is_h2(plain))
+                assert disconnect is None and body == b"/ended:all"
+            sid = await conn.send(req(peer.url("/next")))
+            assert sid == 1 + 2 * sum(k in ctx for k in ("running", "ended"))
+            assert check_stream(await until_end(conn.receive, sid), sid, is_h2(plain))[1] == b"/next:"
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_second_http1_request_while_one_runs_is_a_message_error(plain):
+    """docs/acgi.md: "On HTTP/1.1 a request while an exchange is still running is a
+    MessageError" (no pipelining); over HTTP/2 the same is a second stream."""
+    gate = asyncio.Event()
+
+    async def handle(request):
+        await gate.wait()
+        await request.respond(200, [], request.path.encode())
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            first = await conn.send(req(peer.url("/first")))
+            if is_h2(plain):
+                second = await conn.send(req(peer.url("/second")))
+            else:
+                with pytest.raises(MessageError):
+                    await conn.send(req(peer.url("/second")))
+            gate.set()
+            assert check_stream(await until_end(conn.receive, first), first,
+                                is_h2(plain))[1] == b"/first"
+            if not is_h2(plain):   # once the exchange is over, the next one goes
+                second = await conn.send(req(peer.url("/second")))
+            assert second == 3
+            assert body_of(await until_end(conn.receive, second)) == b"/second"
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_receive_of_an_unknown_stream_raises(plain):
+    """docs/acgi.md: "an unknown or finished stream_id" is a MessageError, from receive too;
+    a stream whose every message was received is finished."""
+    async with served(plain, echo) as peer:
+        conn = await open_acgi(peer)
+        try:
+            with pytest.raises(MessageError):
+                await conn.receive(1)        # no request yet
+            sid = await conn.send(req(peer.url("/")))
+            with pytest.raises(MessageError):
+                await conn.receive(sid + 2)  # not opened
+            await until_end(conn.receive, sid)
+            with pytest.raises(MessageError):
+                await conn.receive(sid)      # finished
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_body_without_stream_id_when_two_requests_are_open(h2mode):
+    """docs/acgi.md: http.request.body's stream_id "may be left out when exactly one
+    stream's request is still open" -- with two open it is a MessageError."""
+    async with served(h2mode, echo) as peer:
+        conn = await open_acgi(peer)
+        try:
+            a = await conn.send(req(peer.url("/a"), "POST", more_body=True))
+            b = await conn.send(req(peer.url("/b"), "POST", more_body=True))
+            with pytest.raises(MessageError):
+                await conn.send({"type": "http.request.body", "body": b"which?"})
+            await conn.send({"type": "http.request.body", "body": b"A", "stream_id": a})
+            await conn.send({"type": "http.request.body", "body": b"B"})   # only b is open now
+            assert body_of(await until_end(conn.receive, a)) == b"A"
+            assert body_of(await until_end(conn.receive, b)) == b"B"
+        finally:
+            conn.close()

@@ -22,7 +22,7 @@ from typing import (
 
 from cno import aio
 from cno.acgi.errors import ConnectError, ConnectTimeout, MessageError, ReadTimeout, WriteTimeout
-from cno.errors import CnoError, ConnectionClosed, StreamReset
+from cno.errors import CnoError, ConnectionClosed, StreamReset, UsageError
 
 __all__ = [
     "ACGI_VERSION", "Connection", "ResponseBody", "connect", "open_connection",
@@ -88,6 +88,22 @@ def _key(message: Mapping[str, Any], name: str, kind: Any, default: Any = ..., w
 
 
 _BYTES = (bytes, bytearray, memoryview)
+
+
+def _fields(given: Any) -> Iterable[Tuple[bytes, bytes]]:
+    """The [name, value] pairs of a message's ``headers``, checked, names lowercased."""
+    try:
+        pairs = iter(given)
+    except TypeError:
+        raise MessageError("'headers' must be an iterable of [name, value] pairs") from None
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise MessageError("a header must be a [name, value] pair, got %r" % (pair,)) from None
+        if not isinstance(name, _BYTES) or not isinstance(value, _BYTES):
+            raise MessageError("header names and values are bytes, got %r" % (pair,))
+        yield bytes(name).lower(), bytes(value)
 
 
 class _Stream(aio.StreamReceiver):
@@ -323,8 +339,12 @@ class Connection:
         try:
             sid = await client.open_stream(method, target, headers, stream,
                                            end_stream=not body and not more_body)
-        except BaseException:
+        except BaseException as e:
             self.active -= 1
+            if isinstance(e, UsageError) and not isinstance(e, MessageError):
+                # The engine refused the head (a method, target or field it cannot
+                # write, e.g. CR LF in a value) before writing any of it.
+                raise MessageError(str(e)) from e
             raise
         stream.id = sid
         stream.request_open = bool(body) or more_body
@@ -343,29 +363,22 @@ class Connection:
         authority = self.authority
         h2 = self.client.is_http2
         out: List[Tuple[bytes, bytes]] = []
-        try:
-            pairs = iter(given)
-        except TypeError:
-            raise MessageError("'headers' must be an iterable of [name, value] pairs") from None
-        for pair in pairs:
-            try:
-                name, value = pair
-            except (TypeError, ValueError):
-                raise MessageError("a header must be a [name, value] pair, got %r" % (pair,)) from None
-            if not isinstance(name, _BYTES) or not isinstance(value, _BYTES):
-                raise MessageError("header names and values are bytes, got %r" % (pair,))
-            name = bytes(name).lower()
+        for name, value in _fields(given):
             if name == b"host" or name == b":authority":
-                authority = bytes(value)
+                authority = value
             elif name in _SET_BY_ACGI:
                 raise MessageError("%r comes from the message's url and method" % name)
             elif name == b"content-length":
+                if length is not None and value.strip() != str(length).encode():
+                    # (caught before anything is written: HTTP/1.1 would be left waiting)
+                    raise MessageError("content-length %r, but the whole body has %d bytes"
+                                       % (value, length))
                 length = None
-                out.append((name, bytes(value)))
+                out.append((name, value))
             elif h2 and (name in _NOT_OVER_H2 or (name == b"te" and value.lower() != b"trailers")):
                 continue
             else:
-                out.append((name, bytes(value)))
+                out.append((name, value))
         head = [(b":scheme", self.scheme), (b":authority", authority)]
         if length:
             head.append((b"content-length", str(length).encode()))
@@ -411,12 +424,16 @@ class Connection:
 
     async def _trailers(self, message: Mapping[str, Any]) -> None:
         stream = self._stream_of(message, opened=True)
-        trailers = [(bytes(n).lower(), bytes(v)) for n, v in _key(message, "headers", object)]
+        trailers = list(_fields(_key(message, "headers", object)))
         if stream.ended:
             await self._write(stream, b"", True)
             return
         stream.request_open = False
-        await self.client.send_trailers(stream.id, trailers)
+        try:
+            await self.client.send_trailers(stream.id, trailers)
+        except UsageError as e:   # a field the engine cannot write; nothing was written
+            stream.request_open = True
+            raise MessageError(str(e)) from e
 
     def _stream_of(self, message: Mapping[str, Any], opened: bool) -> _Stream:
         """The stream a client message is for: its stream_id, or the only candidate."""

@@ -1185,3 +1185,399 @@ async def test_body_without_stream_id_when_two_requests_are_open(h2mode):
             assert body_of(await until_end(conn.receive, b)) == b"B"
         finally:
             conn.close()
+
+
+# -- connection loss -----------------------------------------------------------------------------
+
+LOSS_PHASES = ["after-request-head", "after-response-head", "mid-body"]
+
+
+def losing(phase, state):
+    """Close the connection from the server at ``phase`` of the response."""
+    async def handle(request):
+        state["conn"] = request.conn
+        if phase != "after-request-head":
+            request.conn.write_head(request.stream, 200, "", "", [], False)
+        if phase == "mid-body":
+            request.conn.write_data(request.stream, b"part of it", False)
+        request.conn.close()
+    return handle
+
+
+async def assert_all_closed(conn, peer_url):
+    """docs/acgi.md, "Concurrency": after the end "a bare receive() with nothing left
+    raises cno.ConnectionClosed, as does send of a request on a closed connection"."""
+    await asyncio.wait_for(conn.wait_closed(), T)
+    assert conn.closed
+    with pytest.raises(cno.ConnectionClosed):
+        await recv(conn.receive)
+    with pytest.raises(cno.ConnectionClosed):
+        await asyncio.wait_for(conn.send(req(peer_url)), T)
+
+
+@pytest.mark.parametrize("phase", LOSS_PHASES)
+@aio()
+async def test_connection_lost_during_a_response(mode, phase):
+    """docs/acgi.md: "Every wait ends when the connection does: streams still running get
+    http.stream.disconnect (code None)", refused False (nothing says the request was not
+    processed), clean False; then the stream is finished."""
+    state = {}
+    async with served(mode, losing(phase, state)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            messages = await until_end(conn.receive, sid)
+            response, body, _, disconnect = check_stream(messages, sid, is_h2(mode))
+            assert disconnect is not None, [m["type"] for m in messages]
+            assert disconnect["code"] is None and disconnect["refused"] is False
+            assert (response is not None) == (phase != "after-request-head")
+            assert body == (b"part of it" if phase == "mid-body" else b"")
+            with pytest.raises(MessageError):
+                await recv(conn.receive, sid)
+            await assert_all_closed(conn, peer.url("/"))
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_connection_lost_mid_body_raises_from_the_iterator(mode):
+    """docs/acgi.md: iterating body, "A reset or lost connection raises cno.StreamReset
+    ... or cno.ConnectionClosed" -- a lost connection is ConnectionClosed, after the
+    chunks that arrived."""
+    state = {}
+    async with served(mode, losing("mid-body", state)) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            body = (await recv(conn.receive, sid))["body"]
+            got = []
+            with pytest.raises(cno.ConnectionClosed):
+                async for chunk in body:
+                    got.append(chunk)
+            assert b"".join(got) == b"part of it"
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("waiting", ["bare-receive", "nothing"])
+@aio()
+async def test_connection_lost_before_any_request(mode, waiting):
+    """The server closes a connection on which nothing was sent: a bare receive() waiting
+    with no stream at all ends with cno.ConnectionClosed (docs/acgi.md: "Every wait ends
+    when the connection does"), and so does a later send of a request."""
+    tls = None
+    if mode.endswith("tls"):
+        tls, client_ssl = tls_contexts(("h2", "http/1.1") if is_h2(mode) else ("http/1.1",))
+        tls.set_alpn_protocols(["h2"] if is_h2(mode) else ["http/1.1"])
+    close = asyncio.Event()
+
+    async def handler(reader, writer):
+        await close.wait()
+
+    async with ScriptedTCP(handler, ssl=tls) as srv:
+        kw = {"ssl": client_ssl, "http2": None if is_h2(mode) else False} if tls else \
+            {"http2": is_h2(mode)}
+        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), **kw), T)
+        try:
+            task = asyncio.ensure_future(conn.receive()) if waiting == "bare-receive" else None
+            await asyncio.sleep(0.01)
+            assert task is None or not task.done()
+            close.set()
+            if task is not None:
+                with pytest.raises(cno.ConnectionClosed):
+                    await asyncio.wait_for(task, T)
+            await assert_all_closed(conn, srv.url("/"))
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_connection_lost_while_a_bare_receive_waits_between_requests(plain):
+    """A bare receive() waiting after every stream ended, when the server goes."""
+    state = {}
+
+    async def handle(request):
+        state["conn"] = request.conn
+        await request.respond(200, [], b"ok")
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await until_end(conn.receive, sid)
+            task = asyncio.ensure_future(conn.receive())
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            state["conn"].close()
+            with pytest.raises(cno.ConnectionClosed):
+                await asyncio.wait_for(task, T)
+            await assert_all_closed(conn, peer.url("/"))
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_connection_lost_while_send_waits(mode):
+    """docs/acgi.md: send of a body "waits for the peer's flow-control window and the
+    socket"; when the connection goes meanwhile that wait ends with cno.ConnectionClosed
+    ("on a stream reset before its response completed they raise cno.StreamReset (or
+    cno.ConnectionClosed)") and the stream gets its disconnect (code None)."""
+    state = {}
+    reading = asyncio.Event()
+
+    async def handle(request):
+        state["conn"] = request.conn
+        reading.set()
+        await asyncio.sleep(T)   # never reads the body
+
+    async with served(mode, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", more_body=True))
+            await asyncio.wait_for(reading.wait(), T)
+            sent = [0]
+
+            async def upload():
+                while True:
+                    await conn.send({"type": "http.request.body", "body": b"w" * (1 << 18),
+                                     "more_body": True, "stream_id": sid})
+                    sent[0] += 1
+
+            task = asyncio.ensure_future(upload())
+            await settle(lambda: sent[0])
+            assert not task.done(), "send never waited"
+            state["conn"].close()
+            with pytest.raises(cno.ConnectionClosed):
+                await asyncio.wait_for(task, T)
+            _, _, _, disconnect = check_stream(await until_end(conn.receive, sid), sid,
+                                               is_h2(mode))
+            assert disconnect is not None and disconnect["code"] is None
+            await assert_all_closed(conn, peer.url("/"))
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_closing_the_connection_ends_every_wait(plain):
+    """docs/acgi.md: conn.close() -- "every stream still running gets
+    http.stream.disconnect": tasks waiting in receive(stream_id) wake with it."""
+    async def handle(request):
+        await asyncio.sleep(T)
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        n = 3 if is_h2(plain) else 1
+        sids = [await conn.send(req(peer.url("/%d" % i))) for i in range(n)]
+        for sid in sids:
+            assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
+        waiting = [asyncio.ensure_future(conn.receive(sid)) for sid in sids]
+        await asyncio.sleep(0.01)
+        conn.close()
+        for sid, task in zip(sids, waiting):
+            message = await asyncio.wait_for(task, T)
+            assert message["type"] == "http.stream.disconnect" and message["code"] is None
+        await assert_all_closed(conn, peer.url("/"))
+
+
+# -- connect(), open_connection() ----------------------------------------------------------------
+
+
+@aio()
+async def test_connect_returns_what_the_application_returns_and_closes(mode):
+    """docs/acgi.md: connect "returns await application(receive, send), and closes the
+    connection afterwards"; the server sees the close."""
+    conns = []
+
+    async def handle(request):
+        conns.append(request.conn)
+        await request.respond(200, [], b"result")
+
+    async def application(receive, send):
+        sid = await send(req(peer.url("/")))
+        while True:
+            message = await receive(sid)
+            if message["type"] == "http.response":
+                return await message["body"].read(), message["http_version"]
+
+    async with served(mode, handle) as peer:
+        kw = {"ssl": peer.client_ssl, "http2": None if is_h2(mode) else False} if peer.tls \
+            else {"http2": is_h2(mode)}
+        result = await asyncio.wait_for(cno.acgi.connect(peer.url("/"), application, **kw), T)
+        assert result == (b"result", "2" if is_h2(mode) else "1.1")
+        await asyncio.wait_for(conns[0].wait_closed(), T)
+
+
+@aio()
+async def test_connect_closes_when_the_application_raises(plain):
+    """docs/acgi.md: the connection is closed "also when the application raises"; the
+    application's exception comes out unchanged; the server's running request sees the
+    end (its read of the request body raises)."""
+    seen = {}
+
+    async def handle(request):
+        seen["conn"] = request.conn
+        try:
+            await request.payload.read()
+            seen["read"] = "eof"
+        except cno.CnoError as e:
+            seen["read"] = type(e).__name__
+
+    class Boom(Exception):
+        pass
+
+    boom = Boom("application failed")
+
+    async def application(receive, send):
+        sid = await send(req(peer.url("/"), "POST", body=b"half", more_body=True))
+        await receive(sid)
+        while "conn" not in seen:
+            await asyncio.sleep(0.005)
+        raise boom
+
+    async with served(plain, handle) as peer:
+        with pytest.raises(Boom) as err:
+            await asyncio.wait_for(cno.acgi.connect(peer.url("/"), application,
+                                                    http2=is_h2(plain)), T)
+        assert err.value is boom
+        await asyncio.wait_for(seen["conn"].wait_closed(), T)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + T
+        while "read" not in seen and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        assert seen["read"] == "StreamReset"
+
+
+@aio()
+async def test_connect_sends_goaway_when_the_application_ends():
+    """docs/acgi.md: "closes the connection afterwards (GOAWAY on HTTP/2)" (RFC 9113 6.8)."""
+    def on_event(c, event):
+        if isinstance(event, h2.events.RequestReceived):
+            c.respond(event.stream_id, 200, [], b"x")
+
+    async def application(receive, send):
+        sid = await send(req(srv.url("/")))
+        return body_of(await until_end(receive, sid))
+
+    async with ScriptedH2(on_event) as srv:
+        assert await asyncio.wait_for(cno.acgi.connect(srv.url(), application, http2=True),
+                                      T) == b"x"
+        await srv.wait(lambda: srv.conns and srv.conns[0].lost)
+        assert srv.of(h2.events.ConnectionTerminated)
+
+
+@aio()
+async def test_upgrade_h2c_on_the_first_request():
+    """docs/acgi.md: http:// with upgrade=True "asks to switch with Upgrade: h2c on the
+    first request" (RFC 7540 3.2); http.response.connection tells "the protocol the
+    request head was written in" (h11), the response came over HTTP/2 ("2"), and the next
+    request is an HTTP/2 stream (3)."""
+    async def handle(request):
+        await request.respond(200, [], b"v2" if request.conn.is_http2 else b"v1")
+
+    async with served("h1", handle) as peer:
+        conn = await asyncio.wait_for(cno.acgi.open_connection(peer.url(), upgrade=True), T)
+        try:
+            assert conn.http_version == "h11"
+            sid = await conn.send(req(peer.url("/")))
+            messages = await until_end(conn.receive, sid)
+            assert [(m["type"], m.get("http_version")) for m in messages][:2] == [
+                ("http.response.connection", "h11"), ("http.response", "2")]
+            assert body_of(messages) == b"v2"
+            assert conn.http_version == "h2"
+            sid = await conn.send(req(peer.url("/")))
+            assert sid == 3
+            _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, True)
+            assert body == b"v2"
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_read_timeout_of_the_body_iterator(plain):
+    """docs/acgi.md: "body.timeout (seconds) bounds each wait (ReadTimeout)", a Timeout and
+    a TimeoutError."""
+    async def handle(request):
+        request.conn.write_head(request.stream, 200, "", "", [], False)
+        request.conn.write_data(request.stream, b"first", False)
+        await asyncio.sleep(T)
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/")))
+            await recv(conn.receive, sid)
+            body = (await recv(conn.receive, sid))["body"]
+            body.timeout = 0.05
+            assert await asyncio.wait_for(body.__anext__(), T) == b"first"
+            with pytest.raises(cno.acgi.ReadTimeout) as err:
+                await asyncio.wait_for(body.__anext__(), T)
+            assert isinstance(err.value, TimeoutError) and isinstance(err.value, cno.acgi.Timeout)
+        finally:
+            conn.close()
+
+
+@aio()
+async def test_connect_error_on_a_refused_port():
+    """docs/acgi.md: "Failing to connect raises ConnectError (the OSError ... is its
+    __cause__)"; ConnectError is also an OSError and a cno.CnoError."""
+    port = free_port()
+    for opener in (lambda u: cno.acgi.open_connection(u),
+                   lambda u: cno.acgi.connect(u, None)):
+        with pytest.raises(cno.acgi.ConnectError) as err:
+            await asyncio.wait_for(opener("http://%s:%d/" % (HOST, port)), T)
+        assert isinstance(err.value, OSError) and isinstance(err.value, cno.CnoError)
+        assert isinstance(err.value.__cause__, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize("problem", ["untrusted", "wrong-name"])
+@aio()
+async def test_connect_error_on_a_certificate_failure(problem):
+    """docs/acgi.md: ``ssl`` defaults to the system's trust store, ``ssl_hostname``
+    overrides the name checked; a certificate that fails is a ConnectError whose
+    __cause__ is the ssl.SSLError."""
+    async with served("h2tls", echo) as peer:
+        if problem == "untrusted":
+            kw = {}   # the default context: the test CA is not in the system's store
+        else:
+            kw = {"ssl": peer.client_ssl, "ssl_hostname": "not-the-name.example"}
+        with pytest.raises(cno.acgi.ConnectError) as err:
+            await asyncio.wait_for(cno.acgi.open_connection(peer.url(), **kw), T)
+        assert isinstance(err.value.__cause__, ssl.SSLCertVerificationError)
+
+
+@aio()
+async def test_connect_error_when_http2_is_required_but_not_agreed():
+    """docs/acgi.md table: https with http2=True: "TLS, HTTP/2 or ConnectError"."""
+    server_ssl, client_ssl = tls_contexts(("h2", "http/1.1"))
+    server_ssl.set_alpn_protocols(["http/1.1"])
+
+    async def handler(reader, writer):
+        await reader.read()
+
+    async with ScriptedTCP(handler, ssl=server_ssl) as srv:
+        with pytest.raises(cno.acgi.ConnectError):
+            await asyncio.wait_for(cno.acgi.open_connection(srv.url(), ssl=client_ssl,
+                                                            http2=True), T)
+
+
+@aio()
+async def test_connect_timeout():
+    """docs/acgi.md: "ConnectTimeout after connect_timeout seconds" (TCP and TLS): a
+    listening socket that never accepts completes the TCP handshake in the kernel's
+    backlog but never the TLS one."""
+    listener = socket.socket()
+    try:
+        listener.bind((HOST, 0))
+        listener.listen(8)
+        url = "https://%s:%d/" % (HOST, listener.getsockname()[1])
+        loop = asyncio.get_running_loop()
+        for opener in (lambda: cno.acgi.open_connection(url, connect_timeout=0.1),
+                       lambda: cno.acgi.connect(url, None, connect_timeout=0.1)):
+            t0 = loop.time()
+            with pytest.raises(cno.acgi.ConnectTimeout) as err:
+                await asyncio.wait_for(opener(), T)
+            assert loop.time() - t0 < 1.0
+            assert isinstance(err.value, TimeoutError) and isinstance(err.value, cno.CnoError)
+    finally:
+        listener.close()

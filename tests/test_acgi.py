@@ -1625,6 +1625,37 @@ async def test_a_complete_response_survives_the_connection_end(plain):
 
 
 @aio()
+async def test_early_response_then_reset_no_error_drops_the_rest_of_the_upload():
+    """RFC 9113 8.1: "A server can send a complete response prior to the client sending an
+    entire request ... the server MAY request that the client abort transmission of a
+    request without error by sending a RST_STREAM with an error code of NO_ERROR";
+    docs/acgi.md: the completed response is not followed by a disconnect, and "further
+    http.request.body messages on such a stream are accepted and dropped"."""
+    def on_event(c, event):
+        if isinstance(event, h2.events.RequestReceived):
+            c.respond(event.stream_id, 413, [], b"too large, stop")
+            c.h2.reset_stream(event.stream_id, 0)
+            c.flush()
+
+    async with ScriptedH2(on_event) as srv:
+        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
+        try:
+            sid = await conn.send(req(srv.url("/"), "POST", body=b"start", more_body=True))
+            response, body, _, disconnect = check_stream(await until_end(conn.receive, sid),
+                                                         sid, True)
+            assert disconnect is None
+            assert response["status_code"] == 413 and body == b"too large, stop"
+            await asyncio.wait_for(conn.send({"type": "http.request.body", "body": b"more",
+                                              "more_body": True, "stream_id": sid}), T)
+            await asyncio.wait_for(conn.send({"type": "http.request.body", "body": b"end",
+                                              "stream_id": sid}), T)
+            with pytest.raises(MessageError):   # and now the request is over
+                await conn.send({"type": "http.request.body", "body": b"x", "stream_id": sid})
+        finally:
+            conn.close()
+
+
+@aio()
 async def test_settings_disable_push_and_h2_drops_connection_specific_fields():
     """docs/acgi.md: "Push is disabled (SETTINGS_ENABLE_PUSH = 0) on every ACGI
     connection"; over HTTP/2 connection, keep-alive, proxy-connection, transfer-encoding,
@@ -1712,5 +1743,45 @@ async def test_a_cancelled_receive_loses_nothing(plain):
                   "http_version": conn.http_version}] + await until_end(conn.receive, sid),
                 sid, is_h2(plain))
             assert body == b"after the cancel"
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("received_first", [True, False])
+@aio()
+async def test_body_after_an_early_reset_raises_stream_reset(plain, received_first):
+    """docs/acgi.md: further http.request.body messages "on a stream reset before its
+    response completed ... raise cno.StreamReset (or cno.ConnectionClosed)" -- also once
+    the application has received the disconnect (the stream is not "unknown": its request
+    is still open)."""
+    async def handle(request):
+        if request.path == "/later":
+            await request.respond(200, [], b"")
+        elif request.conn.is_http2:
+            request.conn.write_reset(request.stream, INTERNAL_ERROR)
+        else:
+            request.conn.close()
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", body=b"start", more_body=True))
+            if received_first:
+                _, _, _, disconnect = check_stream(await until_end(conn.receive, sid), sid,
+                                                   is_h2(plain))
+                assert disconnect["code"] == (INTERNAL_ERROR if is_h2(plain) else None)
+            else:
+                # Wait until the reset has arrived, receiving nothing of stream sid: over
+                # HTTP/2 the answer to a later stream comes after it (one TCP stream).
+                if is_h2(plain):
+                    later = await conn.send(req(peer.url("/later")))
+                    await until_end(conn.receive, later)
+                else:
+                    await asyncio.wait_for(conn.wait_closed(), T)
+            with pytest.raises(cno.StreamReset if is_h2(plain) else cno.ConnectionClosed) as err:
+                await asyncio.wait_for(conn.send({"type": "http.request.body", "body": b"more",
+                                                  "more_body": True, "stream_id": sid}), T)
+            if is_h2(plain):
+                assert err.value.code == INTERNAL_ERROR
         finally:
             conn.close()

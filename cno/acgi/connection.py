@@ -174,8 +174,8 @@ class _Stream(aio.StreamReceiver):
                 conn._post(self, {"type": "http.stream.disconnect", "stream_id": self.id,
                                   "code": code, "clean": False, "refused": refused,
                                   "reason": str(exc)})
-        if not self.inbox and not self.waiters:
-            conn._forget(self)
+        if not self.inbox and not self.waiters and not self.request_open:
+            conn._forget(self)   # (kept while the application may still send on it)
         if conn.on_stream_end is not None:
             conn.on_stream_end(conn)
 
@@ -389,7 +389,8 @@ class Connection:
         """Send body bytes on a stream, waiting for windows and the transport; a stream the
         peer ended after a complete response takes (and drops) them silently."""
         if stream.ended:
-            stream.request_open = not final and stream.request_open
+            if final or not stream.response_done:
+                self._request_ended(stream)
             if stream.response_done:
                 return   # RFC 9113 8.1: the server needs no more of the request
             raise stream.reset or ConnectionClosed("stream %d has ended" % stream.id)
@@ -398,7 +399,8 @@ class Connection:
             if not client.writing_paused:
                 n = client.write_data(stream.id, data, final)
                 if n >= len(data):
-                    stream.request_open = not final
+                    if final:
+                        self._request_ended(stream)
                     return
                 data = memoryview(data)[n:]
             if timeout is None:
@@ -410,11 +412,20 @@ class Connection:
                     raise WriteTimeout("could not write the request body within %gs"
                                        % timeout) from None
         except (StreamReset, ConnectionClosed) as e:
+            self._request_ended(stream)
             if stream.ended and stream.response_done:
-                stream.request_open = False
                 return
             raise stream.reset or e
-        stream.request_open = not final
+        if final:
+            self._request_ended(stream)
+
+    def _request_ended(self, stream: _Stream) -> None:
+        """The application can send no more on a stream: forget the stream if nothing is
+        left to receive either (it stays known while its request is open, so that late
+        body messages are dropped or raise the reset, docs/acgi.md)."""
+        stream.request_open = False
+        if stream.ended and not stream.inbox and not stream.waiters:
+            self._forget(stream)
 
     async def _body(self, message: Mapping[str, Any]) -> None:
         stream = self._stream_of(message, opened=True)
@@ -434,6 +445,7 @@ class Connection:
         except UsageError as e:   # a field the engine cannot write; nothing was written
             stream.request_open = True
             raise MessageError(str(e)) from e
+        self._request_ended(stream)
 
     def _stream_of(self, message: Mapping[str, Any], opened: bool) -> _Stream:
         """The stream a client message is for: its stream_id, or the only candidate."""
@@ -511,7 +523,7 @@ class Connection:
                 if n:
                     stream.uncredited -= n
                     self.client.consumed(stream.id, n)
-        if stream.ended and not stream.inbox:
+        if stream.ended and not stream.inbox and not stream.request_open:
             self._forget(stream)
         return message
 

@@ -1785,3 +1785,50 @@ async def test_body_after_an_early_reset_raises_stream_reset(plain, received_fir
                 assert err.value.code == INTERNAL_ERROR
         finally:
             conn.close()
+
+
+@aio()
+async def test_finished_streams_are_forgotten(plain):
+    """A stream is dropped once both sides are over (every message received, the request
+    ended or disconnected), whatever the order: ``conn.streams`` ends empty, and every
+    finished id is "unknown or finished" to receive (docs/acgi.md, "Errors")."""
+    async def handle(request):
+        if request.path == "/early":
+            await request.respond(200, [], b"answered before the body")
+            await request.payload.read()
+        elif request.path == "/reset" and request.conn.is_http2:
+            request.conn.write_reset(request.stream, INTERNAL_ERROR)
+        else:
+            await echo(request)
+
+    async with served(plain, handle) as peer:
+        conn = await open_acgi(peer)
+        try:
+            done = []
+            sid = await conn.send(req(peer.url("/get")))
+            await until_end(conn.receive, sid)
+            done.append(sid)
+            sid = await conn.send(req(peer.url("/early"), "POST", body=b"a", more_body=True))
+            await until_end(conn.receive, sid)                 # response first ...
+            await conn.send({"type": "http.request.body", "body": b"z", "stream_id": sid})
+            done.append(sid)                                   # ... then the end of the body
+            sid = await conn.send(req(peer.url("/iter"), "POST", body=b"it"))
+            await recv(conn.receive, sid)
+            assert await (await recv(conn.receive, sid))["body"].read() == b"it"
+            done.append(sid)
+            sid = await conn.send(req(peer.url("/gone"), "POST", body=b"x", more_body=True))
+            await recv(conn.receive, sid)
+            await conn.send({"type": "http.stream.disconnect", "stream_id": sid})
+            done.append(sid)
+            if is_h2(plain):
+                sid = await conn.send(req(peer.url("/reset"), "POST", body=b"x", more_body=True))
+                await until_end(conn.receive, sid)
+                with pytest.raises(cno.StreamReset):
+                    await conn.send({"type": "http.request.body", "body": b"y", "stream_id": sid})
+                done.append(sid)
+                assert conn.streams == {}
+            for sid in done:
+                with pytest.raises(MessageError):
+                    await conn.receive(sid)
+        finally:
+            conn.close()

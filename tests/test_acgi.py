@@ -1832,3 +1832,36 @@ async def test_finished_streams_are_forgotten(plain):
                     await conn.receive(sid)
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize("waiting", [True, False])
+@aio()
+async def test_reset_with_no_error_before_the_response_is_a_disconnect(waiting):
+    """RFC 9113 8.1, 7: RST_STREAM with NO_ERROR before the response is complete still ends
+    the stream early (hypercorn sends it to requests that arrive during its graceful
+    shutdown): docs/acgi.md, the stream "ended before its response was complete" ->
+    http.stream.disconnect with code 0, refused False -- never a wait that hangs, nor a
+    stream that just vanishes."""
+    def on_event(c, event):
+        if isinstance(event, h2.events.RequestReceived):
+            if event.stream_id == 3:   # after the head: some body, then the reset
+                c.respond(event.stream_id, 200, [], b"part", end=False)
+            c.h2.reset_stream(event.stream_id, 0)
+            c.flush()
+
+    async with ScriptedH2(on_event) as srv:
+        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
+        try:
+            for path in ("/before-head", "/after-head"):
+                sid = await conn.send(req(srv.url(path)))
+                if not waiting:
+                    await srv.wait(lambda: srv.of(h2.events.RequestReceived, sid))
+                    await asyncio.sleep(0.02)
+                messages = await until_end(conn.receive, sid)
+                response, body, _, disconnect = check_stream(messages, sid, True)
+                assert disconnect is not None, [m["type"] for m in messages]
+                assert disconnect["code"] == 0 and disconnect["refused"] is False
+                assert (response is not None) == (path == "/after-head")
+                assert body == (b"part" if path == "/after-head" else b"")
+        finally:
+            conn.close()

@@ -166,6 +166,11 @@ class _Stream(aio.StreamReceiver):
         self.ended = True
         conn = self.conn
         conn.active -= 1
+        if exc is None and not self.response_done:
+            # The engine reports RST_STREAM(NO_ERROR) as a normal end (code 0), but the
+            # response is incomplete: the peer reset it (RFC 9113 8.1).
+            exc = StreamReset(0, "stream reset by the peer (NO_ERROR) before its "
+                                 "response was complete")
         if exc is not None:
             self.reset = exc
             if not self.response_done:

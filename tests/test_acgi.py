@@ -1962,8 +1962,9 @@ async def test_a_protocol_error_of_the_server_ends_the_connection():
 @aio()
 async def test_closed_is_true_past_a_goaway_while_streams_run():
     """Connection.closed: "No new request can start here (closed, lost, or past a
-    GOAWAY)" -- also while the streams below the GOAWAY's last-stream-id still run
-    (send of a request already raises cno.ConnectionClosed then)."""
+    GOAWAY)" -- also while the streams below the GOAWAY's last-stream-id still run, and
+    before a send has tried (what a pool looks at to pick a connection); send of a request
+    already raises cno.ConnectionClosed then."""
     def on_event(c, event):
         if isinstance(event, h2.events.RequestReceived):
             c.h2.send_headers(event.stream_id, [(b":status", b"200")])
@@ -1978,8 +1979,14 @@ async def test_closed_is_true_past_a_goaway_while_streams_run():
             sid = await conn.send(req(srv.url("/")))
             await recv(conn.receive, sid)
             assert (await recv(conn.receive, sid))["type"] == "http.response"
+            # (the GOAWAY came with the head; a round trip later it surely arrived)
+            stream = srv.conns[0]
+            stream.h2.ping(b"12345678")
+            stream.flush()
+            await srv.wait(lambda: srv.of(h2.events.PingAckReceived))
+            closed_before_any_send = conn.closed
             with pytest.raises(cno.ConnectionClosed):
                 await asyncio.wait_for(conn.send(req(srv.url("/2"))), T)
-            assert conn.closed
+            assert closed_before_any_send
         finally:
             conn.close()

@@ -334,7 +334,10 @@ def nghttpd(directory, certs=None):
 
 
 HYPERCORN_APP = r'''
+import asyncio
 import hashlib
+
+DISCONNECTS = []   # what /until-disconnect saw, reported by /disconnects
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -362,6 +365,36 @@ async def app(scope, receive, send):
                     "headers": [(b"content-length", b"100000")]})
         await send({"type": "http.response.body", "body": b"x" * 50000, "more_body": True})
         raise RuntimeError("truncated on purpose")
+    extensions = scope.get("extensions") or {}
+    if scope["path"] == "/until-disconnect":
+        # Streams until the client goes away; records the ASGI message that said so.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        gone = asyncio.ensure_future(receive())
+        while not gone.done():
+            await send({"type": "http.response.body", "body": b"d" * 1000, "more_body": True})
+            await asyncio.sleep(0.005)
+        DISCONNECTS.append(gone.result()["type"])
+        return
+    if scope["path"] == "/disconnects":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": ",".join(DISCONNECTS).encode()})
+        return
+    if scope["path"] == "/trailers":
+        # Trailers where hypercorn has them (HTTP/2, and the request said te: trailers).
+        trailers = "http.response.trailers" in extensions
+        await send({"type": "http.response.start", "status": 200, "trailers": trailers,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"before the trailers"})
+        if trailers:
+            await send({"type": "http.response.trailers",
+                        "headers": [(b"x-checksum", hashlib.sha256(body).hexdigest().encode())]})
+        return
+    if scope["path"] == "/early-hints":
+        if "http.response.early_hint" in extensions:
+            await send({"type": "http.response.early_hint", "links": [b"</style.css>"]})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hinted"})
+        return
     if scope["path"] == "/big":
         out = bytes(range(256)) * 4096          # 1 MiB
     elif scope["method"] == "POST":

@@ -22,7 +22,7 @@ from typing import (
 
 from cno import aio
 from cno.acgi.errors import ConnectError, ConnectTimeout, MessageError, ReadTimeout, WriteTimeout
-from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset
+from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset, UsageError
 
 __all__ = [
     "ACGI_VERSION", "Connection", "ResponseBody", "connect", "open_connection",
@@ -90,11 +90,27 @@ def _key(message: Mapping[str, Any], name: str, kind: Any, default: Any = ..., w
 _BYTES = (bytes, bytearray, memoryview)
 
 
+def _fields(given: Any) -> Iterable[Tuple[bytes, bytes]]:
+    """The [name, value] pairs of a message's ``headers``, checked, names lowercased."""
+    try:
+        pairs = iter(given)
+    except TypeError:
+        raise MessageError("'headers' must be an iterable of [name, value] pairs") from None
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise MessageError("a header must be a [name, value] pair, got %r" % (pair,)) from None
+        if not isinstance(name, _BYTES) or not isinstance(value, _BYTES):
+            raise MessageError("header names and values are bytes, got %r" % (pair,))
+        yield bytes(name).lower(), bytes(value)
+
+
 class _Stream(aio.StreamReceiver):
     """One request/response exchange: the engine's events become messages in ``inbox``."""
 
     __slots__ = ("conn", "id", "inbox", "waiters", "mode", "request_open", "response",
-                 "response_done", "ended", "reset", "uncredited", "_seq")
+                 "response_done", "ended", "reset", "uncredited", "unhanded", "_seq")
 
     def __init__(self, conn: "Connection") -> None:
         self.conn = conn
@@ -108,6 +124,7 @@ class _Stream(aio.StreamReceiver):
         self.ended = False              # the engine's stream is gone
         self.reset: Optional[CnoError] = None   # why it ended early, if it did
         self.uncredited = 0             # body bytes in the inbox, not yet credited
+        self.unhanded: Optional[Message] = None   # the last message posted, if not handed yet
 
     # -- engine events (they never await) ----------------------------------------------
 
@@ -135,10 +152,12 @@ class _Stream(aio.StreamReceiver):
         if trailers:
             self.conn._post(self, {"type": "http.response.trailers", "headers": trailers,
                                    "stream_id": self.id})
-        elif self.inbox and self.inbox[-1][1]["type"] in ("http.response", "http.response.body"):
-            # The last message is still queued: it becomes the final one, rather than an
-            # empty message after it (a HEADERS or DATA frame with END_STREAM).
-            self.inbox[-1][1]["more_body"] = False
+        elif self.unhanded is not None and self.unhanded["type"] in ("http.response",
+                                                                    "http.response.body"):
+            # The last message has not reached the application yet (it is queued, or
+            # given to a waiter that has not resumed): it becomes the final one, rather
+            # than an empty message after it (a HEADERS or DATA frame with END_STREAM).
+            self.unhanded["more_body"] = False
             return
         self.conn._post(self, {"type": "http.response.body", "body": b"", "more_body": False,
                                "stream_id": self.id})
@@ -147,6 +166,11 @@ class _Stream(aio.StreamReceiver):
         self.ended = True
         conn = self.conn
         conn.active -= 1
+        if exc is None and not self.response_done:
+            # The engine reports RST_STREAM(NO_ERROR) as a normal end (code 0), but the
+            # response is incomplete: the peer reset it (RFC 9113 8.1).
+            exc = StreamReset(0, "stream reset by the peer (NO_ERROR) before its "
+                                 "response was complete")
         if exc is not None:
             self.reset = exc
             if not self.response_done:
@@ -155,8 +179,8 @@ class _Stream(aio.StreamReceiver):
                 conn._post(self, {"type": "http.stream.disconnect", "stream_id": self.id,
                                   "code": code, "clean": False, "refused": refused,
                                   "reason": str(exc)})
-        if not self.inbox and not self.waiters:
-            conn._forget(self)
+        if not self.inbox and not self.waiters and not self.request_open:
+            conn._forget(self)   # (kept while the application may still send on it)
         if conn.on_stream_end is not None:
             conn.on_stream_end(conn)
 
@@ -344,8 +368,12 @@ class Connection:
             self.active -= 1
             self.retired = True
             raise NotStarted(str(e)) from None
-        except BaseException:
+        except BaseException as e:
             self.active -= 1
+            if isinstance(e, UsageError) and not isinstance(e, MessageError):
+                # The engine refused the head (a method, target or field it cannot
+                # write, e.g. CR LF in a value) before writing any of it.
+                raise MessageError(str(e)) from e
             raise
         stream.id = sid
         stream.request_open = bool(body) or more_body
@@ -370,30 +398,23 @@ class Connection:
         authority = self.authority
         h2 = self.client.is_http2
         out: List[Tuple[bytes, bytes]] = []
-        try:
-            pairs = iter(given)
-        except TypeError:
-            raise MessageError("'headers' must be an iterable of [name, value] pairs") from None
-        for pair in pairs:
-            try:
-                name, value = pair
-            except (TypeError, ValueError):
-                raise MessageError("a header must be a [name, value] pair, got %r" % (pair,)) from None
-            if not isinstance(name, _BYTES) or not isinstance(value, _BYTES):
-                raise MessageError("header names and values are bytes, got %r" % (pair,))
-            name = bytes(name).lower()
+        for name, value in _fields(given):
             if name == b"host" or name == b":authority":
-                authority = bytes(value)
+                authority = value
             elif name in _SET_BY_ACGI:
                 raise MessageError("%r comes from the message's url and method" % name)
             elif name == b"content-length":
+                if length is not None and value.strip() != str(length).encode():
+                    # (caught before anything is written: HTTP/1.1 would be left waiting)
+                    raise MessageError("content-length %r, but the whole body has %d bytes"
+                                       % (value, length))
                 length = None
-                out.append((name, bytes(value)))
+                out.append((name, value))
             elif name == b"transfer-encoding" or (h2 and (
-                    name in _NOT_OVER_H2 or (name == b"te" and bytes(value).lower() != b"trailers"))):
+                    name in _NOT_OVER_H2 or (name == b"te" and value.lower() != b"trailers"))):
                 continue
             else:
-                out.append((name, bytes(value)))
+                out.append((name, value))
         head = [(b":scheme", self.scheme), (b":authority", authority)]
         if length:
             head.append((b"content-length", str(length).encode()))
@@ -404,7 +425,8 @@ class Connection:
         """Send body bytes on a stream, waiting for windows and the transport; a stream the
         peer ended after a complete response takes (and drops) them silently."""
         if stream.ended:
-            stream.request_open = not final and stream.request_open
+            if final or not stream.response_done:
+                self._request_ended(stream)
             if stream.response_done:
                 return   # RFC 9113 8.1: the server needs no more of the request
             raise stream.reset or ConnectionClosed("stream %d has ended" % stream.id)
@@ -413,7 +435,8 @@ class Connection:
             if not client.writing_paused:
                 n = client.write_data(stream.id, data, final)
                 if n >= len(data):
-                    stream.request_open = not final
+                    if final:
+                        self._request_ended(stream)
                     return
                 data = memoryview(data)[n:]
             if timeout is None:
@@ -425,11 +448,20 @@ class Connection:
                     raise WriteTimeout("could not write the request body within %gs"
                                        % timeout) from None
         except (StreamReset, ConnectionClosed, InvalidStream) as e:
+            self._request_ended(stream)
             if stream.ended and stream.response_done:
-                stream.request_open = False
                 return
             raise stream.reset or e
-        stream.request_open = not final
+        if final:
+            self._request_ended(stream)
+
+    def _request_ended(self, stream: _Stream) -> None:
+        """The application can send no more on a stream: forget the stream if nothing is
+        left to receive either (it stays known while its request is open, so that late
+        body messages are dropped or raise the reset, docs/acgi.md)."""
+        stream.request_open = False
+        if stream.ended and not stream.inbox and not stream.waiters:
+            self._forget(stream)
 
     async def _body(self, message: Mapping[str, Any]) -> None:
         stream = self._stream_of(message, opened=True)
@@ -439,12 +471,17 @@ class Connection:
 
     async def _trailers(self, message: Mapping[str, Any]) -> None:
         stream = self._stream_of(message, opened=True)
-        trailers = [(bytes(n).lower(), bytes(v)) for n, v in _key(message, "headers", object)]
+        trailers = list(_fields(_key(message, "headers", object)))
         if stream.ended:
             await self._write(stream, b"", True)
             return
         stream.request_open = False
-        await self.client.send_trailers(stream.id, trailers)
+        try:
+            await self.client.send_trailers(stream.id, trailers)
+        except UsageError as e:   # a field the engine cannot write; nothing was written
+            stream.request_open = True
+            raise MessageError(str(e)) from e
+        self._request_ended(stream)
 
     def _stream_of(self, message: Mapping[str, Any], opened: bool) -> _Stream:
         """The stream a client message is for: its stream_id, or the only candidate."""
@@ -493,6 +530,7 @@ class Connection:
     def _post(self, stream: _Stream, message: Message) -> None:
         """A message for the client: to a waiter of its stream, else of any stream
         (unless an iterator claimed the stream), else into the stream's inbox."""
+        stream.unhanded = message
         while stream.waiters:
             waiter = stream.waiters.popleft()
             if not waiter.done():
@@ -509,6 +547,8 @@ class Connection:
 
     def _handed(self, stream: _Stream, message: Message) -> Message:
         """A message reaches the client: its body bytes are credited to the peer now."""
+        if stream.unhanded is message:
+            stream.unhanded = None
         kind = message["type"]
         if kind in _CLAIMING:
             if stream.mode == _UNCLAIMED:
@@ -519,7 +559,7 @@ class Connection:
                 if n:
                     stream.uncredited -= n
                     self.client.consumed(stream.id, n)
-        if stream.ended and not stream.inbox:
+        if stream.ended and not stream.inbox and not stream.request_open:
             self._forget(stream)
         return message
 

@@ -1571,6 +1571,13 @@ cdef class Connection:
         return self.is_closed
 
     @property
+    def draining(self):
+        """True once no new stream may start: a GOAWAY was sent or received (HTTP/1.1:
+        ``Connection: close`` either way, or an HTTP/1.0 peer), or the connection is
+        closed. Streams already running may still finish."""
+        return self.goaway_sent or self.goaway_received or self.is_closed
+
+    @property
     def manual_flow_control(self):
         """Credit received data only when open_flow() says it was consumed."""
         return self.manual_flow

@@ -1956,9 +1956,6 @@ async def test_a_protocol_error_of_the_server_ends_the_connection():
             conn.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the engine does not tell a client that a GOAWAY "
-                   "arrived while streams still run (no public flag or event), so "
-                   "Connection.closed stays False although no new request can start")
 @aio()
 async def test_closed_is_true_past_a_goaway_while_streams_run():
     """Connection.closed: "No new request can start here (closed, lost, or past a

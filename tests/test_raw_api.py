@@ -10,7 +10,7 @@ import cno.raw as raw
 from cno import errors
 from raw_frames import (
     ACK, CLIENT_HEADERS, DATA, HEADERS, PING, PREFACE, PRIORITY, REQ, SETTINGS, data,
-    headers, literal_block, make_client, make_server, open_stream, ping, recorder_class,
+    goaway, headers, literal_block, make_client, make_server, open_stream, ping, recorder_class,
     request, settings, settings_ack,
 )
 
@@ -659,3 +659,27 @@ def test_write_reset_fires_stream_end():
     assert c.events == [("end", 1, raw.CNO_RST_CANCEL, raw.CNO_LOCAL)]
     [f] = c.take()
     assert (f.type, f.stream, f.error_code) == (3, 1, raw.CNO_RST_CANCEL)
+
+
+def test_draining_after_goaway_received_while_streams_run():
+    # docs/raw.md `draining`: once a GOAWAY arrived no new stream may start (RFC 9113
+    # 6.8), though the streams at or below its last-stream-id go on.
+    c = make_client()
+    c.write_head(1, 0, "GET", "/", [(":scheme", "https"), (":authority", "a")], True)
+    assert not c.draining
+    c.data_received(goaway(1))
+    assert c.draining and not c.closed and 1 in c.open_streams
+    with pytest.raises(errors.ConnectionClosed):
+        c.write_head(3, 0, "GET", "/", [(":scheme", "https"), (":authority", "a")], True)
+
+
+def test_draining_after_our_shutdown_and_http1_connection_close():
+    s = make_server()
+    assert not s.draining
+    s.shutdown()
+    assert s.draining
+    h1 = raw.Connection(server=False)
+    h1.connection_made(False)
+    h1.write_head(1, 0, "GET", "/", [(":scheme", "http"), (":authority", "a")], True)
+    h1.data_received(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\n")
+    assert h1.draining   # (RFC 9112 9.6: no request after this exchange)

@@ -279,7 +279,7 @@ class Connection:
     @property
     def closed(self) -> bool:
         """No new request can start here (closed, lost, or past a GOAWAY)."""
-        return self.retired or self.client.closed
+        return self.retired or self.client.draining
 
     @property
     def max_streams(self) -> int:

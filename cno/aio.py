@@ -16,7 +16,9 @@ import urllib.parse
 from typing import Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, Union
 
 from cno import raw
-from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset, WouldBlock
+from cno.errors import (
+    CnoError, ConnectionClosed, InvalidStream, StreamReset, UsageError, WouldBlock,
+)
 
 Headers = Sequence[Tuple[Any, Any]]
 Body = Union[bytes, bytearray, memoryview, AsyncIterable[bytes]]
@@ -492,6 +494,9 @@ class Request:
         """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
         conn = self.conn
         simple = isinstance(data, (bytes, bytearray, memoryview))
+        if code in (204, 304) and not (simple and not data):
+            # RFC 9110 15.3.5, 15.4.5: these responses end with their head.
+            raise UsageError("a %d response has no body" % code)
         final = simple and not data and not trailers
         if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
                 and code >= 200:
@@ -510,6 +515,9 @@ class Request:
             except InvalidStream:
                 conn._uncork()
                 raise StreamReset(0x8, "stream %d is no longer open" % self.stream) from None
+            except BaseException:
+                conn._uncork()   # (a head the engine refused: the 500 must not be held back)
+                raise
         try:
             if code >= 200:
                 self.responded = True

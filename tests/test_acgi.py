@@ -1987,3 +1987,20 @@ async def test_closed_is_true_past_a_goaway_while_streams_run():
             assert closed_before_any_send
         finally:
             conn.close()
+
+
+@aio()
+async def test_body_beyond_the_announced_content_length_is_a_message_error():
+    # docs/acgi.md Errors: a message the engine cannot write is a MessageError (here more
+    # body than the request's own content-length announced, RFC 9110 8.6; the HTTP/1.1
+    # writer enforces it, the HTTP/2 one does not yet).
+    async with served("h1", echo) as peer:
+        conn = await open_acgi(peer)
+        try:
+            sid = await conn.send(req(peer.url("/"), "POST", [(b"content-length", b"3")],
+                                      body=b"ab", more_body=True))
+            with pytest.raises(MessageError):
+                await conn.send({"type": "http.request.body", "stream_id": sid,
+                                 "body": b"cdef", "more_body": False})
+        finally:
+            conn.close()

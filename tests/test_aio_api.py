@@ -628,3 +628,34 @@ async def test_h2c_upgraded_client_raises_its_connection_window():
         assert client.is_http2
         assert Traced.updates == [(1 << 20) - 65535]
         client.close()
+
+
+@aio()
+async def test_204_with_a_body_is_a_handler_error_and_204_gets_no_length(mode):
+    # RFC 9110 8.6: no Content-Length in a 204; 15.3.5: it has no content. A handler that
+    # gives one a body gets UsageError before anything is written, so the client sees 500.
+    async def handle(request):
+        if request.path == "/body":
+            await request.respond(204, [], b"not allowed")
+        await request.respond(204, [])
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, body = await get(client, "GET", "/")
+        assert (response.code, body) == (204, b"")
+        assert not header(response.headers, "content-length")
+        response, _ = await get(client, "GET", "/body")
+        assert response.code == 500
+
+
+@aio()
+async def test_a_refused_response_head_still_answers_500_at_once(mode):
+    # A head the engine refuses (a CR LF in a value) raises from respond(); the 500 that
+    # follows is not held back in the cork until some later write.
+    async def handle(request):
+        await request.respond(200, [("x-bad", "a\r\nb")], b"x")
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        response, _ = await get(client, "GET", "/")
+        assert response.code == 500

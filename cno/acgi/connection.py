@@ -447,6 +447,10 @@ class Connection:
                 except asyncio.TimeoutError:
                     raise WriteTimeout("could not write the request body within %gs"
                                        % timeout) from None
+        except MessageError:
+            raise
+        except UsageError as e:   # e.g. more bytes than the request's content-length
+            raise MessageError(str(e)) from e
         except (StreamReset, ConnectionClosed, InvalidStream) as e:
             self._request_ended(stream)
             if stream.ended and stream.response_done:

@@ -1,15 +1,15 @@
 """Shared test data locations and story parametrization for the HPACK tests.
 
-The test data lives beside the checkout, in ``../shared/testdata`` (CI clones it there);
-it is found relative to this file so the tests run the same from the source tree and
-against an installed ``cno``.
+The corpora are vendored in ``tests/data/`` (see its README.md) and found relative to this
+file, so the tests run the same from a checkout, an unpacked sdist, or a copy of ``tests/``
+beside an installed ``cno``.
 """
 import json
 from pathlib import Path
 
 import pytest
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"
 HPACK_TEST_CASE = TESTDATA / "hpack-test-case"
 RAW_DATA = "raw-data"
 

@@ -263,7 +263,7 @@ def _collected(python, tests_dir, env):
 @pytest.mark.slow
 @needs_checkout
 def test_fresh_clone_installs_demos_and_collects_every_test(tmp_path):
-    home = tmp_path / "alone"   # the clone's parent holds nothing else: no ../shared
+    home = tmp_path / "alone"   # the clone has nothing beside it, no test data in particular
     home.mkdir()
     clone = home / "cno"
     _run(["git", "clone", "--quiet", ROOT, clone], cwd=home)

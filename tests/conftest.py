@@ -1,15 +1,18 @@
-"""Shared test data locations and story parametrization for the HPACK tests.
+"""Shared test data locations and story parametrization for the HPACK tests; the check
+that the tests run against an installed cno where that is asked for (CNO_TEST_INSTALLED).
 
-The test data lives beside the checkout, in ``../shared/testdata`` (CI clones it there);
-it is found relative to this file so the tests run the same from the source tree and
-against an installed ``cno``.
+The corpora are vendored in ``tests/data/`` (see its README.md) and found relative to this
+file, so the tests run the same from a checkout, an unpacked sdist, or a copy of ``tests/``
+beside an installed ``cno``.
 """
 import json
+import os
+import sysconfig
 from pathlib import Path
 
 import pytest
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"
 HPACK_TEST_CASE = TESTDATA / "hpack-test-case"
 RAW_DATA = "raw-data"
 
@@ -27,6 +30,30 @@ def _stories(raw):
 
 ENCODED_STORIES = _stories(raw=False)
 RAW_STORIES = _stories(raw=True)
+
+
+def _installed_roots():
+    return {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
+
+
+def pytest_configure(config):
+    # tools/test.sh and cibuildwheel set CNO_TEST_INSTALLED: the tests must exercise the
+    # installed cno, never a source tree that happens to be first on sys.path.
+    if os.environ.get("CNO_TEST_INSTALLED"):
+        import cno
+        where = Path(cno.__file__).resolve()
+        if not any(root in where.parents for root in _installed_roots()):
+            raise pytest.UsageError(
+                "CNO_TEST_INSTALLED is set, but cno was imported from %s, not from this "
+                "Python's site-packages (%s)" % (where, ", ".join(map(str, _installed_roots()))))
+
+
+def pytest_report_header(config):
+    try:
+        import cno
+    except ImportError as e:
+        return "cno: not importable (%s)" % e
+    return "cno %s from %s" % (cno.__version__, os.path.dirname(cno.__file__))
 
 
 def story_id(path):

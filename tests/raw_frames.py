@@ -22,7 +22,7 @@ import pytest
 
 from hpack_wire import enc_int
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"   # vendored corpora (data/README.md)
 FRAME_TEST_CASE = TESTDATA / "http2-frame-test-case"
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

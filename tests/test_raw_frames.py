@@ -59,8 +59,8 @@ def patched(w, stream=None, fragment=None):
 
 
 def test_corpus_present():
-    assert CORPUS, "http2-frame-test-case not found under %s" % (
-        "../shared/testdata relative to the checkout")
+    from raw_frames import FRAME_TEST_CASE
+    assert CORPUS, "http2-frame-test-case not found under %s" % FRAME_TEST_CASE
     assert set(CORPUS) == set(VALID_CASES) | set(ERROR_CASES), \
         "corpus files without a test: %r" % (set(CORPUS) ^ (set(VALID_CASES) | set(ERROR_CASES)))
 

@@ -19,11 +19,14 @@ if ! command -v curl >/dev/null || ! command -v h2load >/dev/null || ! command -
 fi
 
 python3 -m pip install -q --upgrade pip >/dev/null
-python3 -m pip install -q ".[test]" || exit 1
+# test: the suite's peers; packaging: what tests/test_packaging.py drives (build,
+# cibuildwheel, check-jsonschema).
+python3 -m pip install -q ".[test,packaging]" || exit 1
 
-# Run from tests/ so `import cno` is the installed package, not the source tree.
+# Run from tests/ so `import cno` is the installed package, not the source tree
+# (CNO_TEST_INSTALLED: tests/conftest.py stops if it is not).
 cd tests
-python3 -m pytest "$@"
+CNO_TEST_INSTALLED=1 python3 -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: failing" >&2

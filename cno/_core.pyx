@@ -916,6 +916,14 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
 
+cdef inline uint32_t stream_limit(Connection c) noexcept:
+    """How many streams the peer may have open: the limit we sent holds from the first
+    frame, not from its acknowledgement (5.1.2: a stream over the advertised limit is
+    refused with REFUSED_STREAM, which the peer may retry; 6.5.3 does not oblige us to
+    accept more while our SETTINGS are in flight), and a raised limit only once acked."""
+    return min(c.local[S_MAX_CONCURRENT_STREAMS], c.wanted[S_MAX_CONCURRENT_STREAMS])
+
+
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
                         bint oversized) except -1:
     cdef Stream s
@@ -925,7 +933,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     if c.goaway_sent:
         note_peer_stream(c, sid)
         return 0   # 6.8: new streams after our GOAWAY are ignored
-    if c.stream_count[REMOTE] >= c.local[S_MAX_CONCURRENT_STREAMS]:
+    if c.stream_count[REMOTE] >= stream_limit(c):
         note_peer_stream(c, sid)
         return stream_error(c, sid, REFUSED_STREAM)   # 5.1.2
     if oversized or c.cont_self_dependent:
@@ -1286,7 +1294,7 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     if oversized or c.goaway_sent or not c.wanted[S_ENABLE_PUSH]:
         # Too big, too late, or sent before the peer saw our ENABLE_PUSH=0: refuse it.
         return stream_error(c, promised, CANCEL)
-    if c.stream_count[REMOTE] >= c.local[S_MAX_CONCURRENT_STREAMS]:
+    if c.stream_count[REMOTE] >= stream_limit(c):
         return stream_error(c, promised, REFUSED_STREAM)
     out = parse_request(c, headers)
     s = new_stream(c, promised, False)

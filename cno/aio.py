@@ -34,6 +34,7 @@ DEFAULT_HEADER_TIMEOUT = 30.0    # seconds for a started request head to complet
 DEFAULT_MAX_BODY_BUFFER = 65536  # HTTP/1.1 request body bytes buffered before reads pause
 CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams: 65535)
 _READ_BUFFER = 65536
+REFUSED_RETRIES = 2              # times request() sends a refused request again
 
 
 class Channel(asyncio.Queue):  # type: ignore[type-arg]
@@ -1030,27 +1031,35 @@ class Client(_Connection):
         if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
                 and not any(h[0] in ("content-length", b"content-length") for h in headers):
             headers.append(("content-length", str(memoryview(data).nbytes)))   # not chunked
-        future = self.loop.create_future()
-        stream = self.next_stream
-        exchange = _Exchange(self, stream, future)
-        stream = await self.open_stream(method, path, headers, exchange, end_stream=final)
-        exchange.payload._stream = stream
-        sender = None
-        try:
-            if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
-                    and not self.writing_paused):
-                n = self.write_data(stream, data, True)   # most bodies fit at once
-                data = memoryview(data)[n:]
-                final = not data
-            if not final:
-                sender = self.loop.create_task(self._write_body(stream, data, trailers))
-                sender.add_done_callback(lambda t: t.cancelled() or t.exception())
-            return await future  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            if sender is not None:
-                sender.cancel()
-            self._cancel(stream, 0x8)   # RST_STREAM(CANCEL) at once
-            raise
+        body = data
+        for attempt in range(REFUSED_RETRIES + 1):
+            future: "asyncio.Future[Response]" = self.loop.create_future()
+            exchange = _Exchange(self, 0, future)
+            stream = await self.open_stream(method, path, headers, exchange, end_stream=final)
+            exchange.payload._stream = stream
+            data, sender, done = body, None, final
+            try:
+                if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
+                        and not self.writing_paused):
+                    n = self.write_data(stream, data, True)   # most bodies fit at once
+                    data = memoryview(data)[n:]
+                    done = not data
+                if not done:
+                    sender = self.loop.create_task(self._write_body(stream, data, trailers))
+                    sender.add_done_callback(lambda t: t.cancelled() or t.exception())
+                return await future
+            except StreamReset as e:
+                # RFC 9113 8.7: a refused stream was not processed; a body we still hold
+                # whole can go again (e.g. requests sent before the server's SETTINGS
+                # told its stream limit).
+                if not (e.refused and simple and attempt < REFUSED_RETRIES):
+                    raise
+            except asyncio.CancelledError:
+                if sender is not None:
+                    sender.cancel()
+                self._cancel(stream, 0x8)   # RST_STREAM(CANCEL) at once
+                raise
+        raise AssertionError("unreachable")
 
 
 async def connect(loop_or_url: Any = None, url: Optional[str] = None, *,

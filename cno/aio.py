@@ -856,6 +856,9 @@ class Client(_Connection):
         self._max_buffer = max_body_buffer
         self._receivers = {}
         self._connected = self.loop.create_future()
+        # Done once the server's first SETTINGS arrived (its preface, RFC 9113 3.4): from
+        # then on remote_settings, max_concurrent_streams first, are the server's own.
+        self.settings_received = self.loop.create_future()
         self.bytes_headers = bytes_headers
         if not enable_push:
             self.update_settings(enable_push=0)
@@ -887,6 +890,10 @@ class Client(_Connection):
             self._end(stream, ConnectionClosed("the connection was lost"))
 
     # -- engine events -----------------------------------------------------------------
+
+    def on_settings(self):
+        if not self.settings_received.done():
+            self.settings_received.set_result(None)
 
     def on_message_head(self, stream, code, method, path, headers):
         receiver = self._receivers.get(stream)

@@ -175,6 +175,50 @@ async def test_h2_concurrent_requests_share_one_connection(mode):
             assert [len(c) for c in pool.connections.values()] == [1]
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@aio()
+async def test_h2_small_max_concurrent_streams_opens_more_connections(warm):
+    """The server allows 4 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS):
+    50 requests at once spread over more than one connection, never more than
+    ``max_connections`` (5), never more than 4 streams on any one (RFC 9113 5.1.2: "An
+    endpoint MUST NOT exceed the limit set by its peer"). Cold: the pool's first burst
+    comes before the server's SETTINGS arrive, and must not exceed them either."""
+    app = App()
+    app.hold_target = 20
+    async with Origin("h2c", app, max_concurrent_streams=4) as srv:
+        async with cno.acgi.Pool(http2=True, max_connections=5) as pool:
+            if warm:
+                await fetch(pool, "GET", srv.url("/warm"))
+            tasks = [asyncio.ensure_future(fetch(pool, "GET", srv.url("/hold?%d" % i)))
+                     for i in range(50)]
+            await within(app.held.wait())          # 5 connections x 4 streams
+            await asyncio.sleep(0.05)              # (no 21st may start)
+            assert app.holding == 20
+            app.release.set()
+            for _, body in await within(asyncio.gather(*tasks)):
+                assert body == b"held"
+            assert 1 < srv.accepted <= 5
+            for protocol in srv.protocols:
+                assert protocol.local_settings["max_concurrent_streams"] == 4
+
+
+@aio()
+async def test_h2_above_100_streams_opens_a_second_connection():
+    """Past the server's 100 streams (cno's default), a request does not queue behind the
+    full connection: "Otherwise it opens another while the origin has fewer than
+    max_connections"."""
+    app = App()
+    app.hold_target = 120
+    async with Origin("h2c", app) as srv:
+        async with cno.acgi.Pool(http2=True) as pool:
+            tasks = [asyncio.ensure_future(fetch(pool, "GET", srv.url("/hold?%d" % i)))
+                     for i in range(120)]
+            await within(app.held.wait())
+            app.release.set()
+            await within(asyncio.gather(*tasks))
+            assert 2 <= srv.accepted <= 10
+
+
 @aio()
 async def test_h1_concurrent_requests_open_up_to_max_connections_and_queue():
     """HTTP/1.1 runs one exchange per connection: 10 requests at once with
@@ -193,6 +237,59 @@ async def test_h1_concurrent_requests_open_up_to_max_connections_and_queue():
                 assert body == b"held" and response["http_version"] == "1.1"
             assert srv.accepted == 3
             assert [len(c) for c in pool.connections.values()] == [3]
+
+
+@pytest.mark.parametrize("mode", ["h2tls", "h2c", "h2c-upgrade", "h1tls"])
+@aio()
+async def test_first_connection_is_waited_for(mode):
+    """"While the first connection to an origin that may speak HTTP/2 (https, or
+    http2=True, or upgrade=True) is being opened, other requests wait for it rather than
+    opening more." 20 requests at once on a cold pool open exactly one connection (for
+    h1tls, TLS offering http/1.1 only: one exchange at a time, so more follow once it is
+    open, never before)."""
+    app = App()
+    upgrade = mode == "h2c-upgrade"
+    async with Origin("h2c" if upgrade else mode, app) as srv:
+        options = {"upgrade": True} if upgrade else srv.pool_options()
+        async with cno.acgi.Pool(**options) as pool:
+            opened = []          # at each dial: how many connections were open before
+            real_dial = pool._dial
+
+            async def dial(origin, timeout):
+                before = len(opened) and sum(1 for c in opened if c is not None)
+                opened.append(None)
+                conn = await real_dial(origin, timeout)
+                opened[opened.index(None)] = conn
+                dials.append(before)
+                return conn
+
+            dials = []
+            pool._dial = dial
+            results = await within(asyncio.gather(
+                *[fetch(pool, "GET", srv.url("/%d" % i)) for i in range(20)]))
+            assert [body for _, body in results] == [b"ok /%d" % i for i in range(20)]
+            if mode == "h1tls":
+                # One exchange per connection: more are dialed, only once the first is open.
+                assert sorted(dials)[:2] == [0, 1] and srv.accepted > 1, dials
+                assert {r["http_version"] for r, _ in results} == {"1.1"}
+            else:
+                assert srv.accepted == 1 and dials == [0], dials
+                assert {r["http_version"] for r, _ in results} == {"2"}
+
+
+@aio()
+async def test_declined_upgrade_then_http1_connections():
+    """``upgrade=True`` and a server that declines (answers over HTTP/1.1): once the
+    first answer shows the connection stays HTTP/1.1, the waiting requests open more
+    (up to max_connections) and all complete."""
+    app = App()
+    async with Origin("h1", app, declines_upgrade=True) as srv:
+        async with cno.acgi.Pool(upgrade=True, max_connections=4) as pool:
+            results = await within(asyncio.gather(
+                *[fetch(pool, "GET", srv.url("/%d" % i)) for i in range(12)]))
+            assert [body for _, body in results] == [b"ok /%d" % i for i in range(12)]
+            assert {r["http_version"] for r, _ in results} == {"1.1"}
+            assert 1 < srv.accepted <= 4
 
 
 # -- timeouts and errors -------------------------------------------------------------------
@@ -429,6 +526,27 @@ async def test_streamed_body_is_not_retried():
                 await within(pool.request("POST", srv.url("/refuse?a"), [], body()))
             assert info.value.refused
             assert app.attempts == {"a": 1}
+
+
+@aio()
+async def test_goaway_refused_requests_are_retried_on_a_new_connection():
+    """Streams above a GOAWAY's last-stream-id were not processed (RFC 9113 6.8): the
+    server's first connection says GOAWAY(0) at once; 5 requests sent on it go again on
+    one new connection and succeed."""
+    seen = []
+
+    async def handler(request):
+        body = await request.payload.read()
+        seen.append(request.path)
+        await request.respond(200, [], b"%s %d" % (request.path.encode(), len(body)))
+
+    async with GoawayFirst(handler) as srv:
+        async with cno.acgi.Pool(http2=True) as pool:
+            results = await within(asyncio.gather(
+                *[fetch(pool, "POST", srv.url("/%d" % i), [], b"xyz") for i in range(5)]))
+            assert [body for _, body in results] == [b"/%d 3" % i for i in range(5)]
+            assert sorted(seen) == ["/%d" % i for i in range(5)]
+            assert srv.connections == 2
 
 
 @pytest.mark.parametrize("method,retried", [("GET", True), ("PUT", True), ("DELETE", True),

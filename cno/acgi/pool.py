@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl as _ssl
-from typing import Any, AsyncIterable, Deque, Dict, Iterable, List, Optional, Tuple, Union
+from typing import (
+    Any, AsyncIterable, Deque, Dict, Iterable, List, Optional, Set, Tuple, Union,
+)
 
 from cno import aio
 from cno.acgi.connection import Connection, Message, NotStarted, open_connection, split_url
@@ -86,6 +88,9 @@ class Pool:
         self.max_body_buffer = max_body_buffer
         self._origins: Dict[Origin, _Origin] = {}
         self._idle_timers: Dict[Connection, asyncio.TimerHandle] = {}
+        # Connections whose limits are not known yet: HTTP/2 before the server's SETTINGS,
+        # HTTP/1.1 asking to upgrade before its first answer. Each takes one request.
+        self._unsettled: Set[Connection] = set()
         self._closed = False
         self._proxy: Any = None
         if upstream is not None:
@@ -203,20 +208,41 @@ class Pool:
         deadline = None
         while True:
             for conn in origin.conns:
-                if conn.active < conn.max_streams and not conn.closed:
+                if not conn.closed and conn.active < self._room(conn):
                     conn.active += 1
                     timer = self._idle_timers.pop(conn, None)
                     if timer is not None:
                         timer.cancel()
                     return conn, True
-            if len(origin.conns) + origin.dialing < self.max_connections and not (
-                    origin.dialing and not origin.conns and self._maybe_h2(key)):
+            if self._may_dial(origin):
                 conn = await self._dial(origin, connect_timeout)
                 conn.active += 1
                 return conn, False
             if pool_timeout is not None and deadline is None:
                 deadline = asyncio.get_running_loop().time() + pool_timeout
             await self._wait_slot(origin, deadline)
+
+    def _room(self, conn: Connection) -> int:
+        """How many requests ``conn`` may run now: one until its limits are known (RFC
+        9113 5.1.2: the client must not exceed the server's MAX_CONCURRENT_STREAMS, which
+        its SETTINGS tell), then the server's limit (HTTP/2) or one (HTTP/1.1)."""
+        return 1 if conn in self._unsettled else conn.max_streams
+
+    def _may_dial(self, origin: _Origin) -> bool:
+        """Under max_connections, and not while the first connection of an origin that
+        may speak HTTP/2 is still being opened: until it is open and its limits known
+        (the server's SETTINGS; the answer to an upgrade), others wait for it."""
+        if len(origin.conns) + origin.dialing >= self.max_connections:
+            return False
+        if not self._maybe_h2(origin.key):
+            return True
+        opening = origin.dialing > 0
+        for conn in origin.conns:
+            if not conn.closed:
+                if conn not in self._unsettled:
+                    return True    # one is open: this one is not the first
+                opening = True
+        return not opening
 
     def _maybe_h2(self, key: Origin) -> bool:
         if self.http2 is False:
@@ -239,9 +265,21 @@ class Pool:
             raise ConnectionClosed("the pool is closed")
         conn.on_stream_end = self._stream_ended
         origin.conns.append(conn)
+        client = conn.client
+        if not client.settings_received.done() and (client.is_http2 or (
+                self.upgrade and origin.key[0] == "http" and self.http2 is None)):
+            self._unsettled.add(conn)
+            client.settings_received.add_done_callback(lambda _: self._settled(origin, conn))
         watcher = asyncio.ensure_future(conn.wait_closed())
         watcher.add_done_callback(lambda _: self._gone(origin, conn))
         return conn
+
+    def _settled(self, origin: _Origin, conn: Connection) -> None:
+        """``conn``'s limits are known (the server's SETTINGS came; or its first exchange
+        ended in HTTP/1.1, the upgrade declined): the requests waiting may use it, or dial."""
+        if conn in self._unsettled:
+            self._unsettled.discard(conn)
+            self._wake(origin, all_of_them=True)
 
     async def _wait_slot(self, origin: _Origin, deadline: Optional[float]) -> None:
         loop = asyncio.get_running_loop()
@@ -272,6 +310,8 @@ class Pool:
         origin = self._origins.get(conn.origin)
         if origin is None:
             return
+        if conn in self._unsettled and not conn.client.is_http2:
+            self._settled(origin, conn)   # the upgrade was declined: HTTP/1.1 it is
         if origin.waiters:
             self._wake(origin)
         elif conn.active == 0 and self.idle_timeout is not None and not conn.closed:
@@ -286,6 +326,7 @@ class Pool:
     def _gone(self, origin: _Origin, conn: Connection) -> None:
         if conn in origin.conns:
             origin.conns.remove(conn)
+        self._unsettled.discard(conn)
         timer = self._idle_timers.pop(conn, None)
         if timer is not None:
             timer.cancel()

@@ -692,6 +692,38 @@ async def test_failing_body_generator_before_the_first_chunk():
 
 # -- closing the pool ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("mode", ["h1", "h2c"])
+@aio()
+async def test_aclose_closes_every_connection(mode):
+    """"await pool.aclose() closes them all" (the server sees each connection end);
+    requests after it raise, as do those waiting for a slot."""
+    app = App()
+    app.hold_target = 3
+    # Three requests fill the pool: 3 connections (HTTP/1.1), or the 3 streams the
+    # server allows on the one connection (HTTP/2); a fourth waits for a slot.
+    async with Origin(mode, app, max_concurrent_streams=3) as srv:
+        pool = cno.acgi.Pool(max_connections=3 if mode == "h1" else 1, **srv.pool_options())
+        held = [asyncio.ensure_future(pool.request("GET", srv.url("/hold?%d" % i)))
+                for i in range(3)]
+        await within(app.held.wait())
+        waiting = asyncio.ensure_future(pool.request("GET", srv.url("/waits")))
+        # Another origin too.
+        other = await pool.request("GET", srv.url("/").replace(HOST, "localhost"))
+        await other["body"].read()
+        await asyncio.sleep(0.02)
+        assert not waiting.done() and len(pool.connections) == 2
+        accepted = srv.accepted
+        await within(pool.aclose())
+        assert pool.connections == {}
+        assert await srv.closed_connections()
+        for task in held + [waiting]:
+            with pytest.raises(cno.ConnectionClosed):
+                await within(task)
+        with pytest.raises(cno.ConnectionClosed):
+            await within(pool.request("GET", srv.url("/")))
+        assert srv.accepted == accepted     # nothing was dialed after aclose
+
+
 # -- nghttpd ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

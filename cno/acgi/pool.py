@@ -207,6 +207,8 @@ class Pool:
             origin = self._origins[key] = _Origin(key)
         deadline = None
         while True:
+            if self._closed:
+                raise ConnectionClosed("the pool is closed")
             for conn in origin.conns:
                 if not conn.closed and conn.active < self._room(conn):
                     conn.active += 1

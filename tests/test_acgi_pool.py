@@ -349,6 +349,23 @@ async def test_read_timeout_mid_body(mode):
             assert data == b"ok /after"
 
 
+@pytest.mark.parametrize("mode", ["h1", "h2c"])
+@aio()
+async def test_read_timeout_starts_once_the_request_body_is_sent(mode):
+    """An upload that keeps making progress for longer than read_timeout is not a read
+    timeout: the server answers after the whole body, as most do; the read timeout bounds
+    the wait for the response head once there is nothing left to send (httpx's meaning:
+    "the maximum duration to wait for a chunk of data to be received")."""
+    async with Origin(mode, App()) as srv:
+        async with cno.acgi.Pool(read_timeout=0.3, **srv.pool_options()) as pool:
+            async def slow_body():
+                for _ in range(8):
+                    yield b"z" * 1000
+                    await asyncio.sleep(0.08)
+            response, body = await within(fetch(pool, "POST", srv.url("/echo"), [], slow_body()))
+            assert fields(response["headers"])["x-length"] == "8000"
+
+
 @aio()
 async def test_connect_timeout():
     """"connect_timeout (TCP and TLS: ConnectTimeout)": a server that accepts and never

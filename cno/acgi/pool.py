@@ -19,7 +19,7 @@ from typing import (
 
 from cno import aio
 from cno.acgi.connection import Connection, Message, NotStarted, open_connection, split_url
-from cno.acgi.errors import AcgiError, PoolTimeout
+from cno.acgi.errors import AcgiError, PoolTimeout, ReadTimeout
 from cno.errors import ConnectionClosed, StreamReset
 
 __all__ = ["Pool", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_RETRIES"]
@@ -145,7 +145,7 @@ class Pool:
                     self._send_body(conn, stream, body, trailers, write_timeout))
                 sender.add_done_callback(_retrieve)
             try:
-                response = await conn._response(sid, read_timeout)
+                response = await self._head(conn, sid, sender, read_timeout)
             except BaseException:
                 conn._abandon(stream)
                 if sender is not None:
@@ -167,6 +167,32 @@ class Pool:
                 attempt += 1
                 continue
             raise _disconnect_error(response)
+
+    async def _head(self, conn: Connection, sid: int, sender: "Optional[asyncio.Future[None]]",
+                    timeout: Optional[float]) -> Message:
+        """The response head, or the ``http.stream.disconnect`` that came instead. The read
+        timeout counts once the request is sent: while a streamed body is still going out
+        (each write bounded by write_timeout), the server may wait for all of it before
+        answering, and an upload that keeps going is not a read timeout."""
+        if sender is None or timeout is None:
+            return await conn._response(sid, timeout)
+        head = asyncio.ensure_future(conn._response(sid, None))
+        try:
+            await asyncio.wait([head, sender], return_when=asyncio.FIRST_COMPLETED)
+            if not head.done():
+                if not sender.cancelled() and sender.exception() is not None:
+                    raise sender.exception()   # type: ignore[misc]
+                await asyncio.wait([head], timeout=timeout)
+                if not head.done():
+                    raise ReadTimeout("no response from the server within %gs of the "
+                                      "request's end" % timeout)
+        finally:
+            if not head.done():
+                head.cancel()
+        response = head.result()
+        if response["type"] == "http.response":
+            response["body"].timeout = timeout
+        return response
 
     async def _send_body(self, conn: Connection, stream: Any, body: Any,
                          trailers: Optional[Iterable[Tuple[bytes, bytes]]],

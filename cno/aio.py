@@ -32,6 +32,8 @@ DEFAULT_HEADER_TIMEOUT = 30.0    # seconds for a started request head to complet
 DEFAULT_MAX_BODY_BUFFER = 65536  # HTTP/1.1 request body bytes buffered before reads pause
 CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams: 65535)
 _READ_BUFFER = 65536
+_WRITE_PIECE = 262144            # body bytes handed to the transport per write: an HTTP/1.1
+                                 # body (no windows) must not land in its buffer whole
 
 
 class Channel(asyncio.Queue):
@@ -412,14 +414,17 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             if self.writing_paused:
                 await self._wait(self._waiters)
                 continue
+            piece = view if len(view) <= _WRITE_PIECE else memoryview(view)[:_WRITE_PIECE]
             try:
-                n = self.write_data(stream, view, final)
+                n = self.write_data(stream, piece, final and piece is view)
             except InvalidStream:
                 raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
             if n >= len(view):
                 return
             view = memoryview(view)[n:]
-            await self._wait(self._waiters)   # until a window grows or the stream ends
+            if n < len(piece):
+                await self._wait(self._waiters)   # until a window grows or the stream ends
+            # else: the next piece, once the transport takes more (pause_writing)
 
     async def _write_body(self, stream, data, trailers):
         """Send a body (bytes, or an async iterable of bytes) and end the message."""

@@ -366,6 +366,28 @@ async def test_read_timeout_starts_once_the_request_body_is_sent(mode):
             assert fields(response["headers"])["x-length"] == "8000"
 
 
+@pytest.mark.parametrize("mode", ["h1", "h2c"])
+@pytest.mark.parametrize("kind", ["bytes", "iterator"])
+@aio()
+async def test_write_timeout(mode, kind):
+    """"write_timeout (each request body write that waits for the peer's window or the
+    socket: WriteTimeout)": the server never reads the body; it is larger than the HTTP/2
+    windows and the sockets' buffers. docs/acgi.md: send "waits for the peer's flow-control
+    window and the socket, never buffering the body whole"."""
+    big = 32 << 20 if mode == "h1" else 4 << 20
+    async with Origin(mode, App()) as srv:
+        async with cno.acgi.Pool(write_timeout=0.2, read_timeout=5, **srv.pool_options()) as pool:
+            if kind == "bytes":
+                body = b"w" * big
+            else:
+                async def gen():
+                    for _ in range(big // len(CHUNK)):
+                        yield CHUNK
+                body = gen()
+            with pytest.raises(cno.acgi.WriteTimeout):
+                await within(pool.request("POST", srv.url("/noread"), [], body))
+
+
 @aio()
 async def test_connect_timeout():
     """"connect_timeout (TCP and TLS: ConnectTimeout)": a server that accepts and never

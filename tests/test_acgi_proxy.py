@@ -113,6 +113,24 @@ async def upstream_status(origin, key):
 # -- requests ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("server,version,upstream_h2", SETUPS, ids=IDS)
+@aio(30)
+async def test_get(server, version, upstream_h2, proxies, tmp_path):
+    """A GET goes to the upstream with its path and query, in the upstream's protocol;
+    the answer comes back. Without a body it goes up without one (no chunked framing, no
+    content-length): RFC 9110 9.3.1, a GET's content has no defined semantics."""
+    px = proxies(server, upstream_h2)
+    code, blocks, body, err = await curl(
+        "http://%s:%d/echo?a=1&b=x%%20y" % (HOST, px.port), version=version, tmp_path=tmp_path)
+    assert code == 200, err
+    seen = json.loads(body)
+    assert (seen["method"], seen["path"], seen["query"]) == ("GET", "/echo", "a=1&b=x%20y")
+    assert seen["http_version"] == ("2" if upstream_h2 else "1.1")
+    names = [k for k, _ in seen["headers"]]
+    assert "transfer-encoding" not in names and "content-length" not in names, seen
+    assert values(final(blocks), "x-upstream") == ["1"]
+
+
+@pytest.mark.parametrize("server,version,upstream_h2", SETUPS, ids=IDS)
 @aio(40)
 async def test_large_upload_and_download(server, version, upstream_h2, proxies, tmp_path):
     """"Streaming both ways": 8 MiB up (curl --data-binary @file: content-length; -T:
@@ -139,6 +157,39 @@ async def test_large_upload_and_download(server, version, upstream_h2, proxies, 
     code, _, body, err = await curl(base + "/mirror", "--data-binary", "@%s" % upload,
                                     version=version, tmp_path=tmp_path)
     assert code == 200 and len(body) == len(data) and sha(body) == sha(data), err
+
+
+@pytest.mark.parametrize("server,version,upstream_h2", SETUPS, ids=IDS)
+@aio(30)
+async def test_request_fields(server, version, upstream_h2, proxies, origin, tmp_path):
+    """RFC 9110 7.6.1: "a proxy MUST ... remove any header or trailer fields ... that are
+    listed in the Connection header field", and Proxy-Connection, Keep-Alive, TE,
+    Transfer-Encoding, Upgrade; TE: trailers is passed on (docs/acgi.md). 7.6.3: "A proxy
+    MUST send an appropriate Via header field ... in each message that it forwards".
+    X-Forwarded-For gets the client's address, -Proto the scheme, -Host the client's
+    Host; Host is the upstream's."""
+    px = proxies(server, upstream_h2)
+    hop = ["-H", "te: trailers"]
+    if version == "1.1":    # (connection-specific fields are malformed over HTTP/2)
+        hop += ["-H", "connection: keep-alive, x-drop", "-H", "x-drop: 1",
+                "-H", "keep-alive: timeout=5", "-H", "proxy-connection: keep-alive"]
+    code, _, body, err = await curl(
+        "http://%s:%d/echo" % (HOST, px.port), *hop, "-H", "via: 1.0 fred",
+        "-H", "x-forwarded-for: 10.1.2.3", "-H", "x-kept: yes", version=version,
+        tmp_path=tmp_path)
+    assert code == 200, err
+    seen = json.loads(body)["headers"]
+    names = [k for k, _ in seen]
+    for name in ("connection", "x-drop", "keep-alive", "proxy-connection",
+                 "transfer-encoding", "upgrade"):
+        assert name not in names, (name, seen)
+    assert values(seen, "x-kept") == ["yes"]
+    assert values(seen, "te") == ["trailers"]
+    assert values(seen, "via") == ["1.0 fred, %s cno" % version]
+    assert values(seen, "x-forwarded-for") == ["10.1.2.3, 127.0.0.1"]
+    assert values(seen, "x-forwarded-proto") == ["http"]
+    assert values(seen, "x-forwarded-host") == ["%s:%d" % (HOST, px.port)]
+    assert values(seen, "host") == ["%s:%d" % (HOST, origin.port)]
 
 
 @pytest.mark.parametrize("server,version,upstream_h2", SETUPS, ids=IDS)

@@ -257,6 +257,19 @@ async def test_unreachable_upstream_is_502(server, proxies, tmp_path):
     assert code == 502 and b"bad gateway" in body, err
 
 
+@pytest.mark.parametrize("upstream_h2", [False, True], ids=["up-h1", "up-h2c"])
+@aio(30)
+async def test_upstream_timeout_is_504(upstream_h2, proxies, origin, tmp_path):
+    """"... a timeout 504": the pool's read_timeout (0.5 s) passes before the upstream
+    answers (in 5 s)."""
+    px = proxies("uvicorn", upstream_h2, read_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    code, _, body, err = await curl("http://%s:%d/slow?s=5" % (HOST, px.port), tmp_path=tmp_path)
+    assert code == 504 and b"timeout" in body, err
+    assert loop.time() - started < 4
+
+
 # -- backpressure and disconnects --------------------------------------------------------
 
 async def open_slow_client(port, path):

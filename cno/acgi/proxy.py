@@ -70,11 +70,11 @@ class Proxy:
                                                headers, body)
         except ClientGone:
             return
+        except Timeout:   # (before OSError: a Timeout is a TimeoutError, hence an OSError)
+            await _answer(send, 504, b"gateway timeout\n")
+            return
         except (ConnectError, OSError):
             await _answer(send, 502, b"bad gateway: the upstream is unreachable\n")
-            return
-        except Timeout:
-            await _answer(send, 504, b"gateway timeout\n")
             return
         except CnoError:
             await _answer(send, 502, b"bad gateway: the upstream failed\n")

@@ -35,6 +35,8 @@ DEFAULT_MAX_BODY_BUFFER = 65536  # HTTP/1.1 request body bytes buffered before r
 CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams: 65535)
 _READ_BUFFER = 65536
 REFUSED_RETRIES = 2              # times request() sends a refused request again
+_WRITE_PIECE = 262144            # body bytes handed to the transport per write: an HTTP/1.1
+                                 # body (no windows) must not land in its buffer whole
 
 
 class Channel(asyncio.Queue):  # type: ignore[type-arg]
@@ -432,14 +434,17 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             if self.writing_paused:
                 await self._wait(self._waiters)
                 continue
+            piece = view if len(view) <= _WRITE_PIECE else memoryview(view)[:_WRITE_PIECE]
             try:
-                n = self.write_data(stream, view, final)
+                n = self.write_data(stream, piece, final and piece is view)
             except InvalidStream:
                 raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
             if n >= len(view):
                 return
             view = memoryview(view)[n:]
-            await self._wait(self._waiters)   # until a window grows or the stream ends
+            if n < len(piece):
+                await self._wait(self._waiters)   # until a window grows or the stream ends
+            # else: the next piece, once the transport takes more (pause_writing)
 
     async def _write_body(self, stream: int, data: Body, trailers: Optional[Headers]) -> None:
         """Send a body (bytes, or an async iterable of bytes) and end the message."""
@@ -888,6 +893,9 @@ class Client(_Connection):
         self._max_buffer = max_body_buffer
         self._receivers: dict[int, StreamReceiver] = {}
         self._connected = self.loop.create_future()
+        # Done once the server's first SETTINGS arrived (its preface, RFC 9113 3.4): from
+        # then on remote_settings, max_concurrent_streams first, are the server's own.
+        self.settings_received: "asyncio.Future[None]" = self.loop.create_future()
         self.bytes_headers = bytes_headers
         if not enable_push:
             self.update_settings(enable_push=0)
@@ -920,6 +928,11 @@ class Client(_Connection):
             self._end(stream, self._failure or ConnectionClosed("the connection was lost"))
 
     # -- engine events -----------------------------------------------------------------
+
+    def on_settings(self) -> None:
+        super().on_settings()
+        if not self.settings_received.done():
+            self.settings_received.set_result(None)
 
     def on_message_head(self, stream: int, code: int, method: Any, path: Any,
                         headers: list[Any]) -> None:

@@ -5,8 +5,6 @@
     cno demo                   a server and two clients, locally, then exit
     cno hpack [HEADER ...]     encode headers with HPACK, or --decode header blocks
 """
-# mypy: allow-untyped-calls
-# (_Client extends cno.Client's event methods, which are not annotated.)
 from __future__ import annotations
 
 import argparse
@@ -21,14 +19,12 @@ import ssl
 import sys
 import time
 import urllib.parse
-from typing import (TYPE_CHECKING, Any, Awaitable, BinaryIO, Callable, Iterable, Optional,
+from typing import (Any, Awaitable, BinaryIO, Callable, Iterable, Optional,
                     Sequence, TextIO, Union)
 
 import cno
 from cno import hpack, raw
 
-if TYPE_CHECKING:   # (cno.raw's __all__ is computed, so mypy does not see Frame exported)
-    from cno._core import Frame
 
 # Exit codes: curl's number wherever curl has the same class of error (scripts written
 # for curl keep working), and argparse's 2 for usage errors.
@@ -278,7 +274,7 @@ def _error_name(code: int) -> str:
     return _ERROR_NAMES.get(code, "0x%x" % code)
 
 
-def _describe(frame: Frame) -> str:
+def _describe(frame: raw.Frame) -> str:
     """One line for a frame: type, stream, flags, length, and what the control frames say."""
     name = _FRAME_NAMES.get(frame.type, "UNKNOWN(0x%x)" % frame.type)
     known = _FLAG_NAMES.get(frame.type, ())
@@ -356,7 +352,7 @@ class _Client(cno.Client):
 
     # -- the connection --------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         if self.trace is not None:
             peer = transport.get_extra_info("peername")
             self._say("* ", ["connected to %s port %d" % (peer[0], peer[1])])
@@ -397,13 +393,13 @@ class _Client(cno.Client):
 
     # -- HTTP/2 ----------------------------------------------------------------------------
 
-    def on_frame_send(self, frame: Frame) -> None:
+    def on_frame_send(self, frame: raw.Frame) -> None:
         self._say(">> ", [_describe(frame)])
         if frame.type == raw.CNO_FRAME_GOAWAY:
             self.goaway = (True, int.from_bytes(frame.payload[4:8], "big"),
                            frame.payload[8:].decode("utf-8", "replace"))
 
-    def on_frame(self, frame: Frame) -> None:
+    def on_frame(self, frame: raw.Frame) -> None:
         self._say("<< ", [_describe(frame)])
         if frame.type == raw.CNO_FRAME_GOAWAY:
             self.goaway = (False, int.from_bytes(frame.payload[4:8], "big"),

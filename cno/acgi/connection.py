@@ -432,7 +432,7 @@ class Connection:
             raise stream.reset or ConnectionClosed("stream %d has ended" % stream.id)
         client = self.client
         try:
-            if not client.writing_paused:
+            if not client.writing_paused and len(data) <= aio._WRITE_PIECE:
                 n = client.write_data(stream.id, data, final)
                 if n >= len(data):
                     if final:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl as _ssl
-from typing import Any, AsyncIterable, Deque, Dict, Iterable, List, Optional, Tuple, Union
+from typing import (
+    Any, AsyncIterable, Deque, Dict, Iterable, List, Optional, Set, Tuple, Union,
+)
 
 from cno import aio
 from cno.acgi.connection import Connection, Message, NotStarted, open_connection, split_url
-from cno.acgi.errors import AcgiError, PoolTimeout
+from cno.acgi.errors import AcgiError, PoolTimeout, ReadTimeout
 from cno.errors import ConnectionClosed, StreamReset
 
 __all__ = ["Pool", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_RETRIES"]
@@ -86,6 +88,9 @@ class Pool:
         self.max_body_buffer = max_body_buffer
         self._origins: Dict[Origin, _Origin] = {}
         self._idle_timers: Dict[Connection, asyncio.TimerHandle] = {}
+        # Connections whose limits are not known yet: HTTP/2 before the server's SETTINGS,
+        # HTTP/1.1 asking to upgrade before its first answer. Each takes one request.
+        self._unsettled: Set[Connection] = set()
         self._closed = False
         self._proxy: Any = None
         if upstream is not None:
@@ -140,7 +145,7 @@ class Pool:
                     self._send_body(conn, stream, body, trailers, write_timeout))
                 sender.add_done_callback(_retrieve)
             try:
-                response = await conn._response(sid, read_timeout)
+                response = await self._head(conn, sid, sender, read_timeout)
             except BaseException:
                 conn._abandon(stream)
                 if sender is not None:
@@ -162,6 +167,33 @@ class Pool:
                 attempt += 1
                 continue
             raise _disconnect_error(response)
+
+    async def _head(self, conn: Connection, sid: int, sender: "Optional[asyncio.Future[None]]",
+                    timeout: Optional[float]) -> Message:
+        """The response head, or the ``http.stream.disconnect`` that came instead. The read
+        timeout counts once the request is sent: while a streamed body is still going out
+        (each write bounded by write_timeout), the server may wait for all of it before
+        answering, and an upload that keeps going is not a read timeout."""
+        if sender is None or timeout is None:
+            return await conn._response(sid, timeout)
+        head = asyncio.ensure_future(conn._response(sid, None))
+        try:
+            pending: "list[asyncio.Future[Any]]" = [head, sender]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if not head.done():
+                if not sender.cancelled() and sender.exception() is not None:
+                    raise sender.exception()   # type: ignore[misc]
+                await asyncio.wait([head], timeout=timeout)
+                if not head.done():
+                    raise ReadTimeout("no response from the server within %gs of the "
+                                      "request's end" % timeout)
+        finally:
+            if not head.done():
+                head.cancel()
+        response = head.result()
+        if response["type"] == "http.response":
+            response["body"].timeout = timeout
+        return response
 
     async def _send_body(self, conn: Connection, stream: Any, body: Any,
                          trailers: Optional[Iterable[Tuple[bytes, bytes]]],
@@ -202,21 +234,44 @@ class Pool:
             origin = self._origins[key] = _Origin(key)
         deadline = None
         while True:
+            if self._closed:
+                raise ConnectionClosed("the pool is closed")
             for conn in origin.conns:
-                if conn.active < conn.max_streams and not conn.closed:
+                if not conn.closed and conn.active < self._room(conn):
                     conn.active += 1
                     timer = self._idle_timers.pop(conn, None)
                     if timer is not None:
                         timer.cancel()
                     return conn, True
-            if len(origin.conns) + origin.dialing < self.max_connections and not (
-                    origin.dialing and not origin.conns and self._maybe_h2(key)):
+            if self._may_dial(origin):
                 conn = await self._dial(origin, connect_timeout)
                 conn.active += 1
                 return conn, False
             if pool_timeout is not None and deadline is None:
                 deadline = asyncio.get_running_loop().time() + pool_timeout
             await self._wait_slot(origin, deadline)
+
+    def _room(self, conn: Connection) -> int:
+        """How many requests ``conn`` may run now: one until its limits are known (RFC
+        9113 5.1.2: the client must not exceed the server's MAX_CONCURRENT_STREAMS, which
+        its SETTINGS tell), then the server's limit (HTTP/2) or one (HTTP/1.1)."""
+        return 1 if conn in self._unsettled else conn.max_streams
+
+    def _may_dial(self, origin: _Origin) -> bool:
+        """Under max_connections, and not while the first connection of an origin that
+        may speak HTTP/2 is still being opened: until it is open and its limits known
+        (the server's SETTINGS; the answer to an upgrade), others wait for it."""
+        if len(origin.conns) + origin.dialing >= self.max_connections:
+            return False
+        if not self._maybe_h2(origin.key):
+            return True
+        opening = origin.dialing > 0
+        for conn in origin.conns:
+            if not conn.closed:
+                if conn not in self._unsettled:
+                    return True    # one is open: this one is not the first
+                opening = True
+        return not opening
 
     def _maybe_h2(self, key: Origin) -> bool:
         if self.http2 is False:
@@ -239,9 +294,21 @@ class Pool:
             raise ConnectionClosed("the pool is closed")
         conn.on_stream_end = self._stream_ended
         origin.conns.append(conn)
+        client = conn.client
+        if not client.settings_received.done() and (client.is_http2 or (
+                self.upgrade and origin.key[0] == "http" and self.http2 is None)):
+            self._unsettled.add(conn)
+            client.settings_received.add_done_callback(lambda _: self._settled(origin, conn))
         watcher = asyncio.ensure_future(conn.wait_closed())
         watcher.add_done_callback(lambda _: self._gone(origin, conn))
         return conn
+
+    def _settled(self, origin: _Origin, conn: Connection) -> None:
+        """``conn``'s limits are known (the server's SETTINGS came; or its first exchange
+        ended in HTTP/1.1, the upgrade declined): the requests waiting may use it, or dial."""
+        if conn in self._unsettled:
+            self._unsettled.discard(conn)
+            self._wake(origin, all_of_them=True)
 
     async def _wait_slot(self, origin: _Origin, deadline: Optional[float]) -> None:
         loop = asyncio.get_running_loop()
@@ -272,6 +339,8 @@ class Pool:
         origin = self._origins.get(conn.origin)
         if origin is None:
             return
+        if conn in self._unsettled and not conn.client.is_http2:
+            self._settled(origin, conn)   # the upgrade was declined: HTTP/1.1 it is
         if origin.waiters:
             self._wake(origin)
         elif conn.active == 0 and self.idle_timeout is not None and not conn.closed:
@@ -286,6 +355,7 @@ class Pool:
     def _gone(self, origin: _Origin, conn: Connection) -> None:
         if conn in origin.conns:
             origin.conns.remove(conn)
+        self._unsettled.discard(conn)
         timer = self._idle_timers.pop(conn, None)
         if timer is not None:
             timer.cancel()

@@ -10,7 +10,7 @@ ASGI server offers the ``http.response.trailers`` extension.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Set, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Set, Tuple, Union
 
 from cno.acgi.connection import split_url
 from cno.acgi.errors import AcgiError, ConnectError, Timeout
@@ -65,15 +65,16 @@ class Proxy:
         headers = self._request_headers(scope)
         client = _Client(receive)
         try:
+            body = await client.request_body()
             response = await self.pool.request(scope["method"], self.upstream + target,
-                                               headers, client.body())
+                                               headers, body)
         except ClientGone:
+            return
+        except Timeout:   # (before OSError: a Timeout is a TimeoutError, hence an OSError)
+            await _answer(send, 504, b"gateway timeout\n")
             return
         except (ConnectError, OSError):
             await _answer(send, 502, b"bad gateway: the upstream is unreachable\n")
-            return
-        except Timeout:
-            await _answer(send, 504, b"gateway timeout\n")
             return
         except CnoError:
             await _answer(send, 502, b"bad gateway: the upstream failed\n")
@@ -155,8 +156,25 @@ class _Client:
         self.gone = False
         self.body_done = asyncio.Event()
 
-    async def body(self) -> AsyncIterator[bytes]:
-        """The request body from ``http.request`` messages, for the upstream."""
+    async def request_body(self) -> Union[bytes, AsyncIterator[bytes]]:
+        """The request body for the upstream, from the ``http.request`` messages: bytes
+        when the first message holds all of it (no body at all, as for most GETs, goes
+        up without one: no chunked framing, and the request can be retried), else an
+        async iterator streaming it as the ASGI server delivers it."""
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.gone = True
+            raise ClientGone("the client went away before its request")
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            self.body_done.set()
+            return chunk
+        return self.body(chunk)
+
+    async def body(self, first: bytes = b"") -> AsyncIterator[bytes]:
+        """The rest of the request body, from ``http.request`` messages."""
+        if first:
+            yield first
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":

@@ -917,11 +917,13 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
 
 
 cdef inline uint32_t stream_limit(Connection c) noexcept:
-    """How many streams the peer may have open: the limit we sent holds from the first
-    frame, not from its acknowledgement (5.1.2: a stream over the advertised limit is
-    refused with REFUSED_STREAM, which the peer may retry; 6.5.3 does not oblige us to
-    accept more while our SETTINGS are in flight), and a raised limit only once acked."""
-    return min(c.local[S_MAX_CONCURRENT_STREAMS], c.wanted[S_MAX_CONCURRENT_STREAMS])
+    """How many streams the peer may have open (over it: REFUSED_STREAM, 5.1.2). A new
+    value binds the peer once acknowledged (6.5.3); until the first acknowledgement the
+    peer knows no limit at all (RFC 9113's initial value is unlimited) and clients assume
+    100 meanwhile, so up to that many (or our own limit if higher) are accepted: enough
+    for the requests of a first round trip, and a bound on a peer that never ACKs."""
+    return min(c.local[S_MAX_CONCURRENT_STREAMS],
+               max(c.wanted[S_MAX_CONCURRENT_STREAMS], <uint32_t> CONSERVATIVE_STREAMS))
 
 
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,

@@ -311,7 +311,10 @@ async def test_requests_wait_for_max_concurrent_streams(mode, warm):
         assert [r.code for r, _ in results] == [200] * 100
         assert [b for _, b in results] == [b"/%d" % i for i in range(100)]
         assert state["count"] == 100
-        assert state["max"] <= 5, "the server's stream limit was exceeded"
+        # Warm, the client knows the limit. Cold, it may send up to 100 before the
+        # server's SETTINGS reach it (RFC 9113 6.5.3; docs/raw.md update_settings), and
+        # the server takes them: nothing fails either way.
+        assert state["max"] <= (5 if warm else 100), "the server's stream limit was exceeded"
         assert state["max"] >= 2
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as _ssl
+import sys
 import urllib.parse
 from typing import Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, Union
 
@@ -37,6 +38,20 @@ _READ_BUFFER = 65536
 REFUSED_RETRIES = 2              # times request() sends a refused request again
 _WRITE_PIECE = 262144            # body bytes handed to the transport per write: an HTTP/1.1
                                  # body (no windows) must not land in its buffer whole
+
+
+# CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines() never
+# pauses the protocol (gh-127655), so a writer would never wait and a peer that does not
+# read would grow the buffer without bound. There the chunks go out as one write().
+_WRITELINES_PAUSES = not ((3, 12) <= sys.version_info[:3] < (3, 12, 9)
+                          or (3, 13) <= sys.version_info[:3] < (3, 13, 2))
+
+
+def _writelines(transport: Any, chunks: Sequence[bytes]) -> None:
+    if _WRITELINES_PAUSES:
+        transport.writelines(chunks)
+    else:
+        transport.write(b"".join(chunks))
 
 
 class Channel(asyncio.Queue):  # type: ignore[type-arg]
@@ -325,7 +340,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if not self._batch and not self._pending:
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.writelines(chunks)
+                _writelines(transport, chunks)
             return
         self._pending.extend(chunks)
         for chunk in chunks:
@@ -346,7 +361,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         chunks, self._pending = self._pending, []
         transport = self.transport
         if chunks and transport is not None and not transport.is_closing():
-            transport.writelines(chunks)
+            _writelines(transport, chunks)
 
     def _cork(self) -> None:
         self._corked = []

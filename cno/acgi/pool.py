@@ -378,6 +378,9 @@ class Pool:
             self._wake(origin, all_of_them=True)
         if conns:
             await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=5)
+        for origin in self._origins.values():
+            for conn in list(origin.conns):   # (their watchers may not have run yet)
+                self._gone(origin, conn)
 
     async def __aenter__(self) -> "Pool":
         return self

@@ -581,8 +581,13 @@ def _client_tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
     return None
 
 
-def _connect_failure(exc: OSError, host: str, where: str) -> Failure:
+def _connect_failure(exc: OSError, host: str, where: str, tls: bool) -> Failure:
     """One line and a code for an error from cno.connect."""
+    if tls and isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        # Connected, then cut during the handshake: a server that does not speak TLS
+        # there (cno's drops a ClientHello on a plaintext port at once).
+        return Failure(TLS_ERROR, "TLS handshake failed: the server closed the connection "
+                       "(not a TLS port?): %s" % where)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return Failure(TLS_ERROR, "certificate verify failed: %s: %s"
                        % (exc.verify_message, where))
@@ -625,7 +630,7 @@ async def _fetch(args: argparse.Namespace, parts: urllib.parse.SplitResult, meth
         raise Failure(TIMEOUT, "connection timed out after %g s: %s"
                       % (args.connect_timeout, where)) from e
     except OSError as e:   # (ssl.SSLError and socket.gaierror included)
-        raise _connect_failure(e, host, where) from e
+        raise _connect_failure(e, host, where, parts.scheme == "https") from e
     assert isinstance(client, _Client)
     path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
     with contextlib.closing(client):

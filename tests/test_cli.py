@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -412,6 +413,16 @@ def test_tls_handshake_failure(capsys, srv):
     port = srv.raw(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     fails(capsys, cli.TLS_ERROR, r"^cno: TLS handshake failed: .*: 127\.0\.0\.1:%d\n$" % port,
           "get", url(port, scheme="https"))
+
+
+def test_https_to_a_plaintext_cno_port_fails_at_once(capsys, srv):
+    # issue 8: cno's server drops a TLS ClientHello on a plaintext port at its first
+    # bytes (docs/raw.md "The wrong protocol"), so `get https://` there fails in well
+    # under a second instead of waiting for the 30 s header timeout.
+    started = time.monotonic()
+    fails(capsys, cli.TLS_ERROR, r"^cno: TLS handshake failed: .*: 127\.0\.0\.1:%d\n$"
+          % srv.http, "get", url(srv.http, scheme="https"))
+    assert time.monotonic() - started < 1.0
 
 
 # -- network errors -----------------------------------------------------------------------

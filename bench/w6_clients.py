@@ -481,6 +481,15 @@ def measure(args, workloads: list, clients: list, reps: int, n: int, pin: bool, 
     for label, names in deps:
         if any(c.dist == label.split("'")[0] for c in clients):
             versions[f"{label} uses"] = ", ".join(f"{d} {H.dist_version(d)}" for d in names)
+    if any(c.key == "httpx" for c in clients):
+        # httpcore's current_async_library() runs `import sniffio` several times per
+        # request; when sniffio is missing (httpx and httpcore do not require it, and
+        # recent anyio, 4.16 here, no longer does), every such import searches sys.path
+        # again and fails: about 0.5 ms per request here. Say which case was measured.
+        sniffio = H.dist_version("sniffio")
+        versions["sniffio"] = (sniffio if sniffio != "not installed" else
+                               "not installed (httpcore then retries `import sniffio`, a "
+                               "sys.path search, on every lock setup: see bench/results.md)")
     versions["client event loop"] = args.loop + (
         f" (uvloop {H.dist_version('uvloop')})" if args.loop == "uvloop" else "")
     for s in servers.values():

@@ -10,9 +10,8 @@ fork, which keeps the transport API, works as well.
 """
 from __future__ import annotations
 
-import contextlib
 import ssl as _ssl
-from typing import Any, AsyncIterator, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 try:
     import httpx
@@ -26,42 +25,50 @@ from cno.errors import ConnectionClosed, ProtocolError, StreamReset, UsageError
 __all__ = ["AsyncTransport"]
 
 
-@contextlib.contextmanager
-def _mapped(request: "httpx.Request") -> Iterator[None]:
-    """cno's errors as httpx's (the most specific class first)."""
-    try:
-        yield
-    except acgi_errors.ConnectTimeout as e:
-        raise httpx.ConnectTimeout(str(e), request=request) from e
-    except acgi_errors.ReadTimeout as e:
-        raise httpx.ReadTimeout(str(e), request=request) from e
-    except acgi_errors.WriteTimeout as e:
-        raise httpx.WriteTimeout(str(e), request=request) from e
-    except acgi_errors.PoolTimeout as e:
-        raise httpx.PoolTimeout(str(e), request=request) from e
-    except acgi_errors.ConnectError as e:
-        raise httpx.ConnectError(str(e), request=request) from e
-    except acgi_errors.MessageError as e:
-        raise httpx.LocalProtocolError(str(e), request=request) from e
-    except UsageError as e:
-        raise httpx.LocalProtocolError(str(e), request=request) from e
-    except (ProtocolError, StreamReset) as e:
-        raise httpx.RemoteProtocolError(str(e), request=request) from e
-    except ConnectionClosed as e:
-        raise httpx.RemoteProtocolError(str(e), request=request) from e
-    except OSError as e:
-        raise httpx.ReadError(str(e), request=request) from e
+# cno's errors and the httpx classes they become, the most specific first.
+_ERRORS: "list[tuple[type[BaseException], Any]]" = [
+    (acgi_errors.ConnectTimeout, httpx.ConnectTimeout),
+    (acgi_errors.ReadTimeout, httpx.ReadTimeout),
+    (acgi_errors.WriteTimeout, httpx.WriteTimeout),
+    (acgi_errors.PoolTimeout, httpx.PoolTimeout),
+    (acgi_errors.ConnectError, httpx.ConnectError),
+    (UsageError, httpx.LocalProtocolError),      # MessageError included
+    (ProtocolError, httpx.RemoteProtocolError),
+    (StreamReset, httpx.RemoteProtocolError),
+    (ConnectionClosed, httpx.RemoteProtocolError),
+    (OSError, httpx.ReadError),
+]
+
+
+def _as_httpx(exc: Exception, request: "httpx.Request") -> Optional[Exception]:
+    """The httpx exception for one of cno's, or None."""
+    for cls, theirs in _ERRORS:
+        if isinstance(exc, cls):
+            return theirs(str(exc), request=request)   # type: ignore[no-any-return]
+    return None
 
 
 class _ResponseStream(httpx.AsyncByteStream):
+    """The body iterator of the response as httpx's stream (one object per response, no
+    generator: this runs once per chunk)."""
+
     def __init__(self, body: Any, request: "httpx.Request") -> None:
         self._body = body
         self._request = request
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped(self._request):
-            async for chunk in self._body:
-                yield chunk
+    def __aiter__(self) -> "_ResponseStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()   # type: ignore[no-any-return]
+        except StopAsyncIteration:
+            raise
+        except Exception as e:
+            mapped = _as_httpx(e, self._request)
+            if mapped is None:
+                raise
+            raise mapped from e
 
     async def aclose(self) -> None:
         await self._body.aclose()
@@ -97,11 +104,16 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             body: Any = b"".join(stream)   # known in full: sent at once (and retried)
         else:
             body = stream
-        with _mapped(request):
+        try:
             message = await self.pool.request(
                 request.method, str(request.url), request.headers.raw, body,
                 connect_timeout=timeouts.get("connect"), read_timeout=timeouts.get("read"),
                 write_timeout=timeouts.get("write"), pool_timeout=timeouts.get("pool"))
+        except Exception as e:
+            mapped = _as_httpx(e, request)
+            if mapped is None:
+                raise
+            raise mapped from e
         return httpx.Response(
             message["status_code"], headers=message["headers"],
             stream=_ResponseStream(message["body"], request),

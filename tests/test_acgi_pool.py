@@ -216,7 +216,10 @@ async def test_h2_above_100_streams_opens_a_second_connection():
             await within(app.held.wait())
             app.release.set()
             await within(asyncio.gather(*tasks))
-            assert 2 <= srv.accepted <= 10
+            # One connection is opened at a time for HTTP/2 (docs/acgi.md, the pool):
+            # the 20 past the first connection's 100 share the second one, rather than
+            # each opening a connection of its own.
+            assert srv.accepted == 2
 
 
 @aio()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl as _ssl
 import urllib.parse
 from typing import (
@@ -59,6 +60,11 @@ def split_url(url: Any) -> Tuple[Tuple[str, str, int], str, str]:
     dropped (RFC 9110 4.2.4: it never goes on the wire)."""
     if not isinstance(url, str):
         raise MessageError("'url' must be a str, got %s" % type(url).__name__)
+    return _split_url(url)
+
+
+@functools.lru_cache(maxsize=1024)   # (a client asks for the same URLs again and again)
+def _split_url(url: str) -> Tuple[Tuple[str, str, int], str, str]:
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port

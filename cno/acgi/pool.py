@@ -258,9 +258,9 @@ class Pool:
         return 1 if conn in self._unsettled else conn.max_streams
 
     def _may_dial(self, origin: _Origin) -> bool:
-        """Under max_connections, and not while the first connection of an origin that
-        may speak HTTP/2 is still being opened: until it is open and its limits known
-        (the server's SETTINGS; the answer to an upgrade), others wait for it."""
+        """Under max_connections, and, for an origin that may speak HTTP/2, not while
+        another connection is being opened: until it is open and its limits known (the
+        server's SETTINGS; the answer to an upgrade), others wait for it."""
         if len(origin.conns) + origin.dialing >= self.max_connections:
             return False
         if not self._maybe_h2(origin.key):
@@ -268,9 +268,12 @@ class Pool:
         opening = origin.dialing > 0
         for conn in origin.conns:
             if not conn.closed:
-                if conn not in self._unsettled:
-                    return True    # one is open: this one is not the first
-                opening = True
+                if conn in self._unsettled:
+                    opening = True
+                elif not conn.client.is_http2:
+                    return True    # HTTP/1.1 it is: one connection per running request
+        # HTTP/2 (or not known yet): one connection opened at a time; those waiting take
+        # its streams rather than each opening a connection of its own.
         return not opening
 
     def _maybe_h2(self, key: Origin) -> bool:

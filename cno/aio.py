@@ -244,6 +244,8 @@ class Payload:
 class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[misc]
     """What servers and clients share: transport I/O and writing with backpressure."""
 
+    _batch_requests = False   # an HTTP/2 client's output waits for the iteration's end
+
     def __init__(self, loop: Optional[asyncio.AbstractEventLoop], server: bool) -> None:
         raw.Connection.__init__(self, server)
         self.loop = loop or asyncio.get_event_loop()
@@ -333,11 +335,13 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
     def on_writev(self, chunks: Sequence[bytes]) -> None:
         # When one read brought several requests, their answers (written by as many
         # handler tasks in this loop iteration) go to the transport in one writelines;
-        # otherwise each write goes at once.
+        # so do the requests an HTTP/2 client's tasks write in one iteration; otherwise
+        # each write goes at once.
         if self._corked is not None:
             self._corked.extend(chunks)
             return
-        if not self._batch and not self._pending:
+        if not self._batch and not self._pending and not (
+                self._batch_requests and self.is_http2):
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 _writelines(transport, chunks)
@@ -392,6 +396,9 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             self.transport.close()
 
     def _abort(self) -> None:
+        if self._flush_handle is not None:   # (a GOAWAY saying why goes first)
+            self._flush_handle.cancel()
+            self._flush()
         if self.transport is not None:
             self.transport.abort()
 
@@ -896,6 +903,10 @@ class Client(_Connection):
     Below ``request()``, the stream-level methods ``open_stream``, ``send_data``,
     ``send_trailers``, ``consumed`` and ``cancel`` drive one stream at a time, with the
     stream's events going to a :class:`StreamReceiver` (what ``cno.acgi`` builds on)."""
+
+    # Requests that several tasks start in one loop iteration leave in one write (one
+    # syscall, not one each); a lone request waits for the end of its iteration only.
+    _batch_requests = True
 
     def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None,
                  authority: Optional[str] = None, scheme: Optional[str] = None, *,

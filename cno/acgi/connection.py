@@ -116,7 +116,7 @@ class _Stream(aio.StreamReceiver):
     """One request/response exchange: the engine's events become messages in ``inbox``."""
 
     __slots__ = ("conn", "id", "inbox", "waiters", "mode", "request_open", "response",
-                 "response_done", "ended", "reset", "uncredited", "unhanded", "_seq")
+                 "response_done", "ended", "reset", "uncredited", "unhanded")
 
     def __init__(self, conn: "Connection") -> None:
         self.conn = conn

@@ -54,6 +54,11 @@ def _writelines(transport: Any, chunks: Sequence[bytes]) -> None:
         transport.write(b"".join(chunks))
 
 
+def _time_out(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("timed out waiting to write"))
+
+
 class Channel(asyncio.Queue):  # type: ignore[type-arg]
     """An ``asyncio.Queue`` that is an async iterator and can be closed: iteration ends
     once the queue is closed and drained; ``put`` after ``close`` raises BrokenPipeError.
@@ -417,15 +422,20 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 waiter.set_result(None)
         self._wake_all()
 
-    async def _wait(self, pool: "set[asyncio.Future[None]]") -> None:
+    async def _wait(self, pool: "set[asyncio.Future[None]]",
+                    deadline: Optional[float] = None) -> None:
+        """Until a future of ``pool`` is woken; TimeoutError at ``deadline`` (loop time)."""
         if self._lost:
             raise ConnectionClosed("the connection is closed")
         waiter = self.loop.create_future()
         pool.add(waiter)
+        timer = None if deadline is None else self.loop.call_at(deadline, _time_out, waiter)
         try:
             await waiter
         finally:
             pool.discard(waiter)
+            if timer is not None:
+                timer.cancel()
 
     def _buffered(self, n: int) -> None:
         if not self.is_http2:
@@ -449,12 +459,13 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 self.transport.resume_reading()
 
     async def _write(self, stream: int, data: Union[bytes, bytearray, memoryview],
-                     final: bool) -> None:
-        """Write all of data, waiting for flow control and the transport as needed."""
+                     final: bool, deadline: Optional[float] = None) -> None:
+        """Write all of data, waiting for flow control and the transport as needed (until
+        ``deadline``, loop time, if given: TimeoutError)."""
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         while True:
             if self.writing_paused:
-                await self._wait(self._waiters)
+                await self._wait(self._waiters, deadline)
                 continue
             piece = view if len(view) <= _WRITE_PIECE else memoryview(view)[:_WRITE_PIECE]
             try:
@@ -465,7 +476,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 return
             view = memoryview(view)[n:]
             if n < len(piece):
-                await self._wait(self._waiters)   # until a window grows or the stream ends
+                # until a window grows or the stream ends
+                await self._wait(self._waiters, deadline)
             # else: the next piece, once the transport takes more (pause_writing)
 
     async def _write_body(self, stream: int, data: Body, trailers: Optional[Headers]) -> None:
@@ -1022,10 +1034,13 @@ class Client(_Connection):
             return stream
 
     async def send_data(self, stream: int, data: Union[bytes, bytearray, memoryview],
-                        end_stream: bool = False) -> None:
+                        end_stream: bool = False, *, timeout: Optional[float] = None) -> None:
         """Write request body bytes on ``stream``, waiting for the peer's flow-control
-        windows and for the transport. Raises StreamReset if the stream is gone."""
-        await self._write(stream, data, end_stream)
+        windows and for the transport (at most ``timeout`` seconds in all: TimeoutError,
+        with what did not fit unwritten). Raises StreamReset if the stream is gone.
+        Bytes that fit at once go without suspending."""
+        deadline = None if timeout is None else self.loop.time() + timeout
+        await self._write(stream, data, end_stream, deadline)
 
     async def send_trailers(self, stream: int, trailers: Headers) -> None:
         """End the request on ``stream`` with trailers (HTTP/2; chunked HTTP/1.1)."""

@@ -436,23 +436,11 @@ class Connection:
             if stream.response_done:
                 return   # RFC 9113 8.1: the server needs no more of the request
             raise stream.reset or ConnectionClosed("stream %d has ended" % stream.id)
-        client = self.client
         try:
-            if not client.writing_paused and len(data) <= aio._WRITE_PIECE:
-                n = client.write_data(stream.id, data, final)
-                if n >= len(data):
-                    if final:
-                        self._request_ended(stream)
-                    return
-                data = memoryview(data)[n:]
-            if timeout is None:
-                await client.send_data(stream.id, data, final)
-            else:
-                try:
-                    await asyncio.wait_for(client.send_data(stream.id, data, final), timeout)
-                except asyncio.TimeoutError:
-                    raise WriteTimeout("could not write the request body within %gs"
-                                       % timeout) from None
+            await self.client.send_data(stream.id, data, final, timeout=timeout)
+        except TimeoutError:
+            raise WriteTimeout("could not write the request body within %ss"
+                               % timeout) from None
         except MessageError:
             raise
         except UsageError as e:   # e.g. more bytes than the request's content-length

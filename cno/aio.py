@@ -26,6 +26,7 @@ Body = Union[bytes, bytearray, memoryview, AsyncIterable[bytes]]
 
 __all__ = [
     "Channel", "Payload", "Request", "Response", "Push", "Server", "Client", "Service",
+    "StreamReceiver",
     "connect", "request", "serve",
 ]
 

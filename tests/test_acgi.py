@@ -99,15 +99,12 @@ async def test_get_every_message_and_key(mode):
                               b"hello acgi")
 
     async with served(mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await asyncio.wait_for(conn.send(req(
                 peer.url("/p/q?x=1&y=%20#fragment"),
                 headers=[(b"Accept", b"text/plain"), [b"x-list", b"pair as a list"]])), T)
             assert type(sid) is int and sid == 1
             messages = await until_end(conn.receive, sid)
-        finally:
-            conn.close()
     assert messages[0] == {"type": "http.response.connection",
                            "http_version": "h2" if is_h2(mode) else "h11", "stream_id": sid}
     response, body, trailers, disconnect = check_stream(messages, sid, is_h2(mode))
@@ -132,8 +129,7 @@ async def test_streamed_post(mode):
     parts = [b"first part;", b"", bytearray(b"second part;"), memoryview(b"x" * 70000), b"end"]
     whole = b"".join(bytes(p) for p in parts)
     async with served(mode, echo) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/upload"), "POST", body=parts[0], more_body=True))
             await conn.send({"type": "http.request.body", "body": parts[1], "more_body": True,
                              "stream_id": sid})
@@ -153,8 +149,6 @@ async def test_streamed_post(mode):
                                                 is_h2(mode))
             assert body == b"all at once"
             assert header(response["headers"], b"x-content-length") == [b"11"]
-        finally:
-            conn.close()
 
 
 @aio()
@@ -171,12 +165,9 @@ async def test_response_read_as_body_messages(mode):
         await request.respond(200, [], gen())
 
     async with served(mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             messages = await until_end(conn.receive, sid)
-        finally:
-            conn.close()
     _, body, _, disconnect = check_stream(messages, sid, is_h2(mode))
     assert disconnect is None and body == b"".join(chunks)
     assert sum(m["type"] == "http.response.body" for m in messages) > 1
@@ -197,8 +188,7 @@ async def test_response_read_through_the_body_iterator(mode):
         await request.respond(200, [("x-n", str(len(chunks)))], gen())
 
     async with served(mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/a")))
             assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
             response = await recv(conn.receive, sid)
@@ -223,8 +213,6 @@ async def test_response_read_through_the_body_iterator(mode):
             rest = await asyncio.wait_for(body.read(), T)
             assert first + rest == b"".join(chunks)
             assert await body.read() == b""
-        finally:
-            conn.close()
 
 
 @pytest.mark.parametrize("method,status", [("HEAD", 200), ("GET", 204), ("GET", 304),
@@ -245,8 +233,7 @@ async def test_response_ended_by_its_head_has_more_body_false(plain, method, sta
             await request.respond(status, [], b"")
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             for waiting in (True, False):
                 release.clear()
                 sid = await conn.send(req(peer.url("/"), method))
@@ -268,8 +255,6 @@ async def test_response_ended_by_its_head_has_more_body_false(plain, method, sta
                 # Nothing follows: the stream is finished.
                 with pytest.raises(MessageError):
                     await recv(conn.receive, sid)
-        finally:
-            conn.close()
 
 
 # -- concurrency ---------------------------------------------------------------------------------
@@ -332,8 +317,7 @@ async def test_ten_concurrent_requests_one_task_bare_receive(h2mode):
     """docs/acgi.md: the seed's bare ``receive()`` returns the next message of any stream,
     every message tagged with its stream_id; per stream the order holds."""
     async with served(h2mode, gathered(10, answer_path)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             paths = {}
             for i in range(10):
                 sid = await conn.send(req(peer.url("/bare/%d" % i)))
@@ -350,8 +334,6 @@ async def test_ten_concurrent_requests_one_task_bare_receive(h2mode):
             await asyncio.sleep(0.01)
             assert not waiting.done()
             waiting.cancel()
-        finally:
-            conn.close()
     for sid, messages in per_stream.items():
         response, body, _, _ = check_stream(messages, sid, True)
         assert header(response["headers"], b"x-path") == [paths[sid].encode()]
@@ -369,8 +351,7 @@ async def test_stream_ids_1_3_5(mode):
         await request.respond(200, [], request.path.encode())
 
     async with served(mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             for i, expected in enumerate([1, 3, 5]):
                 sid = await conn.send(req(peer.url("/%d" % i)))
                 assert sid == expected
@@ -379,8 +360,6 @@ async def test_stream_ids_1_3_5(mode):
             # docs/acgi.md: max_streams is the server's MAX_CONCURRENT_STREAMS (cno's
             # default is 100) on HTTP/2, one on HTTP/1.1.
             assert conn.max_streams == (100 if is_h2(mode) else 1)
-        finally:
-            conn.close()
     assert len(conns) == 1, "one connection for the three requests"
 
 
@@ -396,8 +375,7 @@ async def test_send_waits_for_max_concurrent_streams(h2mode):
         await request.respond(200, [], b"ok")
 
     async with served(h2mode, handle, max_concurrent_streams=2) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/warm")))    # the server's SETTINGS are in
             await until_end(conn.receive, sid)
             assert conn.max_streams == 2
@@ -410,8 +388,6 @@ async def test_send_waits_for_max_concurrent_streams(h2mode):
             for sid in first + [sid3]:
                 _, body, _, disconnect = check_stream(await until_end(conn.receive, sid), sid, True)
                 assert disconnect is None and body == b"ok"
-        finally:
-            conn.close()
 
 
 # -- two ways to read a body ------------------------------------------------------------------
@@ -435,8 +411,7 @@ async def test_iterating_after_a_body_message_raises(plain):
     messages go on."""
     chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
     async with served(plain, streaming(chunks)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             response = await recv(conn.receive, sid)
@@ -448,8 +423,6 @@ async def test_iterating_after_a_body_message_raises(plain):
                 await response["body"].read()
             rest = await until_end(conn.receive, sid)
             assert first["body"] + body_of(rest) == b"".join(chunks)
-        finally:
-            conn.close()
 
 
 @aio()
@@ -458,8 +431,7 @@ async def test_receive_after_the_iterator_started_raises(plain):
     the iterator still gets every chunk."""
     chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
     async with served(plain, streaming(chunks)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             body = (await recv(conn.receive, sid))["body"]
@@ -467,8 +439,6 @@ async def test_receive_after_the_iterator_started_raises(plain):
             with pytest.raises(MessageError):
                 await recv(conn.receive, sid)
             assert first + await asyncio.wait_for(body.read(), T) == b"".join(chunks)
-        finally:
-            conn.close()
 
 
 @aio()
@@ -487,8 +457,7 @@ async def test_bare_receive_skips_an_iterator_stream(h2mode):
             await request.respond(200, [], b"other")
 
     async with served(h2mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             claimed = await conn.send(req(peer.url("/claimed")))
             assert (await recv(conn.receive, claimed))["type"] == "http.response.connection"
             body = (await recv(conn.receive, claimed))["body"]
@@ -510,8 +479,6 @@ async def test_bare_receive_skips_an_iterator_stream(h2mode):
             release.set()
             await asyncio.wait_for(taker, T)
             rest = await asyncio.wait_for(body.read(), T)
-        finally:
-            conn.close()
     assert first + rest == b"".join(chunks)
     assert {m["stream_id"] for m in bare} == {other}
     _, got, _, _ = check_stream(bare, other, True)
@@ -555,8 +522,7 @@ async def test_client_disconnect_mid_response(mode, how):
     connection goes on, over HTTP/1.1 it closes."""
     outcome = {}
     async with served(mode, endless_upload_sink(outcome)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "POST", body=b"up", more_body=True))
             await recv(conn.receive, sid)
             response = await recv(conn.receive, sid)
@@ -585,8 +551,6 @@ async def test_client_disconnect_mid_response(mode, how):
                 assert conn.closed
                 with pytest.raises(cno.ConnectionClosed):
                     await conn.send(req(peer.url("/after")))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -600,8 +564,7 @@ async def test_disconnect_is_rst_stream_cancel_and_credits_the_connection_window
             c.respond(event.stream_id, 200, [], b"u" * 60000, end=False)
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             for i in range(12):
                 sid = await conn.send(req(srv.url("/%d" % i)))
                 assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
@@ -615,8 +578,6 @@ async def test_disconnect_is_rst_stream_cancel_and_credits_the_connection_window
             sid = await conn.send(req(srv.url("/last")))
             assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
             assert (await recv(conn.receive, sid))["type"] == "http.response"
-        finally:
-            conn.close()
 
 
 # -- a server reset ----------------------------------------------------------------------------
@@ -643,8 +604,7 @@ async def test_server_reset_gives_disconnect_with_its_code(h2mode, code, after_h
     was complete; ``code`` is the RST_STREAM's error code, ``refused`` False (the server
     processed it), ``clean`` False, ``reason`` a text. The connection goes on."""
     async with served(h2mode, resetting(code, after_head)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             messages = await until_end(conn.receive, sid)
             response, body, _, disconnect = check_stream(messages, sid, True)
@@ -657,8 +617,6 @@ async def test_server_reset_gives_disconnect_with_its_code(h2mode, code, after_h
                 await recv(conn.receive, sid)
             sid = await conn.send(req(peer.url("/ok")))
             assert check_stream(await until_end(conn.receive, sid), sid, True)[1] == b"ok"
-        finally:
-            conn.close()
 
 
 @aio()
@@ -667,8 +625,7 @@ async def test_server_reset_raises_stream_reset_from_the_iterator(h2mode):
     .refused)" -- after the chunks that came before it (a truncated body never looks
     complete)."""
     async with served(h2mode, resetting(ENHANCE_YOUR_CALM, True)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             body = (await recv(conn.receive, sid))["body"]
@@ -678,8 +635,6 @@ async def test_server_reset_raises_stream_reset_from_the_iterator(h2mode):
                     got.append(chunk)
             assert got == [b"part"]
             assert err.value.code == ENHANCE_YOUR_CALM and err.value.refused is False
-        finally:
-            conn.close()
 
 
 @aio()
@@ -687,13 +642,10 @@ async def test_refused_stream_gives_refused_true(h2mode):
     """RFC 9113 8.7: REFUSED_STREAM means the request was not processed; docs/acgi.md:
     ``refused`` True, "safe to retry elsewhere", ``code`` 7."""
     async with served(h2mode, resetting(REFUSED_STREAM, False)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             _, _, _, disconnect = check_stream(await until_end(conn.receive, sid), sid, True)
             assert disconnect["code"] == REFUSED_STREAM and disconnect["refused"] is True
-        finally:
-            conn.close()
 
 
 @aio()
@@ -711,8 +663,7 @@ async def test_goaway_refuses_streams_above_its_last_stream_id():
                 c.h2.close_connection(last_stream_id=got[0])
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             first = await conn.send(req(srv.url("/1")))
             second = await conn.send(req(srv.url("/2")))
             _, _, _, refused = check_stream(await until_end(conn.receive, second), second, True)
@@ -723,8 +674,6 @@ async def test_goaway_refuses_streams_above_its_last_stream_id():
             assert conn.closed
             with pytest.raises(cno.ConnectionClosed):
                 await asyncio.wait_for(conn.send(req(srv.url("/3"))), T)
-        finally:
-            conn.close()
 
 
 @aio()
@@ -741,8 +690,7 @@ async def test_server_shutdown_lets_the_running_request_finish(plain):
         await request.respond(200, [], b"finished")
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await asyncio.wait_for(running.wait(), T)
             shutdown = asyncio.ensure_future(peer.server.shutdown())
@@ -755,8 +703,6 @@ async def test_server_shutdown_lets_the_running_request_finish(plain):
             await asyncio.wait_for(conn.wait_closed(), T)
             with pytest.raises(cno.ConnectionClosed):
                 await conn.send(req(peer.url("/")))
-        finally:
-            conn.close()
 
 
 # -- trailers ------------------------------------------------------------------------------------
@@ -774,12 +720,9 @@ async def test_response_trailers_as_messages(mode):
     last http.response.body" (HTTP/2 trailing HEADERS, RFC 9113 8.1; HTTP/1.1 chunked
     trailer section, RFC 9112 7.1.2)."""
     async with served(mode, with_trailers) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), headers=[(b"te", b"trailers")]))
             messages = await until_end(conn.receive, sid)
-        finally:
-            conn.close()
     _, body, trailers, _ = check_stream(messages, sid, is_h2(mode))
     assert body == b"the body\n"
     assert trailers == [(b"x-checksum", sha(b"").encode()), (b"x-status", b"done")]
@@ -790,16 +733,13 @@ async def test_response_trailers_as_messages(mode):
 async def test_response_trailers_through_the_iterator(mode):
     """docs/acgi.md: with the iterator, "Trailers land in body.trailers" (None without)."""
     async with served(mode, with_trailers) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             body = (await recv(conn.receive, sid))["body"]
             assert body.trailers is None
             assert await asyncio.wait_for(body.read(), T) == b"the body\n"
             assert body.trailers == [(b"x-checksum", sha(b"").encode()), (b"x-status", b"done")]
-        finally:
-            conn.close()
 
 
 @aio()
@@ -808,8 +748,7 @@ async def test_request_trailers_reach_the_server(mode):
     trailers (HTTP/2; HTTP/1.1 with chunked framing)"; after it the request is over, so
     more body or trailers are a MessageError."""
     async with served(mode, echo) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "POST", body=b"payload", more_body=True))
             await conn.send({"type": "http.request.body", "body": b" and more",
                              "more_body": True, "stream_id": sid})
@@ -822,8 +761,6 @@ async def test_request_trailers_reach_the_server(mode):
                                  "headers": [(b"x-again", b"1")]})
             response, body, _, _ = check_stream(await until_end(conn.receive, sid), sid,
                                                 is_h2(mode))
-        finally:
-            conn.close()
     assert body == b"payload and more"
     assert header(response["headers"], b"x-trailers") == [
         repr([("x-digest", "abc"), ("x-n", "2")]).encode()]
@@ -850,8 +787,7 @@ async def test_100_continue_arrives_before_the_body_is_sent(mode):
     stream_id. A 1xx response: never the final one". Here the body goes only after the
     100 arrived, and the final response follows."""
     async with served(mode, continuing) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "PUT", more_body=True,
                                       headers=[(b"expect", b"100-continue")]))
             connection = await recv(conn.receive, sid)
@@ -860,8 +796,6 @@ async def test_100_continue_arrives_before_the_body_is_sent(mode):
             assert informational["status_code"] == 100
             await conn.send({"type": "http.request.body", "body": b"the body", "stream_id": sid})
             messages = [connection, informational] + await until_end(conn.receive, sid)
-        finally:
-            conn.close()
     response, body, _, _ = check_stream(messages, sid, is_h2(mode))
     assert response["status_code"] == 200 and body == b"got the body"
 
@@ -871,12 +805,9 @@ async def test_103_early_hints_then_the_final_response(plain):
     """RFC 8297: 103 Early Hints before the final response; docs/acgi.md: informational,
     never the final one, with its headers."""
     async with served(plain, continuing) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             messages = await until_end(conn.receive, sid)
-        finally:
-            conn.close()
     response, body, _, _ = check_stream(messages, sid, is_h2(plain))
     hints = [m for m in messages if m["type"] == "http.response.informational"]
     assert [(m["status_code"], header(m["headers"], b"link")) for m in hints] == [
@@ -1105,8 +1036,7 @@ async def test_bad_message_raises_message_error_and_other_streams_go_on(plain, c
         await request.respond(200, [], request.path.encode() + b":" + body)
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             ctx = {"url": peer.url("/bad")}
             if is_h2(plain) or kind == "body":
                 ctx["running"] = await conn.send(req(peer.url("/running"), "POST",
@@ -1132,8 +1062,6 @@ async def test_bad_message_raises_message_error_and_other_streams_go_on(plain, c
             sid = await conn.send(req(peer.url("/next")))
             assert sid == 1 + 2 * sum(k in ctx for k in ("running", "ended"))
             assert check_stream(await until_end(conn.receive, sid), sid, is_h2(plain))[1] == b"/next:"
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1147,8 +1075,7 @@ async def test_second_http1_request_while_one_runs_is_a_message_error(plain):
         await request.respond(200, [], request.path.encode())
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             first = await conn.send(req(peer.url("/first")))
             if is_h2(plain):
                 second = await conn.send(req(peer.url("/second")))
@@ -1162,8 +1089,6 @@ async def test_second_http1_request_while_one_runs_is_a_message_error(plain):
                 second = await conn.send(req(peer.url("/second")))
             assert second == 3
             assert body_of(await until_end(conn.receive, second)) == b"/second"
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1171,8 +1096,7 @@ async def test_receive_of_an_unknown_stream_raises(plain):
     """docs/acgi.md: "an unknown or finished stream_id" is a MessageError, from receive too;
     a stream whose every message was received is finished."""
     async with served(plain, echo) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             with pytest.raises(MessageError):
                 await conn.receive(1)        # no request yet
             sid = await conn.send(req(peer.url("/")))
@@ -1181,8 +1105,6 @@ async def test_receive_of_an_unknown_stream_raises(plain):
             await until_end(conn.receive, sid)
             with pytest.raises(MessageError):
                 await conn.receive(sid)      # finished
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1190,8 +1112,7 @@ async def test_body_without_stream_id_when_two_requests_are_open(h2mode):
     """docs/acgi.md: http.request.body's stream_id "may be left out when exactly one
     stream's request is still open" -- with two open it is a MessageError."""
     async with served(h2mode, echo) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             a = await conn.send(req(peer.url("/a"), "POST", more_body=True))
             b = await conn.send(req(peer.url("/b"), "POST", more_body=True))
             with pytest.raises(MessageError):
@@ -1200,8 +1121,6 @@ async def test_body_without_stream_id_when_two_requests_are_open(h2mode):
             await conn.send({"type": "http.request.body", "body": b"B"})   # only b is open now
             assert body_of(await until_end(conn.receive, a)) == b"A"
             assert body_of(await until_end(conn.receive, b)) == b"B"
-        finally:
-            conn.close()
 
 
 # -- connection loss -----------------------------------------------------------------------------
@@ -1240,8 +1159,7 @@ async def test_connection_lost_during_a_response(mode, phase):
     processed), clean False; then the stream is finished."""
     state = {}
     async with served(mode, losing(phase, state)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             messages = await until_end(conn.receive, sid)
             response, body, _, disconnect = check_stream(messages, sid, is_h2(mode))
@@ -1252,8 +1170,6 @@ async def test_connection_lost_during_a_response(mode, phase):
             with pytest.raises(MessageError):
                 await recv(conn.receive, sid)
             await assert_all_closed(conn, peer.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1263,8 +1179,7 @@ async def test_connection_lost_mid_body_raises_from_the_iterator(mode):
     chunks that arrived."""
     state = {}
     async with served(mode, losing("mid-body", state)) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             body = (await recv(conn.receive, sid))["body"]
@@ -1273,8 +1188,6 @@ async def test_connection_lost_mid_body_raises_from_the_iterator(mode):
                 async for chunk in body:
                     got.append(chunk)
             assert b"".join(got) == b"part of it"
-        finally:
-            conn.close()
 
 
 @pytest.mark.parametrize("waiting", ["bare-receive", "nothing"])
@@ -1295,8 +1208,7 @@ async def test_connection_lost_before_any_request(mode, waiting):
     async with ScriptedTCP(handler, ssl=tls) as srv:
         kw = {"ssl": client_ssl, "http2": None if is_h2(mode) else False} if tls else \
             {"http2": is_h2(mode)}
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), **kw), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), **kw), T) as conn:
             task = asyncio.ensure_future(conn.receive()) if waiting == "bare-receive" else None
             await asyncio.sleep(0.01)
             assert task is None or not task.done()
@@ -1305,8 +1217,6 @@ async def test_connection_lost_before_any_request(mode, waiting):
                 with pytest.raises(cno.ConnectionClosed):
                     await asyncio.wait_for(task, T)
             await assert_all_closed(conn, srv.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1319,8 +1229,7 @@ async def test_connection_lost_while_a_bare_receive_waits_between_requests(plain
         await request.respond(200, [], b"ok")
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await until_end(conn.receive, sid)
             task = asyncio.ensure_future(conn.receive())
@@ -1330,8 +1239,6 @@ async def test_connection_lost_while_a_bare_receive_waits_between_requests(plain
             with pytest.raises(cno.ConnectionClosed):
                 await asyncio.wait_for(task, T)
             await assert_all_closed(conn, peer.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1349,8 +1256,7 @@ async def test_connection_lost_while_send_waits(mode):
         await asyncio.sleep(T)   # never reads the body
 
     async with served(mode, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "POST", more_body=True))
             await asyncio.wait_for(reading.wait(), T)
             sent = [0]
@@ -1371,8 +1277,6 @@ async def test_connection_lost_while_send_waits(mode):
                                                is_h2(mode))
             assert disconnect is not None and disconnect["code"] is None
             await assert_all_closed(conn, peer.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1493,8 +1397,7 @@ async def test_upgrade_h2c_on_the_first_request():
         await request.respond(200, [], b"v2" if request.conn.is_http2 else b"v1")
 
     async with served("h1", handle) as peer:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(peer.url(), upgrade=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(peer.url(), upgrade=True), T) as conn:
             assert conn.http_version == "h11"
             sid = await conn.send(req(peer.url("/")))
             messages = await until_end(conn.receive, sid)
@@ -1506,8 +1409,6 @@ async def test_upgrade_h2c_on_the_first_request():
             assert sid == 3
             _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, True)
             assert body == b"v2"
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1520,8 +1421,7 @@ async def test_read_timeout_of_the_body_iterator(plain):
         await asyncio.sleep(T)
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
             body = (await recv(conn.receive, sid))["body"]
@@ -1530,8 +1430,6 @@ async def test_read_timeout_of_the_body_iterator(plain):
             with pytest.raises(cno.acgi.ReadTimeout) as err:
                 await asyncio.wait_for(body.__anext__(), T)
             assert isinstance(err.value, TimeoutError) and isinstance(err.value, cno.acgi.Timeout)
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1614,8 +1512,7 @@ async def test_a_complete_response_survives_the_connection_end(plain):
 
     async with served(plain, handle) as peer:
         for bare in (False, True):
-            conn = await open_acgi(peer)
-            try:
+            async with await open_acgi(peer) as conn:
                 sid = await conn.send(req(peer.url("/")))
                 await asyncio.wait_for(conn.wait_closed(), T)
                 messages = await until_end(conn.receive, None if bare else sid)
@@ -1623,8 +1520,6 @@ async def test_a_complete_response_survives_the_connection_end(plain):
                 assert disconnect is None and body == b"complete"
                 with pytest.raises(cno.ConnectionClosed):
                     await recv(conn.receive)
-            finally:
-                conn.close()
 
 
 @aio()
@@ -1641,8 +1536,7 @@ async def test_early_response_then_reset_no_error_drops_the_rest_of_the_upload()
             c.flush()
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             sid = await conn.send(req(srv.url("/"), "POST", body=b"start", more_body=True))
             response, body, _, disconnect = check_stream(await until_end(conn.receive, sid),
                                                          sid, True)
@@ -1654,8 +1548,6 @@ async def test_early_response_then_reset_no_error_drops_the_rest_of_the_upload()
                                               "stream_id": sid}), T)
             with pytest.raises(MessageError):   # and now the request is over
                 await conn.send({"type": "http.request.body", "body": b"x", "stream_id": sid})
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1673,8 +1565,7 @@ async def test_settings_disable_push_and_h2_drops_connection_specific_fields():
             c.respond(event.stream_id, 200, [], b"ok")
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             for te in (b"gzip", b"trailers"):
                 sid = await conn.send(req(srv.url("/path?q"), "OPTIONS", headers=[
                     (b"Connection", b"keep-alive"), (b"keep-alive", b"5"),
@@ -1683,8 +1574,6 @@ async def test_settings_disable_push_and_h2_drops_connection_specific_fields():
                     (b"x-kept", b"yes")]))
                 await until_end(conn.receive, sid)
             assert srv.conns[0].h2.remote_settings.enable_push == 0
-        finally:
-            conn.close()
     for head, te in zip(heads, (b"gzip", b"trailers")):
         fields = dict(head)
         assert fields[b":method"] == b"OPTIONS" and fields[b":path"] == b"/path?q"
@@ -1708,14 +1597,11 @@ async def test_same_origin_spellings_are_accepted(plain):
         await request.respond(200, [], b"ok")
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             for url in ("HTTP://%s/upper" % peer.authority,
                         "http://user:pw@%s/userinfo" % peer.authority):
                 sid = await conn.send(req(url))
                 assert body_of(await until_end(conn.receive, sid)) == b"ok"
-        finally:
-            conn.close()
     assert seen == [("/upper", peer.authority), ("/userinfo", peer.authority)]
 
 
@@ -1730,8 +1616,7 @@ async def test_a_cancelled_receive_loses_nothing(plain):
         await request.respond(200, [], b"after the cancel")
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             assert (await recv(conn.receive, sid))["type"] == "http.response.connection"
             for waiting in (conn.receive(sid), conn.receive()):
@@ -1746,8 +1631,6 @@ async def test_a_cancelled_receive_loses_nothing(plain):
                   "http_version": conn.http_version}] + await until_end(conn.receive, sid),
                 sid, is_h2(plain))
             assert body == b"after the cancel"
-        finally:
-            conn.close()
 
 
 @pytest.mark.parametrize("received_first", [True, False])
@@ -1766,8 +1649,7 @@ async def test_body_after_an_early_reset_raises_stream_reset(plain, received_fir
             request.conn.close()
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "POST", body=b"start", more_body=True))
             if received_first:
                 _, _, _, disconnect = check_stream(await until_end(conn.receive, sid), sid,
@@ -1786,8 +1668,6 @@ async def test_body_after_an_early_reset_raises_stream_reset(plain, received_fir
                                                   "more_body": True, "stream_id": sid}), T)
             if is_h2(plain):
                 assert err.value.code == INTERNAL_ERROR
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1805,8 +1685,7 @@ async def test_finished_streams_are_forgotten(plain):
             await echo(request)
 
     async with served(plain, handle) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             done = []
             sid = await conn.send(req(peer.url("/get")))
             await until_end(conn.receive, sid)
@@ -1833,8 +1712,6 @@ async def test_finished_streams_are_forgotten(plain):
             for sid in done:
                 with pytest.raises(MessageError):
                     await conn.receive(sid)
-        finally:
-            conn.close()
 
 
 @pytest.mark.parametrize("waiting", [True, False])
@@ -1853,8 +1730,7 @@ async def test_reset_with_no_error_before_the_response_is_a_disconnect(waiting):
             c.flush()
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             for path in ("/before-head", "/after-head"):
                 sid = await conn.send(req(srv.url(path)))
                 if not waiting:
@@ -1866,8 +1742,6 @@ async def test_reset_with_no_error_before_the_response_is_a_disconnect(waiting):
                 assert disconnect["code"] == 0 and disconnect["refused"] is False
                 assert (response is not None) == (path == "/after-head")
                 assert body == (b"part" if path == "/after-head" else b"")
-        finally:
-            conn.close()
 
 
 @pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
@@ -1884,15 +1758,12 @@ async def test_close_delimited_http1_body_is_complete(head):
         await writer.drain()
 
     async with ScriptedTCP(handler) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=False), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=False), T) as conn:
             sid = await conn.send(req(srv.url("/")))
             response, body, _, disconnect = check_stream(await until_end(conn.receive, sid),
                                                          sid, False)
             assert disconnect is None and body == b"until the end"
             await assert_all_closed(conn, srv.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1907,8 +1778,7 @@ async def test_cancelled_send_waiting_for_a_stream_slot_opens_nothing(h2mode):
         await request.respond(200, [], request.path.encode())
 
     async with served(h2mode, handle, max_concurrent_streams=1) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/warm")))
             await until_end(conn.receive, sid)
             assert conn.max_streams == 1
@@ -1924,8 +1794,6 @@ async def test_cancelled_send_waiting_for_a_stream_slot_opens_nothing(h2mode):
             sid = await conn.send(req(peer.url("/next")))
             assert sid == hold + 2
             assert body_of(await until_end(conn.receive, sid)) == b"/next"
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1939,8 +1807,7 @@ async def test_a_protocol_error_of_the_server_ends_the_connection():
             c.flush()
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             sid = await conn.send(req(srv.url("/")))
             await recv(conn.receive, sid)
             assert (await recv(conn.receive, sid))["type"] == "http.response"
@@ -1952,8 +1819,6 @@ async def test_a_protocol_error_of_the_server_ends_the_connection():
             await srv.wait(lambda: srv.of(h2.events.ConnectionTerminated))
             assert [e.error_code for e in srv.of(h2.events.ConnectionTerminated)] == [0x1]
             await assert_all_closed(conn, srv.url("/"))
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1971,8 +1836,7 @@ async def test_closed_is_true_past_a_goaway_while_streams_run():
                               b"\x00\x00\x00\x01\x00\x00\x00\x00")
 
     async with ScriptedH2(on_event) as srv:
-        conn = await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(srv.url(), http2=True), T) as conn:
             sid = await conn.send(req(srv.url("/")))
             await recv(conn.receive, sid)
             assert (await recv(conn.receive, sid))["type"] == "http.response"
@@ -1985,8 +1849,6 @@ async def test_closed_is_true_past_a_goaway_while_streams_run():
             with pytest.raises(cno.ConnectionClosed):
                 await asyncio.wait_for(conn.send(req(srv.url("/2"))), T)
             assert closed_before_any_send
-        finally:
-            conn.close()
 
 
 @aio()
@@ -1995,12 +1857,21 @@ async def test_body_beyond_the_announced_content_length_is_a_message_error():
     # body than the request's own content-length announced, RFC 9110 8.6; the HTTP/1.1
     # writer enforces it, the HTTP/2 one does not yet).
     async with served("h1", echo) as peer:
-        conn = await open_acgi(peer)
-        try:
+        async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/"), "POST", [(b"content-length", b"3")],
                                       body=b"ab", more_body=True))
             with pytest.raises(MessageError):
                 await conn.send({"type": "http.request.body", "stream_id": sid,
                                  "body": b"cdef", "more_body": False})
-        finally:
-            conn.close()
+
+
+@aio()
+async def test_connection_as_async_context_manager_closes(plain):
+    # docs/acgi.md Connecting: ``async with await open_connection(url) as conn`` closes it.
+    async with served(plain, echo) as peer:
+        async with await open_acgi(peer) as conn:
+            sid = await conn.send(req(peer.url("/")))
+            await until_end(conn.receive, sid)
+            assert not conn.closed
+        assert conn.closed
+        await asyncio.wait_for(conn.wait_closed(), T)

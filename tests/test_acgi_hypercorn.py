@@ -99,13 +99,10 @@ BIG = bytes(range(256)) * 4096   # /big: 1 MiB
 async def test_get(target):
     """docs/acgi.md, "Messages": every message of a GET, with its exact keys and types;
     the url's path and query are the request target (hypercorn echoes them)."""
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/hello?x=1&y=%20z"), headers=[(b"Accept", b"*/*")]))
         assert sid == 1
         messages = await until_end(conn.receive, sid)
-    finally:
-        conn.close()
     response, body, _, disconnect = check_stream(messages, sid, target.h2)
     assert disconnect is None and response["status_code"] == 200
     assert header(response["headers"], b"x-http-version") == [b"2" if target.h2 else b"1.1"]
@@ -119,15 +116,12 @@ async def test_streamed_post(target):
     """docs/acgi.md: http.request with more_body=True, then http.request.body messages;
     hypercorn receives the whole body (its sha-256 and length come back)."""
     parts = [b"%05d;" % i * 300 for i in range(60)]
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/echo"), "POST", body=parts[0], more_body=True))
         for i, part in enumerate(parts[1:], 1):
             await conn.send({"type": "http.request.body", "body": part,
                              "more_body": i < len(parts) - 1, "stream_id": sid})
         response, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, target.h2)
-    finally:
-        conn.close()
     whole = b"".join(parts)
     assert header(response["headers"], b"x-body-sha256") == [sha(whole)]
     assert header(response["headers"], b"x-body-length") == [str(len(whole)).encode()]
@@ -139,8 +133,7 @@ async def test_big_response_as_messages_and_through_the_iterator(target):
     """docs/acgi.md, "Two ways to read a body": 1 MiB (more than the 65,535-byte HTTP/2
     stream window: it flows only as the application takes it) as http.response.body
     messages, then through ``body.read()``; both intact."""
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/big")))
         _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, target.h2)
         assert body == BIG
@@ -151,8 +144,6 @@ async def test_big_response_as_messages_and_through_the_iterator(target):
         assert await asyncio.wait_for(response["body"].read(), T) == BIG
         with pytest.raises(MessageError):
             await conn.receive(sid)
-    finally:
-        conn.close()
 
 
 @aio()
@@ -160,16 +151,13 @@ async def test_large_streamed_upload(target):
     """docs/acgi.md: request bodies go out as the server's windows and the socket allow:
     4 MiB in 64 KiB messages, all of it reaching hypercorn."""
     chunks = [bytes([i % 251]) * 65536 for i in range(64)]
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/upload"), "POST", more_body=True))
         for i, chunk in enumerate(chunks):
             await asyncio.wait_for(conn.send({"type": "http.request.body", "body": chunk,
                                               "more_body": i < len(chunks) - 1,
                                               "stream_id": sid}), T)
         response, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, target.h2)
-    finally:
-        conn.close()
     assert header(response["headers"], b"x-body-sha256") == [sha(b"".join(chunks))]
     assert len(body) == 4 << 20
 
@@ -203,8 +191,7 @@ async def test_ten_concurrent_requests_from_ten_tasks(h2target):
 async def test_ten_concurrent_requests_one_task_bare_receive(h2target):
     """docs/acgi.md: the seed's bare receive() takes the next message of any stream; the
     stream_id on each tells them apart."""
-    conn = await h2target.open()
-    try:
+    async with await h2target.open() as conn:
         paths = {}
         for i in range(10):
             paths[await conn.send(req(h2target.url("/big" if i % 3 == 0 else "/p%d" % i)))] = i
@@ -215,8 +202,6 @@ async def test_ten_concurrent_requests_one_task_bare_receive(h2target):
             per_stream[message["stream_id"]].append(message)
             if is_last(message):
                 running.discard(message["stream_id"])
-    finally:
-        conn.close()
     for sid, i in paths.items():
         _, body, _, _ = check_stream(per_stream[sid], sid, True)
         assert body == (BIG if i % 3 == 0 else b"hello from hypercorn GET /p%d\n" % i)
@@ -226,8 +211,7 @@ async def test_ten_concurrent_requests_one_task_bare_receive(h2target):
 async def test_http1_requests_one_after_another(h1target):
     """docs/acgi.md: HTTP/1.1 exchanges are numbered 1, 3, 5 on one kept-alive connection;
     a request while one runs is a MessageError."""
-    conn = await h1target.open()
-    try:
+    async with await h1target.open() as conn:
         for expected in (1, 3, 5):
             sid = await conn.send(req(h1target.url("/n%d" % expected)))
             assert sid == expected
@@ -235,21 +219,16 @@ async def test_http1_requests_one_after_another(h1target):
                 await conn.send(req(h1target.url("/meanwhile")))
             _, body, _, _ = check_stream(await until_end(conn.receive, sid), sid, False)
             assert body == b"hello from hypercorn GET /n%d\n" % expected
-    finally:
-        conn.close()
 
 
 # -- disconnects and resets ----------------------------------------------------------------------
 
 
 async def disconnects_seen(target):
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/disconnects")))
         body = body_of(await until_end(conn.receive, sid))
         return body.split(b",") if body else []
-    finally:
-        conn.close()
 
 
 @aio()
@@ -259,8 +238,7 @@ async def test_client_disconnect_mid_response(target):
     receives ``http.disconnect`` (ASGI), which it records; over HTTP/2 the connection goes
     on."""
     before = len(await disconnects_seen(target))
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/until-disconnect")))
         await recv(conn.receive, sid)
         assert (await recv(conn.receive, sid))["type"] == "http.response"
@@ -273,8 +251,6 @@ async def test_client_disconnect_mid_response(target):
             assert body_of(await until_end(conn.receive, sid)) == b"hello from hypercorn GET /still\n"
         else:
             await asyncio.wait_for(conn.wait_closed(), T)
-    finally:
-        conn.close()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + T
     while True:
@@ -293,8 +269,7 @@ async def test_truncated_http1_response_is_a_disconnect(h1target):
     cno.ConnectionClosed. (Over HTTP/2 hypercorn leaves such a stream open, with neither
     END_STREAM nor RST_STREAM: nothing a client can tell apart from a slow server.)"""
     for how in ("messages", "iterator"):
-        conn = await h1target.open()
-        try:
+        async with await h1target.open() as conn:
             sid = await conn.send(req(h1target.url("/truncated")))
             if how == "messages":
                 messages = await until_end(conn.receive, sid)
@@ -307,8 +282,6 @@ async def test_truncated_http1_response_is_a_disconnect(h1target):
                 response = await recv(conn.receive, sid)
                 with pytest.raises(cno.ConnectionClosed):
                     await asyncio.wait_for(response["body"].read(), T)
-        finally:
-            conn.close()
 
 
 @aio()
@@ -319,8 +292,7 @@ async def test_request_refused_during_graceful_shutdown(tmp_path):
     or GOAWAY say "not processed", RFC 9113 8.7). Own hypercorn process."""
     with hypercorn(tmp_path) as srv:
         target_url = "http://127.0.0.1:%d" % srv.port
-        conn = await asyncio.wait_for(cno.acgi.open_connection(target_url, http2=True), T)
-        try:
+        async with await asyncio.wait_for(cno.acgi.open_connection(target_url, http2=True), T) as conn:
             running = await conn.send(req(target_url + "/until-disconnect"))
             await recv(conn.receive, running)
             await recv(conn.receive, running)
@@ -337,8 +309,6 @@ async def test_request_refused_during_graceful_shutdown(tmp_path):
                 await asyncio.sleep(0.02)
             assert disconnect["code"] == 0 and disconnect["refused"] is False
             await conn.send({"type": "http.stream.disconnect", "stream_id": running})
-        finally:
-            conn.close()
 
 
 # -- trailers, 1xx -------------------------------------------------------------------------------
@@ -349,8 +319,7 @@ async def test_response_trailers(h2target):
     """hypercorn sends trailers over HTTP/2 to a request with ``te: trailers`` (RFC 9113
     8.1, 8.2.2): docs/acgi.md, http.response.trailers just before the last
     http.response.body; through the iterator, body.trailers."""
-    conn = await h2target.open()
-    try:
+    async with await h2target.open() as conn:
         sid = await conn.send(req(h2target.url("/trailers"), "POST", body=b"checked",
                                   headers=[(b"te", b"trailers")]))
         messages = await until_end(conn.receive, sid)
@@ -364,8 +333,6 @@ async def test_response_trailers(h2target):
         response_body = (await recv(conn.receive, sid))["body"]
         assert await asyncio.wait_for(response_body.read(), T) == b"before the trailers"
         assert response_body.trailers == [(b"x-checksum", sha(b""))]
-    finally:
-        conn.close()
 
 
 @aio()
@@ -374,8 +341,7 @@ async def test_100_continue(h1target):
     10.1.1): docs/acgi.md, http.response.informational (status_code 100) before the
     application sends the body; then the final response. (hypercorn does not over
     HTTP/2.)"""
-    conn = await h1target.open()
-    try:
+    async with await h1target.open() as conn:
         sid = await conn.send(req(h1target.url("/echo"), "POST", more_body=True,
                                   headers=[(b"expect", b"100-continue")]))
         first = [await recv(conn.receive, sid), await recv(conn.receive, sid)]
@@ -384,8 +350,6 @@ async def test_100_continue(h1target):
         assert first[1]["status_code"] == 100
         await conn.send({"type": "http.request.body", "body": b"after the 100", "stream_id": sid})
         messages = first + await until_end(conn.receive, sid)
-    finally:
-        conn.close()
     _, body, _, _ = check_stream(messages, sid, False)
     assert body == b"after the 100"
 
@@ -394,12 +358,9 @@ async def test_100_continue(h1target):
 async def test_103_early_hints(h2target):
     """hypercorn's ASGI early-hint extension sends 103 over HTTP/2 (RFC 8297): an
     http.response.informational with its link header, then the final response."""
-    conn = await h2target.open()
-    try:
+    async with await h2target.open() as conn:
         sid = await conn.send(req(h2target.url("/early-hints")))
         messages = await until_end(conn.receive, sid)
-    finally:
-        conn.close()
     _, body, _, _ = check_stream(messages, sid, True)
     hints = [m for m in messages if m["type"] == "http.response.informational"]
     assert [(m["status_code"], header(m["headers"], b"link")) for m in hints] == [
@@ -414,8 +375,7 @@ async def test_103_early_hints(h2target):
 async def test_bad_messages_leave_the_running_stream_working(target):
     """docs/acgi.md, "Errors": each bad message raises MessageError, "Nothing was written
     for it; other streams go on"."""
-    conn = await target.open()
-    try:
+    async with await target.open() as conn:
         sid = await conn.send(req(target.url("/echo"), "POST", body=b"a", more_body=True))
         port = int(target.base.rsplit(":", 1)[1])
         for bad in ({"type": "http.request.body", "body": "str", "stream_id": sid},
@@ -430,8 +390,6 @@ async def test_bad_messages_leave_the_running_stream_working(target):
         assert body == b"ab"
         sid = await conn.send(req(target.url("/next")))
         assert sid == 3
-    finally:
-        conn.close()
 
 
 @aio()
@@ -453,8 +411,7 @@ async def test_upgrade_to_h2c(hypercorn_plain):
     first request (RFC 7540 3.2); hypercorn agrees: that response and the next requests
     are HTTP/2."""
     url = "http://127.0.0.1:%d" % hypercorn_plain.port
-    conn = await asyncio.wait_for(cno.acgi.open_connection(url, upgrade=True), T)
-    try:
+    async with await asyncio.wait_for(cno.acgi.open_connection(url, upgrade=True), T) as conn:
         sid = await conn.send(req(url + "/first"))
         messages = await until_end(conn.receive, sid)
         assert messages[0]["http_version"] == "h11" and messages[1]["http_version"] == "2"
@@ -464,5 +421,3 @@ async def test_upgrade_to_h2c(hypercorn_plain):
         assert sid == 3
         response, _, _, _ = check_stream(await until_end(conn.receive, sid), sid, True)
         assert header(response["headers"], b"x-http-version") == [b"2"]
-    finally:
-        conn.close()

@@ -310,6 +310,12 @@ class Connection:
     async def wait_closed(self) -> None:
         await self.client.wait_closed()
 
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
     # -- send ------------------------------------------------------------------------------
 
     async def send(self, message: Mapping[str, Any]) -> Optional[int]:

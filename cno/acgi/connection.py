@@ -299,6 +299,7 @@ class Connection:
         """End the connection: GOAWAY (HTTP/2), then the transport closes; every stream
         still running gets ``http.stream.disconnect``."""
         client = self.client
+        self.retired = True
         if not client.closed and not client._lost:
             try:
                 if client.is_http2:

@@ -322,6 +322,11 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if self._lost_waiter is not None and not self._lost_waiter.done():
             self._lost_waiter.set_result(None)
 
+    @property
+    def lost(self) -> bool:
+        """True once the transport is gone (closed by either side, or lost)."""
+        return self._lost
+
     async def wait_closed(self) -> None:
         """Return once the connection is gone (closed by either side, or lost)."""
         if not self._lost:

@@ -300,7 +300,7 @@ class Connection:
         still running gets ``http.stream.disconnect``."""
         client = self.client
         self.retired = True
-        if not client.closed and not client._lost:
+        if not client.closed and not client.lost:
             try:
                 if client.is_http2:
                     client.shutdown()
@@ -595,7 +595,7 @@ class Connection:
                 best = stream
         if best is not None:
             return self._handed(best, best.inbox.popleft()[1])
-        if self.client._lost:
+        if self.client.lost:
             raise ConnectionClosed("the connection is closed and no message is left")
         waiter: "asyncio.Future[Message]" = self._loop.create_future()
         self._any.append(waiter)

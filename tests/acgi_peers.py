@@ -133,7 +133,21 @@ class Origin:
         await self.server.wait_closed()
 
 
-class GoawayFirst:
+class _Listening:
+    """What the scripted servers below share: ``self.server`` listening on ``self.port``."""
+
+    server = None
+    port = None
+
+    def url(self, path="/"):
+        return "http://%s:%d%s" % (HOST, self.port, path)
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class GoawayFirst(_Listening):
     """``async with GoawayFirst(handler) as srv``: h2c by prior knowledge on ``srv.port``;
     the first connection sends GOAWAY with last-stream-id 0 as soon as the client's
     preface (its SETTINGS) arrives, so every request on it is refused unprocessed
@@ -164,15 +178,9 @@ class GoawayFirst:
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
-    def url(self, path="/"):
-        return "http://%s:%d%s" % (HOST, self.port, path)
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
-class CloseOnReuse:
+class CloseOnReuse(_Listening):
     """``async with CloseOnReuse() as srv``: HTTP/1.1 on ``srv.port``. The first request
     of a connection gets ``200`` with its method and the connection's number, kept alive;
     a second request on the same connection is read and the connection closed without an
@@ -214,12 +222,6 @@ class CloseOnReuse:
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
-    def url(self, path="/"):
-        return "http://%s:%d%s" % (HOST, self.port, path)
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 # -- external processes for the proxy tests ---------------------------------------------

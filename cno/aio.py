@@ -497,12 +497,15 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             if not trailers:
                 await self._write(stream, b"", True)
         if trailers:
-            while self.writing_paused:
-                await self._wait(self._waiters)
-            try:
-                self.write_tail(stream, trailers)
-            except InvalidStream:
-                raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+            await self._send_trailers(stream, trailers)
+
+    async def _send_trailers(self, stream: int, trailers: Headers) -> None:
+        while self.writing_paused:
+            await self._wait(self._waiters)
+        try:
+            self.write_tail(stream, trailers)
+        except InvalidStream:
+            raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -1050,12 +1053,7 @@ class Client(_Connection):
 
     async def send_trailers(self, stream: int, trailers: Headers) -> None:
         """End the request on ``stream`` with trailers (HTTP/2; chunked HTTP/1.1)."""
-        while self.writing_paused:
-            await self._wait(self._waiters)
-        try:
-            self.write_tail(stream, trailers)
-        except InvalidStream:
-            raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+        await self._send_trailers(stream, trailers)
 
     def consumed(self, stream: int, n: int) -> None:
         """Credit ``n`` bytes of ``stream``'s response body back to the peer (HTTP/2

@@ -89,3 +89,25 @@ def hpack_test_case_dir():
 def story_loader():
     """load(path) -> the story's JSON object."""
     return load_story
+
+
+# -- peers several test modules start (one per module) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    from aio_util import Certs
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def hypercorn_plain(tmp_path_factory):
+    from aio_util import hypercorn
+    with hypercorn(tmp_path_factory.mktemp("hypercorn")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def hypercorn_tls(tmp_path_factory, certs):
+    from aio_util import hypercorn
+    with hypercorn(tmp_path_factory.mktemp("hypercorn_tls"), certs) as srv:
+        yield srv

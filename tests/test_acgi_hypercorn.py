@@ -19,28 +19,11 @@ from cno.acgi import MessageError
 
 from acgi_util import body_of, check_stream, header, is_last, recv, req, until_end
 from aio_local import T, aio
-from aio_util import Certs, hypercorn
+from aio_util import hypercorn
 
 pytestmark = pytest.mark.slow
 
 MODES = ["h1", "h2c", "h2tls", "h1tls"]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def hypercorn_plain(tmp_path_factory):
-    with hypercorn(tmp_path_factory.mktemp("hypercorn")) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def hypercorn_tls(tmp_path_factory, certs):
-    with hypercorn(tmp_path_factory.mktemp("hypercorn_tls"), certs) as srv:
-        yield srv
 
 
 class Target:

@@ -17,12 +17,10 @@ import pytest
 
 import cno
 from aio_util import (
-    Certs,
     CnoServer,
     External,
     deadline,
     header,
-    hypercorn,
     nghttpd,
     parse_curl_headers,
     require_module,
@@ -130,11 +128,6 @@ app.running = app.peak = 0
 
 # -- fixtures ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("certs"))
-
-
 @pytest.fixture
 def upload_file(tmp_path):
     p = tmp_path / "upload.bin"
@@ -168,18 +161,6 @@ def nghttpd_push(docroot):
     exe = require_tool("nghttpd")
     with External(lambda port: [exe, "-d", docroot, "--no-tls",
                                 "--push=/index.html=/style.css", port]) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def hypercorn_plain(tmp_path_factory):
-    with hypercorn(tmp_path_factory.mktemp("hypercorn")) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def hypercorn_tls(tmp_path_factory, certs):
-    with hypercorn(tmp_path_factory.mktemp("hypercorn_tls"), certs) as srv:
         yield srv
 
 

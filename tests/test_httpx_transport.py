@@ -17,7 +17,7 @@ import pytest
 import cno
 from acgi_peers import Origin
 from aio_local import HOST, aio
-from aio_util import Certs, hypercorn, require_module
+from aio_util import Certs, require_module
 
 httpx = require_module("httpx")
 import cno.httpx  # noqa: E402  (needs httpx)
@@ -343,12 +343,6 @@ def test_neither_version_is_an_error():
 
 
 # -- hypercorn ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def hypercorn_plain(tmp_path_factory):
-    with hypercorn(tmp_path_factory.mktemp("hypercorn")) as srv:
-        yield srv
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("http2", [False, True], ids=["http1", "h2c"])

@@ -1,7 +1,7 @@
 # A growable byte buffer for building output in C, shared by the Cython modules.
 #
 # Contract: `data` is NULL until the first reserve; `buf_reserve` returns -1 with
-# MemoryError set when malloc fails and never shrinks; `len` is the number of bytes
+# MemoryError set when malloc fails and never shrinks (`buf_trim` frees an empty one); `len` is the number of bytes
 # written. The owner calls `buf_free` exactly once (typically in __dealloc__).
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy
@@ -41,6 +41,15 @@ cdef inline int buf_put(WriteBuffer* b, const uint8_t* src, Py_ssize_t n) except
     memcpy(b.data + b.len, src, n)
     b.len += n
     return 0
+
+
+cdef inline void buf_trim(WriteBuffer* b, Py_ssize_t keep) noexcept:
+    """An empty buffer that grew past `keep` bytes gives its memory back (one large
+    message must not cost a connection that memory for the rest of its life)."""
+    if b.len == 0 and b.cap > keep:
+        free(b.data)
+        b.data = NULL
+        b.cap = 0
 
 
 cdef inline void buf_free(WriteBuffer* b) noexcept:

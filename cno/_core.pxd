@@ -16,10 +16,12 @@ cdef enum:
 
 
 # An abuse budget: `left` goes down with each suspicious event and back up (to `limit`)
-# with useful ones; below zero the connection ends with ENHANCE_YOUR_CALM.
+# with useful ones; below zero the connection ends with ENHANCE_YOUR_CALM. `spent`
+# counts every suspicious event (Connection.stats).
 cdef struct Budget:
     int64_t limit
     int64_t left
+    int64_t spent
 
 
 @cython.final
@@ -64,6 +66,7 @@ cdef class Connection:
 
     # I/O
     cdef WriteBuffer inbuf       # only an incomplete tail of the input
+    cdef Py_ssize_t in_off       # inbuf bytes already parsed (dropped lazily: amortised O(1))
     cdef WriteBuffer out         # output of the current public call
     cdef WriteBuffer hblock      # header block being assembled from CONTINUATIONs
     cdef WriteBuffer scratch     # encoded header blocks on their way out
@@ -134,7 +137,8 @@ cdef class Connection:
     cdef public int max_continuations
     cdef Budget resets           # streams the peer opens and resets before they complete
     cdef Budget empties          # frames that carry nothing
-    cdef Budget controls         # PING/SETTINGS while our replies go unread
+    cdef Budget controls         # PING/SETTINGS/stream errors while our replies go unread
+    cdef Budget errors           # streams we reset because the peer broke their rules
 
     # the error that closed the connection
     cdef object error_class

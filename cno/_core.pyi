@@ -12,6 +12,7 @@ DEFAULT_MAX_CONTINUATIONS: int
 DEFAULT_RESET_BUDGET: int
 DEFAULT_EMPTY_FRAME_BUDGET: int
 DEFAULT_CONTROL_FRAME_BUDGET: int
+DEFAULT_STREAM_ERROR_BUDGET: int
 DEFAULT_MAX_HEAD_SIZE: int
 DEFAULT_MAX_HEADER_COUNT: int
 DEFAULT_MAX_CHUNK_LINE: int
@@ -36,6 +37,7 @@ class Connection:
     reset_budget: int
     empty_frame_budget: int
     control_frame_budget: int
+    stream_error_budget: int
     scheme: Union[str, bytes]
     max_head_size: int
     max_header_count: int
@@ -51,6 +53,12 @@ class Connection:
     def closed(self) -> bool: ...
     @property
     def draining(self) -> bool: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def buffered_input(self) -> int: ...
+    @property
+    def settings_unacked(self) -> int: ...
     @property
     def next_stream(self) -> int: ...
     @property

@@ -14,7 +14,7 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1
 from cpython.list cimport PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 
-from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
+from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free, buf_trim
 from cno._fields cimport is_field, field_ptr
 from cno._hpack cimport (
     Encoder, Decoder, HPACK_OK, HPACK_ERR_LIST_SIZE,
@@ -108,6 +108,10 @@ DEFAULT_MAX_CONTINUATIONS = 64            # CONTINUATION floods (CVE-2024-27316 
 DEFAULT_RESET_BUDGET = 1000               # rapid reset (CVE-2023-44487)
 DEFAULT_EMPTY_FRAME_BUDGET = 100          # empty DATA/HEADERS floods (CVE-2019-9518)
 DEFAULT_CONTROL_FRAME_BUDGET = 10000      # PING/SETTINGS floods (CVE-2019-9512, -9515)
+DEFAULT_STREAM_ERROR_BUDGET = 1000        # streams the peer makes us reset (CVE-2025-8671)
+# Internal buffers that grew past this for one large message give the memory back once
+# empty: an idle connection keeps only small buffers.
+cdef Py_ssize_t TRIM_ABOVE = 65536
 
 SETTINGS_NAMES = {
     "header_table_size": S_HEADER_TABLE_SIZE,
@@ -343,8 +347,10 @@ cdef inline int maybe_end(Connection c, Stream s) except -1:
     """End the stream normally once both directions are closed."""
     if s.r_state == R_CLOSED and s.w_state == W_CLOSED:
         if not s.local:
-            # A completed exchange earns back one unit of the rapid-reset budget.
+            # A completed exchange earns back one unit of the rapid-reset and
+            # stream-error budgets.
             earn(&c.resets)
+            earn(&c.errors)
         return end_stream(c, s, NO_ERROR, LOCAL)
     return 0
 
@@ -390,6 +396,7 @@ cdef int flush(Connection c) except -1:
         return 0
     data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
     c.out.len = 0
+    buf_trim(&c.out, TRIM_ABOVE)
     if c.ev_writev is not None:
         c.ev_writev(c, [data])
     return 0
@@ -472,6 +479,8 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
         else:
             payload = PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
         c.ev_frame_send(c, Frame(type, flags | FLAG_END_HEADERS, sid, payload))
+    c.scratch.len = 0
+    buf_trim(&c.scratch, TRIM_ABOVE)
     return 0
 
 
@@ -493,7 +502,22 @@ cdef int conn_error(Connection c, int code, object cls, str message) except -1:
 
 
 cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
-    """A stream error (RFC 9113 5.4.2): RST_STREAM, and the stream ends here."""
+    """A stream error the peer caused (RFC 9113 5.4.2): RST_STREAM, and the stream ends.
+
+    Each one spends the stream-error budget, earned back by completed exchanges: frames
+    that make us reset streams are a flood of their own (MadeYouReset, CVE-2025-8671),
+    apart from the peer's own RST_STREAMs (reset_budget). While our output goes unread,
+    the RST_STREAM is also a reply that piles up (control_frame_budget)."""
+    if spend(&c.errors):
+        return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                          "too many streams reset for the peer's errors (stream_error_budget)")
+    if spend_control_budget(c):
+        return CONN_ERROR
+    return reset_stream(c, sid, code)
+
+
+cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
+    """RST_STREAM, and the stream ends here."""
     cdef Stream s = c.streams.get(sid)
     write_rst(c, sid, code)
     remember_reset(c, sid)
@@ -669,6 +693,7 @@ cdef inline int spend_empty_budget(Connection c, bint empty) except -1:
 cdef inline bint spend(Budget* b) noexcept:
     """One suspicious event; True once the budget is exhausted."""
     b.left -= 1
+    b.spent += 1
     return b.left < 0
 
 
@@ -871,7 +896,10 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
     if c.ev_frame is not None and c.cont_count:
         c.ev_frame(c, Frame(c.cont_type, c.cont_flags | FLAG_END_HEADERS, sid,
                             PyBytes_FromStringAndSize(<char*> c.hblock.data, c.hblock.len)))
+    c.decoder.count_limit = c.max_header_count   # (a public attribute: read it per block)
     status = c.decoder.decode_into(c.hblock.data, c.hblock.len, headers, c.bytes_headers)
+    c.hblock.len = 0
+    buf_trim(&c.hblock, TRIM_ABOVE)
     if status == HPACK_ERR_LIST_SIZE:
         oversized = True
     elif status != HPACK_OK:
@@ -1249,10 +1277,12 @@ cdef int apply_local_settings(Connection c, dict changes) except -1:
 
 
 cdef inline int spend_control_budget(Connection c) except -1:
+    """A frame that makes us reply (PING, SETTINGS, a stream error): while the peer does
+    not read (writing_paused), the replies pile up, so they are counted."""
     if c.writing_paused:
         if spend(&c.controls):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
-                              "too many PING/SETTINGS while our replies go unread "
+                              "too many replies queued while the peer does not read "
                               "(control_frame_budget)")
     else:
         c.controls.left = c.controls.limit
@@ -1445,7 +1475,11 @@ cdef int check_open(Connection c) except -1:
 
 cdef int feed(Connection c, const uint8_t* data, Py_ssize_t length) except -1:
     """Parse input (appended to what is buffered); keep only the unconsumed tail.
-    Returns 0 or CONN_ERROR."""
+    Returns 0 or CONN_ERROR.
+
+    What was parsed off the front of the buffer is skipped by an offset and moved out
+    only once it is most of the buffer: a pipelined backlog parsed one request at a
+    time costs O(n) in all, not O(n^2)."""
     cdef const uint8_t* p = data
     cdef Py_ssize_t n = length, consumed = 0
     cdef bint own = False
@@ -1455,17 +1489,23 @@ cdef int feed(Connection c, const uint8_t* data, Py_ssize_t length) except -1:
     try:
         if c.inbuf.len:
             if length:
+                if c.in_off > c.inbuf.len // 2:
+                    memmove(c.inbuf.data, c.inbuf.data + c.in_off, c.inbuf.len - c.in_off)
+                    c.inbuf.len -= c.in_off
+                    c.in_off = 0
                 buf_put(&c.inbuf, data, length)
-            p = c.inbuf.data
-            n = c.inbuf.len
+            p = c.inbuf.data + c.in_off
+            n = c.inbuf.len - c.in_off
             own = True
         r = consume(c, p, n, &consumed)
     finally:
         if own:
-            memmove(c.inbuf.data, c.inbuf.data + consumed, n - consumed)
-            c.inbuf.len = n - consumed
+            c.in_off += consumed
+            if c.in_off == c.inbuf.len:
+                c.inbuf.len = c.in_off = 0
+                buf_trim(&c.inbuf, TRIM_ABOVE)
         elif consumed < n:
-            c.inbuf.len = 0
+            c.inbuf.len = c.in_off = 0
             buf_put(&c.inbuf, p + consumed, n - consumed)
         c.consuming = False
         c.depth -= 1
@@ -1535,6 +1575,7 @@ cdef class Connection:
         self.resets.limit = self.resets.left = DEFAULT_RESET_BUDGET
         self.empties.limit = self.empties.left = DEFAULT_EMPTY_FRAME_BUDGET
         self.controls.limit = self.controls.left = DEFAULT_CONTROL_FRAME_BUDGET
+        self.errors.limit = self.errors.left = DEFAULT_STREAM_ERROR_BUDGET
         self.error_message = ""
         self.scheme = "http"
         self.max_head_size = DEFAULT_MAX_HEAD_SIZE
@@ -1560,6 +1601,12 @@ cdef class Connection:
         buf_free(&self.out)
         buf_free(&self.hblock)
         buf_free(&self.scratch)
+
+    def __sizeof__(self):
+        """The object and the C buffers it holds (input tail, output, header blocks): what
+        ``sys.getsizeof`` reports. Not counted: the streams and the HPACK tables."""
+        return (object.__sizeof__(self) + self.inbuf.cap + self.out.cap + self.hblock.cap
+                + self.scratch.cap)
 
     # -- properties ------------------------------------------------------------------
 
@@ -1635,12 +1682,49 @@ cdef class Connection:
 
     @property
     def control_frame_budget(self):
-        """PING and SETTINGS frames the peer may send while writing_paused."""
+        """Frames the peer may send that make us reply (PING, SETTINGS, stream errors)
+        while writing_paused: the replies would pile up unread."""
         return self.controls.limit
 
     @control_frame_budget.setter
     def control_frame_budget(self, int64_t value):
         set_budget(&self.controls, value, "control_frame_budget")
+
+    @property
+    def stream_error_budget(self):
+        """Streams the peer may make us reset (RST_STREAM for its stream errors) beyond
+        those earned back by completed exchanges (MadeYouReset, CVE-2025-8671)."""
+        return self.errors.limit
+
+    @stream_error_budget.setter
+    def stream_error_budget(self, int64_t value):
+        set_budget(&self.errors, value, "stream_error_budget")
+
+    @property
+    def stats(self):
+        """Counters of what the peer did against each abuse budget (a new dict each time):
+        ``peer_resets`` (streams it reset before they completed), ``stream_errors``
+        (streams we reset for its errors), ``empty_frames``, ``unread_replies`` (frames
+        that made us reply while writing_paused), and ``buffered_input`` (bytes held
+        unparsed)."""
+        return {
+            "peer_resets": self.resets.spent,
+            "stream_errors": self.errors.spent,
+            "empty_frames": self.empties.spent,
+            "unread_replies": self.controls.spent,
+            "buffered_input": self.inbuf.len - self.in_off,
+        }
+
+    @property
+    def buffered_input(self):
+        """Bytes received and not parsed yet: an incomplete frame or head, or HTTP/1.1
+        requests pipelined behind one still being answered."""
+        return self.inbuf.len - self.in_off
+
+    @property
+    def settings_unacked(self):
+        """How many SETTINGS frames we sent that the peer has not acknowledged."""
+        return len(self.settings_queue)
 
     @property
     def open_streams(self):
@@ -1834,7 +1918,7 @@ cdef class Connection:
         self.depth += 1
         try:
             if self.h2:
-                stream_error(self, stream, code)
+                reset_stream(self, stream, code)
             else:
                 # HTTP/1.1 cannot abort one message: the connection goes with it.
                 self.goaway_sent = True

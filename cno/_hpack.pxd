@@ -25,7 +25,7 @@ cdef enum:
     HPACK_ERR_SIZE_UPDATE_LATE = 5     # a size update after a header field
     HPACK_ERR_SIZE_UPDATE_LIMIT = 6    # a size update above our SETTINGS limit
     HPACK_ERR_SIZE_UPDATE_MISSING = 7  # our limit went down but the block has no update
-    HPACK_ERR_LIST_SIZE = 8        # the header list is over max_header_list_size
+    HPACK_ERR_LIST_SIZE = 8        # the list is over max_header_list_size or max_header_count
 
 
 # A dynamic table entry of the decoder. The four objects are the name and value as
@@ -67,6 +67,7 @@ cdef class Decoder:
     cdef Py_ssize_t settings_limit   # our SETTINGS_HEADER_TABLE_SIZE
     cdef Py_ssize_t required_update   # the next block must start with an update <= this; -1: none
     cdef Py_ssize_t list_limit        # max_header_list_size
+    cdef Py_ssize_t count_limit       # max_header_count
     cdef WriteBuffer scratch     # Huffman output
 
     cdef int decode_into(self, const uint8_t* data, Py_ssize_t n, list out, bint raw) except -1

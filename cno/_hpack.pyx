@@ -435,7 +435,8 @@ _DECODE_ERRORS = {
 cdef int raise_decode_error(int status, Decoder d) except -1:
     if status == HPACK_ERR_LIST_SIZE:
         raise OversizedHeaderListError(
-            "header list larger than max_header_list_size (%d)" % d.list_limit)
+            "header list larger than max_header_list_size (%d) or longer than "
+            "max_header_count (%d)" % (d.list_limit, d.count_limit))
     cls, text = _DECODE_ERRORS[status]
     raise cls(text)
 
@@ -456,9 +457,27 @@ cdef class Decoder:
         self.max_size = DEFAULT_HEADER_TABLE_SIZE
         self.settings_limit = DEFAULT_HEADER_TABLE_SIZE
         self.required_update = -1
+        self.count_limit = PY_SSIZE_T_MAX
 
-    def __init__(self, max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
+    def __init__(self, max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE,
+                 max_header_count=None):
         self.max_header_list_size = max_header_list_size
+        self.max_header_count = max_header_count
+
+    @property
+    def max_header_count(self):
+        """Most fields decode() returns in one list; None (the default) means no limit.
+        A list of cheap indexed references to one table entry is small on the wire and
+        large in memory ("HTTP/2 bomb"): the count bounds it apart from the size."""
+        return None if self.count_limit == PY_SSIZE_T_MAX else self.count_limit
+
+    @max_header_count.setter
+    def max_header_count(self, value):
+        if value is None:
+            value = PY_SSIZE_T_MAX
+        if value < 0:
+            raise ValueError("max_header_count must not be negative")
+        self.count_limit = value
 
     @property
     def max_header_list_size(self):
@@ -632,7 +651,7 @@ cdef class Decoder:
         return PyUnicode_DecodeLatin1(<const char*> s, length, NULL)
 
     cdef int decode_into(self, const uint8_t* p, Py_ssize_t n, list out, bint raw) except -1:
-        cdef Py_ssize_t pos = 0, list_size = 0, size
+        cdef Py_ssize_t pos = 0, list_size = 0, size, fields = 0
         cdef bint fields_seen = False, never
         cdef uint8_t b
         cdef uint32_t index
@@ -653,7 +672,8 @@ cdef class Decoder:
                     return HPACK_ERR_INDEX
                 fields_seen = True
                 list_size += e.size
-                if list_size <= self.list_limit:
+                fields += 1
+                if list_size <= self.list_limit and fields <= self.count_limit:
                     out.append((entry_name(e, raw), entry_value(e, raw)))
                 continue
             if (b & 0xE0) == 0x20:
@@ -693,11 +713,12 @@ cdef class Decoder:
             if prefix == 6:
                 self._insert(name, value, size, raw)
             list_size += size
-            if list_size <= self.list_limit:
+            fields += 1
+            if list_size <= self.list_limit and fields <= self.count_limit:
                 out.append(NeverIndexedHeaderTuple(name, value) if never else (name, value))
         if self.required_update >= 0:
             return HPACK_ERR_SIZE_UPDATE_MISSING   # a block of nothing, or of updates too big
-        if list_size > self.list_limit:
+        if list_size > self.list_limit or fields > self.count_limit:
             # Checked only now: the whole block had to be decoded to keep the table in
             # step with the peer (RFC 9113 4.3).
             return HPACK_ERR_LIST_SIZE

@@ -617,10 +617,102 @@ def test_empty_continuation_flood():
     expect_connection_error(c, w, ENHANCE_YOUR_CALM)
 
 
+def test_made_you_reset_past_stream_error_budget():
+    # docs/raw.md stream_error_budget (MadeYouReset, CVE-2025-8671): frames that make us
+    # reset a stream (here WINDOW_UPDATE 0 on an open stream, RFC 9113 6.9: a stream
+    # error) are counted apart from the peer's own RST_STREAMs; past the budget, GOAWAY
+    # ENHANCE_YOUR_CALM.
+    c = make_server(stream_error_budget=10)
+    for i in range(10):
+        open_stream(c, 2 * i + 1)
+        c.feed(window_update(2 * i + 1, 0))
+    assert [r.error_code for r in c.take(RST_STREAM)] == [PROTOCOL_ERROR] * 10
+    assert c.stats["stream_errors"] == 10 and c.stats["peer_resets"] == 0
+    open_stream(c, 21)
+    expect_connection_error(c, window_update(21, 0), ENHANCE_YOUR_CALM)
+
+
+def test_self_dependent_priority_flood_spends_stream_error_budget():
+    # RFC 9113 5.3.1: a stream depending on itself is a stream error; a flood of such
+    # 14-byte PRIORITY frames, each provoking an RST_STREAM, ends at the budget.
+    c = make_server(stream_error_budget=100)
+    w = b"".join(priority(2 * i + 1, depends_on=2 * i + 1) for i in range(101))
+    expect_connection_error(c, w, ENHANCE_YOUR_CALM)
+    assert c.stats["stream_errors"] == 101
+
+
+def test_completed_streams_earn_stream_error_budget_back():
+    c = make_server(stream_error_budget=10)
+    sid = 1
+    for _ in range(50):
+        c.feed(priority(sid, depends_on=sid))
+        serve_one(c, sid + 2)
+        sid += 4
+    assert not c.take(GOAWAY)
+    assert c.stats["stream_errors"] == 50
+
+
+def test_stream_errors_count_as_unread_replies_while_writing_paused():
+    # docs/raw.md control_frame_budget: a RST_STREAM we must send is a reply; while the
+    # peer does not read (writing_paused) they pile up and are bounded like PING ACKs.
+    c = make_server(control_frame_budget=20)
+    c.writing_paused = True
+    w = b"".join(headers(2 * i + 1, b"", end_stream=True) for i in range(30))
+    expect_connection_error(c, w, ENHANCE_YOUR_CALM)
+    assert c.stats["unread_replies"] == 21
+
+
+def test_user_resets_spend_no_budget():
+    # Only resets the peer causes count: the application's own write_reset does not.
+    c = make_server(stream_error_budget=2)
+    for i in range(5):
+        open_stream(c, 2 * i + 1)
+        c.write_reset(2 * i + 1, CANCEL)
+    assert c.stats["stream_errors"] == 0
+    assert_alive(c)
+
+
+def test_header_count_limit_h2():
+    # docs/raw.md max_header_count applies to HTTP/2 header lists too: many cheap indexed
+    # references to one dynamic-table entry (the "HTTP/2 bomb", CVE-2026-49975) are small
+    # on the wire and large in memory; past the count the request is refused (as past
+    # max_header_list_size) and nothing of it is delivered.
+    c = make_server(max_header_count=20)
+    big = REQ + [("x-a", "v")]
+    block = c.block(big)                       # x-a goes into the table (index 62)
+    c.feed(headers(1, block, end_stream=True))
+    assert c.of("head")
+    c.reset_log()
+    refs = c.block(REQ) + b"\xbe" * 30        # 30 more fields, one byte each
+    expect_stream_error(c, headers(3, refs, end_stream=True), 3, REFUSED_STREAM)
+    assert not c.of("head")
+    c.feed(headers(5, c.block(REQ) + b"\xbe" * 10, end_stream=True))   # under the limit
+    [head] = c.of("head")
+    assert head[-1].count(("x-a", "v")) == 10
+
+
+def test_stats_counts():
+    c = make_server()
+    assert c.stats == {"peer_resets": 0, "stream_errors": 0, "empty_frames": 0,
+                       "unread_replies": 0, "buffered_input": 0}
+    open_stream(c, 1)
+    c.feed(rst_stream(1, CANCEL), data(3, b"")[:5])
+    st = c.stats
+    assert st["peer_resets"] == 1 and st["buffered_input"] == 5 == c.buffered_input
+
+
+def test_settings_unacked():
+    c = make_server(ack=False)
+    assert c.settings_unacked == 1
+    c.feed(settings_ack())
+    assert c.settings_unacked == 0
+
+
 def test_default_budgets():
     c = make_server()
     assert c.empty_frame_budget == raw.DEFAULT_EMPTY_FRAME_BUDGET == 100
     assert c.control_frame_budget == raw.DEFAULT_CONTROL_FRAME_BUDGET == 10000
+    assert c.stream_error_budget == raw.DEFAULT_STREAM_ERROR_BUDGET == 1000
     assert c.max_continuations == raw.DEFAULT_MAX_CONTINUATIONS == 64
     assert c.max_header_block_size == raw.DEFAULT_MAX_HEADER_BLOCK_SIZE == 262144
     assert c.writing_paused is False

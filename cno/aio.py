@@ -10,9 +10,11 @@ socket stops being read while too much body is buffered.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl as _ssl
 import sys
+import threading
 import urllib.parse
 from typing import Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, Union
 
@@ -34,8 +36,15 @@ ALPN = ["h2", "http/1.1"]
 DEFAULT_IDLE_TIMEOUT = 60.0      # seconds without an open stream before a server closes
 DEFAULT_HEADER_TIMEOUT = 30.0    # seconds for a started request head to complete
 DEFAULT_MAX_BODY_BUFFER = 65536  # HTTP/1.1 request body bytes buffered before reads pause
+DEFAULT_SETTINGS_TIMEOUT = 10.0  # seconds for an HTTP/2 peer to acknowledge our SETTINGS
+DEFAULT_PROGRESS_TIMEOUT = 30.0  # the period over which a peer we wait on must move...
+DEFAULT_MIN_PROGRESS_RATE = 512  # ...this many bytes per second (in or out), or be dropped
+DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before reads pause
+CLOSE_GRACE = 2.0                # seconds a closing connection has to take its last bytes
 CONNECTION_WINDOW = 1 << 20      # our HTTP/2 connection receive window (streams: 65535)
 _READ_BUFFER = 65536
+_read_buffers = threading.local()   # one read buffer per thread, shared by its connections
+logger = logging.getLogger("cno")
 REFUSED_RETRIES = 2              # times request() sends a refused request again
 _WRITE_PIECE = 262144            # body bytes handed to the transport per write: an HTTP/1.1
                                  # body (no windows) must not land in its buffer whole
@@ -53,6 +62,17 @@ def _writelines(transport: Any, chunks: Sequence[bytes]) -> None:
         transport.writelines(chunks)
     else:
         transport.write(b"".join(chunks))
+
+
+def _read_buffer() -> memoryview:
+    """The calling thread's read buffer. Connections share it: the engine copies what it
+    keeps (an incomplete tail, body bytes), and nothing else runs between a transport's
+    get_buffer() and its buffer_updated(), so an idle connection holds no read buffer."""
+    try:
+        view: memoryview = _read_buffers.view
+    except AttributeError:
+        view = _read_buffers.view = memoryview(bytearray(_READ_BUFFER))
+    return view
 
 
 def _time_out(waiter: "asyncio.Future[None]") -> None:
@@ -151,10 +171,12 @@ class Payload:
         if self._exc is not None:
             raise self._exc
         self._waiter = self._conn.loop.create_future()
+        self._conn._readers_waiting += 1   # (the server's progress check sees it)
         try:
             await self._waiter
         finally:
             self._waiter = None
+            self._conn._readers_waiting -= 1
         if self._exc is not None and not self._buffer:
             raise self._exc
 
@@ -257,13 +279,14 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self.loop = loop or asyncio.get_event_loop()
         self.transport: Any = None
         self.manual_flow_control = True
-        self._read_view = memoryview(bytearray(_READ_BUFFER))
         # futures woken when windows grow or writing resumes / when any stream ends
         self._waiters: "set[asyncio.Future[None]]" = set()
         self._ended: "set[asyncio.Future[None]]" = set()
         self._max_buffer = DEFAULT_MAX_BODY_BUFFER
         self._h1_buffered = 0         # HTTP/1.1 body bytes received, not yet read
-        self._reading_paused = False
+        self._reading_paused = False  # ... stopped reading for that
+        self._input_paused = False    # ... or (servers) for pipelined input waiting unparsed
+        self._readers_waiting = 0     # body readers waiting for bytes from the peer
         self._lost = False
         self._corked: Optional[list[bytes]] = None   # a list while writes go out as one
         self._pending: list[bytes] = []   # output of this loop iteration, written at its end
@@ -272,6 +295,11 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._batch = False           # several requests came in one read: batch the answers
         self._window_opened = False   # our HTTP/2 connection window was raised
         self._failure: Optional[CnoError] = None   # the protocol error that ended it
+        self.close_reason: Optional[str] = None    # why we ended it, when we did
+        self._received = 0            # bytes read from the transport
+        self._written = 0             # bytes handed to the transport
+        self._grace: Optional[asyncio.TimerHandle] = None   # aborts a close that hangs
+        self._lingering = False       # our FIN is sent; input is dropped until the peer's
         # wait_closed()'s future, made when first asked for
         self._lost_waiter: Optional["asyncio.Future[None]"] = None
 
@@ -300,20 +328,37 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             self._open_window()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_view
+        return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        self._received += nbytes
+        if self._lingering:
+            return   # closing: input is read only to be dropped
         try:
-            raw.Connection.data_received(self, self._read_view[:nbytes])
+            raw.Connection.data_received(self, _read_buffer()[:nbytes])
         except CnoError as e:
-            self._failure = e   # what the requests and readers still running will see
-            self._abort()
+            # What the requests and readers still running will see (without the
+            # traceback, whose frames would tie this protocol into a reference cycle).
+            self._failure = e.with_traceback(None)
+            self._end_after_error("protocol error: %s" % e)
 
     def eof_received(self) -> bool:
         return False   # close the transport: half-open connections are not supported
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
         self._lost = True
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._pending.clear()
+        # CPython's selector transport holds a bound method of itself (_read_ready_cb): a
+        # reference cycle that only the cycle collector would free. It is never called
+        # once the transport is closed (its reader is gone), so cut it here.
+        if getattr(self.transport, "_read_ready_cb", None) is not None:
+            self.transport._read_ready_cb = None
         try:
             raw.Connection.connection_lost(self)
         except CnoError:
@@ -355,6 +400,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 self._batch_requests and self.is_http2):
             transport = self.transport
             if transport is not None and not transport.is_closing():
+                for chunk in chunks:
+                    self._written += len(chunk)
                 _writelines(transport, chunks)
             return
         self._pending.extend(chunks)
@@ -376,6 +423,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         chunks, self._pending = self._pending, []
         transport = self.transport
         if chunks and transport is not None and not transport.is_closing():
+            for chunk in chunks:
+                self._written += len(chunk)
             _writelines(transport, chunks)
 
     def _cork(self) -> None:
@@ -392,8 +441,26 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()
-        if self.transport is not None:
-            self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close once the output is out, staged (RFC 9112 9.6): FIN after the last
+        bytes, then input is read and dropped until the peer's FIN, for at most
+        CLOSE_GRACE seconds. Closing a socket with unread input sends a TCP RST, which
+        can destroy the last response or the GOAWAY before the peer reads it."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._lingering or self._lost:
+            return
+        if transport.can_write_eof():
+            self._lingering = True
+            transport.write_eof()
+            if self._reading_paused or self._input_paused:
+                transport.resume_reading()
+            self._grace = self.loop.call_later(CLOSE_GRACE, self._abort)
+        else:   # (TLS: close_notify, then the close)
+            transport.close()
+            if transport.get_write_buffer_size():
+                self._grace = self.loop.call_later(CLOSE_GRACE, self._abort)
 
     def on_flow_increase(self, stream: int) -> None:
         self._wake_all()
@@ -407,11 +474,30 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             self.transport.close()
 
     def _abort(self) -> None:
-        if self._flush_handle is not None:   # (a GOAWAY saying why goes first)
+        if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()
         if self.transport is not None:
             self.transport.abort()
+
+    def _end_after_error(self, reason: str) -> None:
+        """Close after a protocol error or a broken limit: what the engine wrote (the
+        GOAWAY saying why) goes out first; the close is staged (_linger)."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            logger.info("cno: closing %s: %s", self._peer_name(), reason)
+        self.on_close()
+
+    def _drop(self, reason: str) -> None:
+        """End a connection whose peer stopped taking part: nothing more can reach it."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            logger.info("cno: dropping %s: %s", self._peer_name(), reason)
+        self._abort()
+
+    def _peer_name(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return "connection from %s:%s" % peer[:2] if peer else "connection"
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -448,7 +534,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             self._h1_buffered += n
             if self._h1_buffered > self._max_buffer and not self._reading_paused:
                 self._reading_paused = True
-                self.transport.pause_reading()
+                if not self._input_paused:
+                    self.transport.pause_reading()
 
     def _consumed(self, stream: int, n: int) -> None:
         if not n or self._lost:
@@ -462,7 +549,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             self._h1_buffered -= n
             if self._reading_paused and self._h1_buffered <= self._max_buffer // 2:
                 self._reading_paused = False
-                self.transport.resume_reading()
+                if not self._input_paused:
+                    self.transport.resume_reading()
 
     async def _write(self, stream: int, data: Union[bytes, bytearray, memoryview],
                      final: bool, deadline: Optional[float] = None) -> None:
@@ -571,7 +659,7 @@ class Request:
             if code >= 200:
                 self.responded = True
                 if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
-                        and not conn.writing_paused):
+                        and not conn.writing_paused and len(data) <= _WRITE_PIECE):
                     n = conn.write_data(self.stream, data, True)
                     if n >= len(data):
                         return
@@ -582,6 +670,14 @@ class Request:
             await conn._write_body(self.stream, data, trailers)
 
 
+# The engine limits a server's ``limits`` may set, on each connection (docs/raw.md).
+_ENGINE_LIMITS = frozenset({
+    "reset_budget", "stream_error_budget", "empty_frame_budget", "control_frame_budget",
+    "max_continuations", "max_header_block_size", "max_head_size", "max_header_count",
+    "max_chunk_line",
+})
+
+
 class Server(_Connection):
     """The server protocol: ``handle(request)`` runs as a task for each request."""
 
@@ -589,14 +685,31 @@ class Server(_Connection):
                  idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
                  header_timeout: Optional[float] = DEFAULT_HEADER_TIMEOUT,
                  max_concurrent_streams: int = 100,
-                 max_body_buffer: int = DEFAULT_MAX_BODY_BUFFER) -> None:
+                 max_body_buffer: int = DEFAULT_MAX_BODY_BUFFER,
+                 settings_timeout: Optional[float] = DEFAULT_SETTINGS_TIMEOUT,
+                 progress_timeout: Optional[float] = DEFAULT_PROGRESS_TIMEOUT,
+                 min_progress_rate: int = DEFAULT_MIN_PROGRESS_RATE,
+                 max_pending_input: int = DEFAULT_MAX_PENDING_INPUT,
+                 limits: Optional[dict[str, int]] = None) -> None:
         super().__init__(loop, True)
         self.handle = handle
         self.disallow_h2_upgrade = False
         self.update_settings(max_concurrent_streams=max_concurrent_streams)
+        for name, value in (limits or {}).items():
+            if name not in _ENGINE_LIMITS:
+                raise UsageError("unknown limit %r (known: %s)"
+                                 % (name, ", ".join(sorted(_ENGINE_LIMITS))))
+            setattr(self, name, value)
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
+        self.settings_timeout = settings_timeout
+        self.progress_timeout = progress_timeout
+        self.min_progress_rate = min_progress_rate
         self._max_buffer = max_body_buffer
+        self._max_input = max_pending_input
+        self._settings_since: Optional[float] = None   # our SETTINGS seen unacknowledged
+        self._window_start: Optional[float] = None     # a period of waiting on the peer
+        self._window_mark = 0          # bytes moved when that period began
         self._requests: dict[int, Request] = {}
         self._tasks: "set[asyncio.Task[None]]" = set()
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -631,6 +744,9 @@ class Server(_Connection):
         super().buffer_updated(nbytes)
         if self._heads_in_read > 1:
             self._batch = True
+        if not self._input_paused and self.buffered_input > self._max_input \
+                and not self.is_http2:
+            self._check_input()
 
     # -- timeouts: one timer per connection, checking deadlines that requests move
     # (cheaper than cancelling and re-arming a timer for each request) ------------------
@@ -644,25 +760,95 @@ class Server(_Connection):
                 deadlines.append(self._head_started + self.header_timeout)
         return min(deadlines) if deadlines else None
 
+    def _tick(self) -> Optional[float]:
+        """How often the timer looks: half the shortest timeout, so that a period of
+        waiting on the peer is judged at most half a period late."""
+        timeouts = [t for t in (self.idle_timeout, self.header_timeout, self.settings_timeout,
+                                self.progress_timeout) if t]
+        return min(timeouts) / 2 if timeouts else None
+
     def _schedule_check(self) -> None:
-        delay = min(t for t in (self.idle_timeout, self.header_timeout) if t) \
-            if (self.idle_timeout or self.header_timeout) else None
-        if delay is not None and self._timer is None:
-            self._timer = self.loop.call_later(delay, self._check_timeouts)
+        tick = self._tick()
+        if tick is not None and self._timer is None:
+            self._timer = self.loop.call_later(tick, self._check_timeouts)
 
     def _check_timeouts(self) -> None:
         self._timer = None
         if self._lost:
             return
-        deadline = self._deadline()
         now = self.loop.time()
+        deadline = self._deadline()
         if deadline is not None and now >= deadline:
-            self.close()   # idle too long, or a request head too slow to arrive
+            # idle too long, or a request head too slow to arrive
+            self.close_reason = "idle_timeout" if self._head_started is None \
+                else "header_timeout"
+            self.close()
             return
-        self._timer = self.loop.call_at(deadline if deadline is not None
-                                        else now + min(t for t in (self.idle_timeout,
-                                                                   self.header_timeout) if t),
-                                        self._check_timeouts)
+        if self.settings_timeout and self.is_http2 and self.settings_unacked \
+                and not self.closed:
+            if self._settings_since is None:
+                self._settings_since = now
+            elif now - self._settings_since >= self.settings_timeout:
+                # RFC 9113 6.5.3: "If the sender of a SETTINGS frame does not receive an
+                # acknowledgment within a reasonable amount of time, it MAY issue a
+                # connection error of type SETTINGS_TIMEOUT."
+                raw.Connection.shutdown(self, 0x4)
+                self._end_after_error("settings_timeout")
+                return
+        else:
+            self._settings_since = None
+        if self.progress_timeout and self._check_progress(now):
+            return
+        tick = self._tick()
+        if tick is not None:
+            self._timer = self.loop.call_at(min(deadline, now + tick) if deadline is not None
+                                            else now + tick, self._check_timeouts)
+
+    def _waiting_on_peer(self) -> bool:
+        """Whether the connection waits for the peer: to send a body a handler awaits, to
+        open a flow-control window a writer needs, or to read what is written."""
+        transport = self.transport
+        return bool(self._readers_waiting or self._waiters
+                    or (transport is not None and transport.get_write_buffer_size()))
+
+    def _check_progress(self, now: float) -> bool:
+        """Drop a peer we wait on that moved fewer than min_progress_rate bytes a second
+        over a progress_timeout period (slow-read and slow-body attacks); True if so."""
+        if not self._waiting_on_peer():
+            self._window_start = None
+            return False
+        moved = self._received + self._written - self.transport.get_write_buffer_size()
+        if self._window_start is None:
+            self._window_start, self._window_mark = now, moved
+            return False
+        period = now - self._window_start
+        assert self.progress_timeout is not None
+        if period < self.progress_timeout:
+            return False
+        if moved - self._window_mark < self.min_progress_rate * period:
+            self._drop("progress_timeout")
+            return True
+        self._window_start, self._window_mark = now, moved
+        return False
+
+    # -- reading: stop while pipelined input waits -----------------------------------
+
+    def _check_input(self) -> None:
+        """HTTP/1.1: while a request is answered, the requests pipelined behind it wait
+        unparsed; past max_pending_input, stop reading the socket until they are taken.
+        (With no request open, the engine's own limits bound an incomplete head.)"""
+        if self.transport is None or self._lost:
+            return
+        pending = self.buffered_input
+        if not self._input_paused:
+            if pending > self._max_input and self._requests:
+                self._input_paused = True
+                if not self._reading_paused:
+                    self.transport.pause_reading()
+        elif pending <= self._max_input // 2 or not self._requests:
+            self._input_paused = False
+            if not self._reading_paused:
+                self.transport.resume_reading()
 
     # -- engine events -----------------------------------------------------------------
 
@@ -696,6 +882,8 @@ class Server(_Connection):
             self._stream_ended()
         if not self._requests:
             self._last_active = self.loop.time()
+        if self._input_paused:
+            self.loop.call_soon(self._check_input)   # once the engine took what it could
 
     async def _run(self, request: Request) -> None:
         try:

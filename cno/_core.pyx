@@ -389,16 +389,25 @@ cdef void remember_reset(Connection c, uint32_t sid):
 # ----------------------------------------------------------------------------------------
 # Output
 
+cdef bint writing_body(Connection c) except -1:
+    """Whether some stream is in the middle of writing its body."""
+    cdef Stream s
+    for s in c.streams.values():
+        if s.w_state == W_DATA:
+            return True
+    return False
+
+
 cdef int flush(Connection c) except -1:
     """Hand what this public call wrote to on_writev, in one call."""
     cdef bytes data
-    if c.out.len == 0:
-        return 0
-    data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
-    c.out.len = 0
-    buf_trim(&c.out, TRIM_ABOVE)
-    if c.ev_writev is not None:
-        c.ev_writev(c, [data])
+    if c.out.len:
+        data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
+        c.out.len = 0
+        if c.ev_writev is not None:
+            c.ev_writev(c, [data])
+    if c.out.cap > TRIM_ABOVE and not writing_body(c):
+        buf_trim(&c.out, TRIM_ABOVE)   # (kept while a body streams out: no realloc per write)
     return 0
 
 

@@ -14,7 +14,8 @@ for looking at what an older server does, never in the tests.
 Routes:
 
 - ``/``        200 "ok"
-- ``/big``     200, one shared 10 MB ``bytes`` object (the same object for every response)
+- ``/big``     200, one shared 10 MB ``bytes`` object (the same object for every response);
+               ``/big?size=N``: a memoryview of its first N bytes
 - ``/upload``  reads the whole request body, answers its length (decimal)
 - ``/stream``  a streamed body: 64 chunks of 16 KiB from an async generator
 - ``/_stats``  JSON: {"rss_kib", "hwm_kib", "connections", "requests"} (diagnostics)
@@ -58,7 +59,10 @@ async def handle(request):
     if path == "/":
         await request.respond(200, [("content-type", "text/plain")], b"ok")
     elif path == "/big":
-        await request.respond(200, [("content-type", "application/octet-stream")], BIG)
+        body = BIG
+        if "?size=" in request.path:   # a prefix of the same object, not a copy
+            body = memoryview(BIG)[:int(request.path.split("?size=", 1)[1])]
+        await request.respond(200, [("content-type", "application/octet-stream")], body)
     elif path == "/upload":
         body = await request.payload.read()
         await request.respond(200, [("content-type", "text/plain")], str(len(body)).encode())

@@ -430,12 +430,15 @@ class _Peer:
         pass
 
     def wait_end(self, timeout):
-        """Read until the connection ends or timeout; the end ("eof", "reset") or None."""
+        """Read (and send what is queued) until the connection ends or timeout; the end
+        ("eof", "reset") or None."""
         deadline = time.monotonic() + timeout
         while self.end is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            if self.out:   # (what is still queued goes too: acknowledgements, requests)
+                self.pump(0)
             self.poll(min(left, 0.2))
         return self.end
 

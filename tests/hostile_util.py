@@ -763,3 +763,94 @@ class GoodClient(threading.Thread):
         assert not self.failures, self.report()
         assert len(self.latencies) >= min_answers, self.report()
         assert max(self.latencies) < deadline, self.report()
+
+
+# -- many idle connections (memory per connection) ----------------------------------------
+
+def _read_h2_response(sock, stream=1, timeout=10.0):
+    """Read frames until stream ends (END_STREAM); returns the bytes read."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        pos = 0
+        while len(buf) - pos >= 9:
+            length = int.from_bytes(buf[pos:pos + 3], "big")
+            if len(buf) - pos < 9 + length:
+                break
+            ftype, flags, sid = struct.unpack(">BBI", buf[pos + 3:pos + 9])
+            pos += 9 + length
+            if ftype == GOAWAY:
+                raise ConnectionError("GOAWAY from the server")
+            if sid == stream and ftype == RST_STREAM:
+                raise ConnectionError("RST_STREAM from the server")
+            if sid == stream and ftype in (HEADERS, DATA) and flags & END_STREAM:
+                return buf
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+
+
+def _read_h1_response(sock, timeout=30.0):
+    """Read one HTTP/1.1 response with a Content-Length body; returns the body length."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in buf:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    got = len(rest)
+    while got < length:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the server closed the connection mid-body")
+        got += len(chunk)
+    return length
+
+
+def open_idle_connections(port, n, proto, body_size=1 << 20, batch=100):
+    """Open n connections and leave them idle, each after one completed exchange:
+
+    - ``h2``: preface, SETTINGS, SETTINGS ACK, ``GET /`` answered (plaintext HTTP/2);
+    - ``h1``: ``GET /big?size=body_size`` read in full, kept alive.
+
+    Returns the list of sockets (the caller closes them)."""
+    socks = []
+    for start in range(0, n, batch):
+        group = []
+        for _ in range(min(batch, n - start)):
+            s = socket.create_connection((HOST, port), timeout=10)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proto == "h2":
+                # (our ACK may precede the server's SETTINGS on the wire: the server
+                # writes them as the connection starts, so they are outstanding)
+                s.sendall(PREFACE + settings(enable_push=0) + settings_ack()
+                          + headers(1, request_block("/")))
+            else:
+                s.sendall(b"GET /big?size=%d HTTP/1.1\r\nHost: idle\r\n\r\n" % body_size)
+            group.append(s)
+        for s in group:
+            if proto == "h2":
+                _read_h2_response(s)
+            else:
+                _read_h1_response(s)
+        socks.extend(group)
+    return socks
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass

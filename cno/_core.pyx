@@ -955,12 +955,14 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
 
 cdef inline uint32_t stream_limit(Connection c) noexcept:
     """How many streams the peer may have open (over it: REFUSED_STREAM, 5.1.2). A new
-    value binds the peer once acknowledged (6.5.3); until the first acknowledgement the
-    peer knows no limit at all (RFC 9113's initial value is unlimited) and clients assume
-    100 meanwhile, so up to that many (or our own limit if higher) are accepted: enough
-    for the requests of a first round trip, and a bound on a peer that never ACKs."""
-    return min(c.local[S_MAX_CONCURRENT_STREAMS],
-               max(c.wanted[S_MAX_CONCURRENT_STREAMS], <uint32_t> CONSERVATIVE_STREAMS))
+    value binds the peer once acknowledged (6.5.3). Until a limit was first acknowledged
+    the peer knows none (RFC 9113's initial value is unlimited), yet ours holds from the
+    first frame: refusing a stream is always allowed (REFUSED_STREAM says it was not
+    processed, 8.7), and a peer that never acknowledges is bounded like any other
+    (nghttp2 does the same)."""
+    if c.local[S_MAX_CONCURRENT_STREAMS] == NO_LIMIT:
+        return c.wanted[S_MAX_CONCURRENT_STREAMS]
+    return c.local[S_MAX_CONCURRENT_STREAMS]
 
 
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,

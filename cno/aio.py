@@ -273,6 +273,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
     """What servers and clients share: transport I/O and writing with backpressure."""
 
     _batch_requests = False   # an HTTP/2 client's output waits for the iteration's end
+    progress_timeout: Optional[float] = None   # the server's slow-peer limit (Server)
 
     def __init__(self, loop: Optional[asyncio.AbstractEventLoop], server: bool) -> None:
         raw.Connection.__init__(self, server)
@@ -296,8 +297,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._window_opened = False   # our HTTP/2 connection window was raised
         self._failure: Optional[CnoError] = None   # the protocol error that ended it
         self.close_reason: Optional[str] = None    # why we ended it, when we did
-        self._received = 0            # bytes read from the transport
-        self._written = 0             # bytes handed to the transport
+        self._moved = 0               # body bytes received, and written as the peer let us
         self._grace: Optional[asyncio.TimerHandle] = None   # aborts a close that hangs
         self._lingering = False       # our FIN is sent; input is dropped until the peer's
         # wait_closed()'s future, made when first asked for
@@ -331,7 +331,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._received += nbytes
         if self._lingering:
             return   # closing: input is read only to be dropped
         try:
@@ -384,6 +383,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self._lingering and not self._lost:
+            self.transport.resume_reading()   # (paused by _linger) drop what came meanwhile
         self._wake_all()
 
     # -- engine events shared by both sides --------------------------------------------
@@ -400,8 +401,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 self._batch_requests and self.is_http2):
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                for chunk in chunks:
-                    self._written += len(chunk)
                 _writelines(transport, chunks)
             return
         self._pending.extend(chunks)
@@ -423,8 +422,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         chunks, self._pending = self._pending, []
         transport = self.transport
         if chunks and transport is not None and not transport.is_closing():
-            for chunk in chunks:
-                self._written += len(chunk)
             _writelines(transport, chunks)
 
     def _cork(self) -> None:
@@ -454,13 +451,30 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if transport.can_write_eof():
             self._lingering = True
             transport.write_eof()
-            if self._reading_paused or self._input_paused:
+            if self.writing_paused:
+                # The peer is not reading what we wrote (a flood that broke a budget):
+                # its input waits in the kernel until it reads (resume_writing), rather
+                # than being read and dropped as fast as it can send.
+                transport.pause_reading()
+            elif self._reading_paused or self._input_paused:
                 transport.resume_reading()
-            self._grace = self.loop.call_later(CLOSE_GRACE, self._abort)
+            self._grace = self.loop.call_later(CLOSE_GRACE, self._grace_over)
         else:   # (TLS: close_notify, then the close)
             transport.close()
             if transport.get_write_buffer_size():
-                self._grace = self.loop.call_later(CLOSE_GRACE, self._abort)
+                self._grace = self.loop.call_later(CLOSE_GRACE, self._grace_over)
+
+    def _grace_over(self) -> None:
+        """A closing connection whose output is still queued waits on the peer to read it
+        (the GOAWAY saying why sits behind what a flooding peer did not read); the
+        progress timeout drops it if it reads too slowly. Otherwise it is cut now."""
+        self._grace = None
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() \
+                and self.progress_timeout:
+            self._grace = self.loop.call_later(CLOSE_GRACE, self._grace_over)
+            return
+        self._abort()
 
     def on_flow_increase(self, stream: int) -> None:
         self._wake_all()
@@ -530,6 +544,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 timer.cancel()
 
     def _buffered(self, n: int) -> None:
+        self._moved += n
         if not self.is_http2:
             self._h1_buffered += n
             if self._h1_buffered > self._max_buffer and not self._reading_paused:
@@ -566,6 +581,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 n = self.write_data(stream, piece, final and piece is view)
             except InvalidStream:
                 raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+            self._moved += n
             if n >= len(view):
                 return
             view = memoryview(view)[n:]
@@ -661,6 +677,7 @@ class Request:
                 if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
                         and not conn.writing_paused and len(data) <= _WRITE_PIECE):
                     n = conn.write_data(self.stream, data, True)
+                    conn._moved += n
                     if n >= len(data):
                         return
                     data = memoryview(data)[n:]
@@ -817,7 +834,9 @@ class Server(_Connection):
         if not self._waiting_on_peer():
             self._window_start = None
             return False
-        moved = self._received + self._written - self.transport.get_write_buffer_size()
+        # Only body bytes count: control frames (WINDOW_UPDATEs of one byte, PINGs) are
+        # not progress, or a peer dribbling its window (CVE-2019-9511) would pass.
+        moved = self._moved - self.transport.get_write_buffer_size()
         if self._window_start is None:
             self._window_start, self._window_mark = now, moved
             return False
@@ -893,6 +912,13 @@ class Server(_Connection):
         else:
             if not request.responded and not self.closed and request.stream in self.open_streams:
                 self._answer_500(request)
+        finally:
+            # The body's error, raised in the handler, holds a traceback whose frames
+            # hold the payload that holds the error: cut it so that the request goes by
+            # reference counting (issue 10 item 9).
+            exc = request.payload._exc
+            if exc is not None:
+                exc.__traceback__ = None
 
     def _failed(self, request: Request, exc: BaseException) -> None:
         if not isinstance(exc, (StreamReset, ConnectionClosed)):

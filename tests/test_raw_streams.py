@@ -342,15 +342,13 @@ def test_raised_limit_applies_only_when_acked():
 @pytest.mark.parametrize("ours", [2, 100, 300])
 def test_limit_holds_before_the_peer_ever_acks(ours):
     # issue 10 item 1: a client that sends its preface and never acknowledges our SETTINGS
-    # opened 740,000 streams. Before the first ACK the peer may have max(ours, 100) open
-    # (100: what clients assume before our SETTINGS reach them, RFC 9113 6.5.2 recommends
-    # no less), the next is refused; after the ACK, ours.
+    # opened 740,000 streams. Our own limit holds from the first frame: the stream past it
+    # is refused with REFUSED_STREAM (RFC 9113 8.7: never processed, safe to retry).
     c = make_server(ack=False, local={"max_concurrent_streams": ours})
-    allowed = max(ours, 100)
-    for sid in range(1, 2 * allowed, 2):
+    for sid in range(1, 2 * ours, 2):
         open_stream(c, sid)
     c.reset_log()
-    expect_stream_error(c, headers(2 * allowed + 1, c.block(REQ)), 2 * allowed + 1,
+    expect_stream_error(c, headers(2 * ours + 1, c.block(REQ)), 2 * ours + 1,
                         REFUSED_STREAM)
 
 

@@ -40,14 +40,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 
 
-def rss_kib_self() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
 def idle_connections(proto: str, n: int, body: int, memory_gib: float,
                      warmup: int = 50) -> dict:
     from hostile_util import GiB, HostileServer, close_all, open_idle_connections, raise_nofile
@@ -81,50 +73,16 @@ def idle_connections(proto: str, n: int, body: int, memory_gib: float,
 
 
 def million_streams(total: int, traced: int, batch: int = 50) -> dict:
-    import cno.raw
-
-    class Peer(cno.raw.Connection):
-        def on_writev(self, chunks):
-            self.out.extend(chunks)
-
-    class ServerPeer(Peer):
-        def on_message_head(self, stream, code, method, path, headers):
-            self.write_head(stream, 200, "", "", [("content-length", "2")], False)
-            self.write_data(stream, b"ok", True)
-
-    client, server = Peer(server=False), ServerPeer(server=True)
-    client.out, server.out = [], []
-    client.connection_made(True)
-    server.connection_made(True)
-
-    def move():
-        while client.out or server.out:
-            if client.out:
-                chunk = b"".join(client.out)
-                client.out.clear()
-                server.data_received(chunk)
-            if server.out:
-                chunk = b"".join(server.out)
-                server.out.clear()
-                client.data_received(chunk)
-
-    head = [(":scheme", "http"), (":authority", "bench")]
-
-    def run(n):
-        for _ in range(n // batch):
-            for _ in range(batch):
-                client.write_head(client.next_stream, 0, "GET", "/", head, True)
-            move()
-
-    move()
+    from hostile_util import engine_pair, proc_status_kib
+    client, server, run = engine_pair(batch)
     run(20000)   # warm-up: tables, free lists, buffers at their working size
     gc.collect()
-    rss0, blocks0 = rss_kib_self(), sys.getallocatedblocks()
+    rss0, blocks0 = proc_status_kib(os.getpid(), "VmRSS"), sys.getallocatedblocks()
     t0 = time.monotonic()
     run(total)
     took = time.monotonic() - t0
     gc.collect()
-    rss1, blocks1 = rss_kib_self(), sys.getallocatedblocks()
+    rss1, blocks1 = proc_status_kib(os.getpid(), "VmRSS"), sys.getallocatedblocks()
     traced_growth = None
     if traced:
         tracemalloc.start()

@@ -12,6 +12,7 @@
   half a frame behind; it may never read (``rcvbuf`` small), and later ``drain()`` what the
   server sent and how the connection ended.
 - :class:`H1Peer`: the same for HTTP/1.1 bytes.
+- ``engine_pair()``: a recording-free cno.raw client and server in memory (memory runs).
 - :class:`GoodClient`: a thread doing a GET every ~50 ms over its own keep-alive
   connection (HTTP/1.1 or HTTP/2), recording latencies and failures: the well-behaved
   client that must keep getting answers while an attack runs.
@@ -50,6 +51,49 @@ def proc_status_kib(pid, field):
     except (FileNotFoundError, ProcessLookupError):
         pass
     return -1
+
+
+def engine_pair(batch=50):
+    """A cno.raw HTTP/2 client and server back to back in memory, recording nothing (for
+    memory measurements over a great many streams): returns (client, server, run), run(n)
+    doing n GETs answered with 2 bytes, ``batch`` requests per round trip."""
+    import cno.raw
+
+    class Peer(cno.raw.Connection):
+        def on_writev(self, chunks):
+            self.out.extend(chunks)
+
+    class ServerPeer(Peer):
+        def on_message_head(self, stream, code, method, path, headers):
+            self.write_head(stream, 200, "", "", [("content-length", "2")], False)
+            self.write_data(stream, b"ok", True)
+
+    client, server = Peer(server=False), ServerPeer(server=True)
+    client.out, server.out = [], []
+    client.connection_made(True)
+    server.connection_made(True)
+
+    def move():
+        while client.out or server.out:
+            if client.out:
+                chunk = b"".join(client.out)
+                client.out.clear()
+                server.data_received(chunk)
+            if server.out:
+                chunk = b"".join(server.out)
+                server.out.clear()
+                client.data_received(chunk)
+
+    head = [(":scheme", "http"), (":authority", "t")]
+
+    def run(n):
+        for _ in range(n // batch):
+            for _ in range(batch):
+                client.write_head(client.next_stream, 0, "GET", "/", head, True)
+            move()
+
+    move()
+    return client, server, run
 
 
 def raise_nofile(n):

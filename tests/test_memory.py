@@ -13,6 +13,7 @@ Linux only (/proc, rlimits). The connection counts are kept small enough for CI.
 """
 import asyncio
 import gc
+import os
 import socket
 import struct
 import sys
@@ -22,8 +23,8 @@ import tracemalloc
 import pytest
 
 from hostile_util import (
-    GiB, PREFACE, HostileServer, close_all, data, frame, headers, open_idle_connections,
-    raise_nofile, request_block, settings, settings_ack,
+    GiB, PREFACE, HostileServer, close_all, data, engine_pair, frame, headers,
+    open_idle_connections, proc_status_kib, raise_nofile, request_block, settings, settings_ack,
 )
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -62,66 +63,19 @@ def test_memory_per_idle_connection(proto):
                 per_conn, proto, before / 1024, after / 1024, n, server.describe()))
 
 
-def _engine_pair():
-    import cno.raw
-
-    class Peer(cno.raw.Connection):
-        def on_writev(self, chunks):
-            self.out.extend(chunks)
-
-    class ServerPeer(Peer):
-        def on_message_head(self, stream, code, method, path, headers):
-            self.write_head(stream, 200, "", "", [("content-length", "2")], False)
-            self.write_data(stream, b"ok", True)
-
-    client, server = Peer(server=False), ServerPeer(server=True)
-    client.out, server.out = [], []
-    client.connection_made(True)
-    server.connection_made(True)
-
-    def move():
-        while client.out or server.out:
-            if client.out:
-                chunk = b"".join(client.out)
-                client.out.clear()
-                server.data_received(chunk)
-            if server.out:
-                chunk = b"".join(server.out)
-                server.out.clear()
-                client.data_received(chunk)
-
-    head = [(":scheme", "http"), (":authority", "t")]
-
-    def run(n, batch=50):
-        for _ in range(n // batch):
-            for _ in range(batch):
-                client.write_head(client.next_stream, 0, "GET", "/", head, True)
-            move()
-
-    move()
-    return client, server, run
-
-
-def _rss_kib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-
 @pytest.mark.slow
 def test_many_streams_keep_a_flat_footprint():
     """200,000 streams opened and completed on one HTTP/2 connection (cno.raw client and
     server back to back) after a warm-up: no growth in RSS (C buffers included), in
     Python's allocated blocks, or (over a shorter traced run) in tracemalloc's count.
     (bench/w7_memory.py runs a million.)"""
-    client, server, run = _engine_pair()
+    client, server, run = engine_pair()
     run(20000)
     gc.collect()
-    rss0, blocks0 = _rss_kib(), sys.getallocatedblocks()
+    rss0, blocks0 = proc_status_kib(os.getpid(), "VmRSS"), sys.getallocatedblocks()
     run(200000)
     gc.collect()
-    rss1, blocks1 = _rss_kib(), sys.getallocatedblocks()
+    rss1, blocks1 = proc_status_kib(os.getpid(), "VmRSS"), sys.getallocatedblocks()
     assert not client.open_streams and not server.open_streams
     assert rss1 - rss0 < 512, "RSS grew %d KiB over 200,000 streams" % (rss1 - rss0)
     assert blocks1 - blocks0 < 200, "%d more allocated blocks" % (blocks1 - blocks0)

@@ -585,7 +585,7 @@ LAYERS = [
     ("socket and epoll calls (kernel included)", r"socketmodule\.c|selectmodule\.c"),
     ("cno engine (_core, _hpack)", r"cno/_core\.pyx|cno/_hpack\.pyx|cno/_h1\.pxi|cno/_.*\.pxd"
                                    r"|_core\.cpython|_hpack\.cpython"),
-    ("cno.aio (asyncio protocol, Client)", r"cno/aio\.py|cno/raw\.py"),
+    ("cno.aio (asyncio protocol, Client)", r"cno/aio/|cno/raw\.py"),
     ("cno.acgi (Pool, Connection)", r"cno/acgi/"),
     ("cno.httpx (the transport)", r"cno/httpx\.py"),
     ("httpx (above the transport)", r"(^|/)httpx/"),

@@ -1,0 +1,423 @@
+"""The asyncio server: :class:`Server` (one per connection), :class:`Request`,
+:class:`Service` and :func:`serve` (docs/aio.md), with the limits against peers that
+misbehave (timeouts, progress, pending input)."""
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+from typing import Any, Optional
+
+from cno import raw
+from cno.errors import (
+    CnoError, ConnectionClosed, InvalidStream, StreamReset, UsageError, WouldBlock,
+)
+from cno.aio.payload import Payload
+from cno.aio.protocol import (
+    _WRITE_PIECE, ALPN, DEFAULT_MAX_BODY_BUFFER, Body, Headers, _Connection,
+)
+
+DEFAULT_IDLE_TIMEOUT = 60.0      # seconds without an open stream before a server closes
+DEFAULT_HEADER_TIMEOUT = 30.0    # seconds for a started request head to complete
+DEFAULT_SETTINGS_TIMEOUT = 10.0  # seconds for an HTTP/2 peer to acknowledge our SETTINGS
+DEFAULT_PROGRESS_TIMEOUT = 30.0  # the period over which a peer we wait on must move...
+DEFAULT_MIN_PROGRESS_RATE = 512  # ...this many bytes per second (in or out), or be dropped
+DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before reads pause
+
+
+class Request:
+    """A request a server received; ``await respond(...)`` answers it."""
+
+    def __init__(self, conn: "Server", stream: int, method: Any, path: Any, headers: list[Any]) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.payload = Payload(conn, stream)
+        self.trailers: Optional[list[Any]] = None
+        self.responded = False
+
+    def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
+        """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
+        unless given. Returns True if the push was promised."""
+        conn = self.conn
+        if not conn.is_http2 or conn.closed:
+            return False
+        given = {h[0] for h in headers}
+        inherited = [h for h in self.headers if h[0] in (":authority", ":scheme")
+                     and h[0] not in given]
+        try:
+            return conn.write_push(self.stream, method, path, inherited + list(headers)) != 0
+        except CnoError:
+            return False
+
+    async def respond(self, code: int, headers: Headers = (), data: Body = b"", *,
+                      trailers: Optional[Headers] = None) -> None:
+        """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
+        conn = self.conn
+        simple = isinstance(data, (bytes, bytearray, memoryview))
+        if code in (204, 304) and not (simple and not data):
+            # RFC 9110 15.3.5, 15.4.5: these responses end with their head.
+            raise UsageError("a %d response has no body" % code)
+        final = simple and not data and not trailers
+        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
+                and code >= 200:
+            # The whole body is known: say how long it is (no chunked framing needed).
+            if not any(h[0] in ("content-length", b"content-length") for h in headers):
+                headers = list(headers)
+                headers.append(("content-length", str(len(data))))
+        while True:
+            conn._cork()   # the head and a body that fits go out in one write
+            try:
+                conn.write_head(self.stream, code, "", "", headers, final)
+                break
+            except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
+                conn._uncork()
+                await conn._wait(conn._ended)
+            except InvalidStream:
+                conn._uncork()
+                raise StreamReset(0x8, "stream %d is no longer open" % self.stream) from None
+            except BaseException:
+                conn._uncork()   # (a head the engine refused: the 500 must not be held back)
+                raise
+        try:
+            if code >= 200:
+                self.responded = True
+                if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
+                        and not conn.writing_paused and len(data) <= _WRITE_PIECE):
+                    n = conn.write_data(self.stream, data, True)
+                    conn._moved += n
+                    if n >= len(data):
+                        return
+                    data = memoryview(data)[n:]
+        finally:
+            conn._uncork()
+        if not final and code >= 200:
+            await conn._write_body(self.stream, data, trailers)
+
+
+# The engine limits a server's ``limits`` may set, on each connection (docs/raw.md).
+_ENGINE_LIMITS = frozenset({
+    "reset_budget", "stream_error_budget", "empty_frame_budget", "control_frame_budget",
+    "max_continuations", "max_header_block_size", "max_head_size", "max_header_count",
+    "max_chunk_line",
+})
+
+
+class Server(_Connection):
+    """The server protocol: ``handle(request)`` runs as a task for each request."""
+
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None, handle: Any = None, *,
+                 idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+                 header_timeout: Optional[float] = DEFAULT_HEADER_TIMEOUT,
+                 max_concurrent_streams: int = 100,
+                 max_body_buffer: int = DEFAULT_MAX_BODY_BUFFER,
+                 settings_timeout: Optional[float] = DEFAULT_SETTINGS_TIMEOUT,
+                 progress_timeout: Optional[float] = DEFAULT_PROGRESS_TIMEOUT,
+                 min_progress_rate: int = DEFAULT_MIN_PROGRESS_RATE,
+                 max_pending_input: int = DEFAULT_MAX_PENDING_INPUT,
+                 limits: Optional[dict[str, int]] = None) -> None:
+        super().__init__(loop, True)
+        self.handle = handle
+        self.disallow_h2_upgrade = False
+        self.update_settings(max_concurrent_streams=max_concurrent_streams)
+        for name, value in (limits or {}).items():
+            if name not in _ENGINE_LIMITS:
+                raise UsageError("unknown limit %r (known: %s)"
+                                 % (name, ", ".join(sorted(_ENGINE_LIMITS))))
+            setattr(self, name, value)
+        self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self.settings_timeout = settings_timeout
+        self.progress_timeout = progress_timeout
+        self.min_progress_rate = min_progress_rate
+        self._max_buffer = max_body_buffer
+        self._max_input = max_pending_input
+        self._settings_since: Optional[float] = None   # our SETTINGS seen unacknowledged
+        self._window_start: Optional[float] = None     # a period of waiting on the peer
+        self._window_mark = 0          # bytes moved when that period began
+        self._requests: dict[int, Request] = {}
+        self._tasks: "set[asyncio.Task[None]]" = set()
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._last_active = 0.0       # when the last stream ended (or the connection began)
+        self._heads_in_read = 0
+        self._head_started: Optional[float] = None    # when input began arriving while idle
+        self._service = None
+
+    def connection_made(self, transport: Any) -> None:
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is not None:
+            self.scheme = "https"
+        self._start(transport, sslobj is not None and sslobj.selected_alpn_protocol() == "h2")
+        if self._service is not None:
+            self._service._connections.add(self)
+        self._last_active = self._head_started = self.loop.time()   # the first head is due
+        self._schedule_check()
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+        if self._service is not None:
+            self._service._connections.discard(self)
+            self._service._wake()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._head_started is None and not self._requests:
+            self._head_started = self.loop.time()
+        self._heads_in_read = 0
+        super().buffer_updated(nbytes)
+        if self._heads_in_read > 1:
+            self._batch = True
+        if not self._input_paused and self.buffered_input > self._max_input \
+                and not self.is_http2:
+            self._check_input()
+
+    # -- timeouts: one timer per connection, checking deadlines that requests move
+    # (cheaper than cancelling and re-arming a timer for each request) ------------------
+
+    def _deadline(self) -> Optional[float]:
+        deadlines = []
+        if not self._requests:
+            if self.idle_timeout:
+                deadlines.append(self._last_active + self.idle_timeout)
+            if self.header_timeout and self._head_started is not None:
+                deadlines.append(self._head_started + self.header_timeout)
+        return min(deadlines) if deadlines else None
+
+    def _tick(self) -> Optional[float]:
+        """How often the timer looks: half the shortest timeout, so that a period of
+        waiting on the peer is judged at most half a period late."""
+        timeouts = [t for t in (self.idle_timeout, self.header_timeout, self.settings_timeout,
+                                self.progress_timeout) if t]
+        return min(timeouts) / 2 if timeouts else None
+
+    def _schedule_check(self) -> None:
+        tick = self._tick()
+        if tick is not None and self._timer is None:
+            self._timer = self.loop.call_later(tick, self._check_timeouts)
+
+    def _check_timeouts(self) -> None:
+        self._timer = None
+        if self._lost:
+            return
+        now = self.loop.time()
+        deadline = self._deadline()
+        if deadline is not None and now >= deadline:
+            # idle too long, or a request head too slow to arrive
+            self.close_reason = "idle_timeout" if self._head_started is None \
+                else "header_timeout"
+            self.close()
+            return
+        if self.settings_timeout and self.is_http2 and self.settings_unacked \
+                and not self.closed:
+            if self._settings_since is None:
+                self._settings_since = now
+            elif now - self._settings_since >= self.settings_timeout:
+                # RFC 9113 6.5.3: "If the sender of a SETTINGS frame does not receive an
+                # acknowledgment within a reasonable amount of time, it MAY issue a
+                # connection error of type SETTINGS_TIMEOUT."
+                raw.Connection.shutdown(self, 0x4)
+                self._end_after_error("settings_timeout")
+                return
+        else:
+            self._settings_since = None
+        if self.progress_timeout and self._check_progress(now):
+            return
+        tick = self._tick()
+        if tick is not None:
+            self._timer = self.loop.call_at(min(deadline, now + tick) if deadline is not None
+                                            else now + tick, self._check_timeouts)
+
+    def _waiting_on_peer(self) -> bool:
+        """Whether the connection waits for the peer: to send a body a handler awaits, to
+        open a flow-control window a writer needs, or to read what is written."""
+        transport = self.transport
+        return bool(self._readers_waiting or self._waiters
+                    or (transport is not None and transport.get_write_buffer_size()))
+
+    def _check_progress(self, now: float) -> bool:
+        """Drop a peer we wait on that moved fewer than min_progress_rate bytes a second
+        over a progress_timeout period (slow-read and slow-body attacks); True if so."""
+        if not self._waiting_on_peer():
+            self._window_start = None
+            return False
+        # Only body bytes count: control frames (WINDOW_UPDATEs of one byte, PINGs) are
+        # not progress, or a peer dribbling its window (CVE-2019-9511) would pass.
+        moved = self._moved - self.transport.get_write_buffer_size()
+        if self._window_start is None:
+            self._window_start, self._window_mark = now, moved
+            return False
+        period = now - self._window_start
+        assert self.progress_timeout is not None
+        if period < self.progress_timeout:
+            return False
+        if moved - self._window_mark < self.min_progress_rate * period:
+            self._drop("progress_timeout")
+            return True
+        self._window_start, self._window_mark = now, moved
+        return False
+
+    # -- reading: stop while pipelined input waits -----------------------------------
+
+    def _check_input(self) -> None:
+        """HTTP/1.1: while a request is answered, the requests pipelined behind it wait
+        unparsed; past max_pending_input, stop reading the socket until they are taken.
+        (With no request open, the engine's own limits bound an incomplete head.)"""
+        if self.transport is None or self._lost:
+            return
+        pending = self.buffered_input
+        if not self._input_paused:
+            if pending > self._max_input and self._requests:
+                self._input_paused = True
+                if not self._reading_paused:
+                    self.transport.pause_reading()
+        elif pending <= self._max_input // 2 or not self._requests:
+            self._input_paused = False
+            if not self._reading_paused:
+                self.transport.resume_reading()
+
+    # -- engine events -----------------------------------------------------------------
+
+    def on_message_head(self, stream: int, code: int, method: Any, path: Any,
+                        headers: list[Any]) -> None:
+        self._head_started = None
+        self._heads_in_read += 1
+        request = Request(self, stream, method, path, headers)
+        self._requests[stream] = request
+        task = self.loop.create_task(self._run(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_message_data(self, stream: int, data: bytes) -> None:
+        request = self._requests.get(stream)
+        if request is not None:
+            self._buffered(len(data))
+            request.payload._feed(data)
+
+    def on_message_tail(self, stream: int, trailers: Optional[list[Any]]) -> None:
+        request = self._requests.get(stream)
+        if request is not None:
+            request.trailers = trailers
+            request.payload._feed_eof()
+
+    def on_stream_end(self, stream: int, code: int, side: int) -> None:
+        request = self._requests.pop(stream, None)
+        if request is not None and not request.payload._eof:
+            request.payload._fail(StreamReset(code or 0x8))
+        if self._ended or self._waiters:
+            self._stream_ended()
+        if not self._requests:
+            self._last_active = self.loop.time()
+        if self._input_paused:
+            self.loop.call_soon(self._check_input)   # once the engine took what it could
+
+    async def _run(self, request: Request) -> None:
+        try:
+            await self.handle(request)
+        except Exception as exc:
+            self._failed(request, exc)
+        else:
+            if not request.responded and not self.closed and request.stream in self.open_streams:
+                self._answer_500(request)
+        finally:
+            # The body's error, raised in the handler, holds a traceback whose frames
+            # hold the payload that holds the error: cut it so that the request goes by
+            # reference counting (issue 10 item 9).
+            failure = request.payload._exc
+            if failure is not None:
+                failure.__traceback__ = None
+
+    def _failed(self, request: Request, exc: BaseException) -> None:
+        if not isinstance(exc, (StreamReset, ConnectionClosed)):
+            self.loop.call_exception_handler({
+                "message": "cno: request handler failed", "exception": exc, "protocol": self})
+        if self.closed or request.stream not in self.open_streams:
+            return
+        if not request.responded:
+            self._answer_500(request)
+        elif self.is_http2:
+            self.write_reset(request.stream, 0x2)   # INTERNAL_ERROR
+        else:
+            self._abort()   # HTTP/1.1 has no other way to say the response is broken
+
+    def _answer_500(self, request: Request) -> None:
+        try:
+            self.write_head(request.stream, 500, "", "", [("content-length", "0")], True)
+            request.responded = True
+        except CnoError:
+            if self.is_http2:
+                self.write_reset(request.stream, 0x2)
+            else:
+                self._abort()
+
+    def shutdown(self, code: int = 0) -> None:
+        """Graceful shutdown: no new requests; those running finish, then the
+        connection closes."""
+        if not self.closed:
+            raw.Connection.shutdown(self, code)
+
+
+class Service:
+    """What ``cno.serve`` returns: a listening server and its connections."""
+
+    def __init__(self, server: asyncio.AbstractServer) -> None:
+        self.server = server
+        self._connections: "set[Server]" = set()
+        self._waiter: Optional["asyncio.Future[None]"] = None
+
+    @property
+    def sockets(self) -> Any:
+        return self.server.sockets  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Stop accepting connections (open ones go on; see shutdown)."""
+        self.server.close()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done() and not self._connections:
+            self._waiter.set_result(None)
+
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop accepting, ask every connection to finish (GOAWAY / Connection: close),
+        wait for them to close (abort the rest after timeout seconds)."""
+        self.server.close()
+        for conn in list(self._connections):
+            conn.shutdown()
+        if self._connections:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            except asyncio.TimeoutError:
+                for conn in list(self._connections):
+                    conn._abort()
+        await self.server.wait_closed()
+
+    async def __aenter__(self) -> "Service":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown(timeout=10)
+
+
+async def serve(handle: Any, host: Optional[str] = None, port: int = 0, *,
+                ssl: Optional[_ssl.SSLContext] = None, loop: Any = None,
+                **options: Any) -> Service:
+    """Listen on host:port and run ``handle(request)`` for each request (see docs/aio.md)."""
+    loop = asyncio.get_running_loop()
+    if ssl is not None:
+        ssl.set_alpn_protocols(ALPN)
+    service = None
+
+    def factory() -> Server:
+        protocol = Server(loop, handle, **options)
+        protocol._service = service
+        return protocol
+
+    server = await loop.create_server(factory, host, port, ssl=ssl)
+    service = Service(server)
+    return service

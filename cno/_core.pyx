@@ -1747,6 +1747,14 @@ cdef class Connection:
         """Ids of the streams that are open now."""
         return list(self.streams)
 
+    def http_version(self, uint32_t stream):
+        """The HTTP version of an open stream's exchange: "2", "1.1", or "1.0" when the
+        HTTP/1 peer spoke HTTP/1.0 in it (servers: in its request)."""
+        cdef Stream s = self.streams.get(stream)
+        if s is None:
+            raise InvalidStream("stream %d is not open" % stream)
+        return "2" if self.h2 else ("1.0" if s.h10 else "1.1")
+
     def update_settings(self, **changes):
         """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""
         cdef dict diff = {}

@@ -218,7 +218,59 @@ def _server_tls(certfile: str, keyfile: Optional[str]) -> ssl.SSLContext:
     return context
 
 
+def _is_app(target: Optional[str]) -> bool:
+    return target is not None and ":" in target and not os.path.exists(target)
+
+
+def _run_loop(main: Awaitable[None], loop: str) -> None:
+    if loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise Failure(USAGE, "--loop uvloop: uvloop is not installed") from None
+        else:
+            uvloop.run(main)   # type: ignore[arg-type]
+            return
+    asyncio.run(main)   # type: ignore[arg-type]
+
+
+def cmd_serve_app(args: argparse.Namespace) -> int:
+    from cno.asgi import Config, LifespanFailure, serve
+    import logging
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = Config(
+        args.dir, host=args.host, port=args.port, uds=args.uds, fd=args.fd,
+        backlog=args.backlog, root_path=args.root_path, lifespan=args.lifespan,
+        certfile=args.certfile, keyfile=args.keyfile, ca_certs=args.ca_certs,
+        cert_reqs=args.cert_reqs, timeout_keep_alive=args.timeout_keep_alive,
+        graceful_timeout=args.graceful_timeout, limit_concurrency=args.limit_concurrency,
+        h2_max_concurrent_streams=args.h2_max_concurrent_streams,
+        proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips,
+        access_log=args.access_log)
+    try:
+        config.load_app()
+    except (ImportError, ValueError) as e:
+        raise Failure(USAGE, "cannot load the application %s: %s" % (args.dir, e)) from e
+    if args.certfile:
+        _server_tls(args.certfile, args.keyfile)   # a missing or bad file: a clear error
+    try:
+        _run_loop(serve(args.dir, config=config), args.loop)
+    except LifespanFailure as e:
+        raise Failure(OTHER, str(e)) from e
+    except socket.gaierror as e:
+        raise Failure(COULD_NOT_RESOLVE, "could not resolve host: %s" % args.host) from e
+    except OSError as e:
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise Failure(COULD_NOT_CONNECT, "%s: %s" % (
+            reason, args.uds or "%s:%d" % (args.host, args.port))) from e
+    return OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    if _is_app(args.dir):
+        return cmd_serve_app(args)
     if args.dir is not None and not os.path.isdir(args.dir):
         problem = "not a directory" if os.path.exists(args.dir) else "no such directory"
         raise Failure(USAGE, "%s: %s" % (problem, args.dir))
@@ -804,11 +856,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-time", type=_seconds, metavar="SECONDS",
                    help="give up on the whole transfer after SECONDS (default: no limit)")
 
-    p = command("serve", cmd_serve, "serve files over HTTP/1.1 and HTTP/2",
-                description="Serve the files in DIR over HTTP/1.1 and HTTP/2 (h2c by prior\n"
-                            "knowledge or Upgrade; TLS with ALPN given a certificate).")
-    p.add_argument("dir", nargs="?", metavar="DIR",
-                   help="the directory to serve (default: a hello page)")
+    p = command("serve", cmd_serve, "serve an ASGI application, or files, over HTTP/1.1 and HTTP/2",
+                description="Serve an ASGI application (MODULE:APP) or the files in DIR over\n"
+                            "HTTP/1.1 and HTTP/2 (h2c by prior knowledge or Upgrade; TLS with\n"
+                            "ALPN given a certificate).")
+    p.add_argument("dir", nargs="?", metavar="MODULE:APP|DIR",
+                   help="an ASGI application (module:attribute, imported from the current "
+                        "directory too), or a directory to serve (default: a hello page)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("--port", type=_port, default=8000,
                    help="the port to listen on (0: any free port)")
@@ -816,6 +870,37 @@ def _parser() -> argparse.ArgumentParser:
                    help="serve https with this certificate chain (PEM) (default: plain http)")
     p.add_argument("--keyfile", metavar="FILE",
                    help="the certificate's private key (PEM) (default: in --certfile)")
+    asgi = p.add_argument_group("ASGI applications")
+    asgi.add_argument("--uds", metavar="PATH", help="listen on this UNIX socket instead")
+    asgi.add_argument("--fd", type=int, metavar="FD",
+                      help="listen on this inherited socket (file descriptor) instead")
+    asgi.add_argument("--backlog", type=int, default=2048, help="the listen backlog")
+    asgi.add_argument("--root-path", default="", metavar="PATH",
+                      help="where the application is mounted (scope root_path)")
+    asgi.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                      help="run the lifespan protocol (auto: if the application supports it)")
+    asgi.add_argument("--ca-certs", metavar="FILE",
+                      help="CA certificates to verify client certificates with (PEM)")
+    asgi.add_argument("--cert-reqs", type=int, choices=(0, 1, 2), default=0,
+                      help="client certificates: 0 none, 1 optional, 2 required")
+    asgi.add_argument("--timeout-keep-alive", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="close a connection idle this long")
+    asgi.add_argument("--graceful-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                      help="at shutdown, running requests have this long to finish")
+    asgi.add_argument("--limit-concurrency", type=int, metavar="N",
+                      help="requests running at once; more are answered 503 (default: no limit)")
+    asgi.add_argument("--h2-max-concurrent-streams", type=int, default=100, metavar="N",
+                      help="HTTP/2 streams a client may have open at once")
+    asgi.add_argument("--proxy-headers", action="store_true",
+                      help="take the client address and scheme from X-Forwarded-For/-Proto "
+                           "and Forwarded, when the peer is in --forwarded-allow-ips")
+    asgi.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                      help="comma-separated addresses or networks trusted for proxy headers "
+                           "(* for all)")
+    asgi.add_argument("--access-log", action="store_true",
+                      help="log each request (logger cno.access) (default: off)")
+    asgi.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                      help="the event loop (auto: uvloop if installed)")
 
     command("demo", cmd_demo, "a server and two clients, locally, then exit",
             description="Start a server on a free local port, fetch from it over HTTP/2\n"

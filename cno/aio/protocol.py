@@ -239,7 +239,11 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             return
         if transport.can_write_eof():
             self._lingering = True
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:   # the peer is gone already (ENOTCONN before connection_lost)
+                transport.abort()
+                return
             if self.writing_paused:
                 # The peer is not reading what we wrote (a flood that broke a budget):
                 # its input waits in the kernel until it reads (resume_writing), rather

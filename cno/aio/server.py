@@ -4,8 +4,9 @@ misbehave (timeouts, progress, pending input)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as _ssl
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 from cno import raw
 from cno.errors import (
@@ -24,6 +25,9 @@ DEFAULT_MIN_PROGRESS_RATE = 512  # ...this many bytes per second (in or out), or
 DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before reads pause
 
 
+_INHERITED = (":authority", ":scheme", b":authority", b":scheme")   # by pushed requests
+
+
 class Request:
     """A request a server received; ``await respond(...)`` answers it."""
 
@@ -36,6 +40,7 @@ class Request:
         self.payload = Payload(conn, stream)
         self.trailers: Optional[list[Any]] = None
         self.responded = False
+        self._http_version = conn.http_version(stream)
 
     def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
         """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
@@ -44,8 +49,7 @@ class Request:
         if not conn.is_http2 or conn.closed:
             return False
         given = {h[0] for h in headers}
-        inherited = [h for h in self.headers if h[0] in (":authority", ":scheme")
-                     and h[0] not in given]
+        inherited = [h for h in self.headers if h[0] in _INHERITED and h[0] not in given]
         try:
             return conn.write_push(self.stream, method, path, inherited + list(headers)) != 0
         except CnoError:
@@ -59,18 +63,38 @@ class Request:
         if code in (204, 304) and not (simple and not data):
             # RFC 9110 15.3.5, 15.4.5: these responses end with their head.
             raise UsageError("a %d response has no body" % code)
+        if code < 200:
+            raise UsageError("respond() sends a final response; 1xx go with inform()")
         final = simple and not data and not trailers
-        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers \
-                and code >= 200:
+        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers:
             # The whole body is known: say how long it is (no chunked framing needed).
             if not any(h[0] in ("content-length", b"content-length") for h in headers):
                 headers = list(headers)
                 headers.append(("content-length", str(len(data))))
+        await self._head(code, headers, final)
+        try:
+            self.responded = True
+            if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
+                    and not conn.writing_paused and len(data) <= _WRITE_PIECE):
+                n = conn.write_data(self.stream, data, True)
+                conn._moved += n
+                if n >= len(data):
+                    return
+                data = memoryview(data)[n:]
+        finally:
+            conn._uncork()
+        if not final:
+            await conn._write_body(self.stream, data, trailers)
+
+    async def _head(self, code: int, headers: Headers, final: bool) -> None:
+        """Write a head once the engine takes it (HTTP/1.1 answers in order); the
+        connection stays corked, so that a body written at once joins the head."""
+        conn = self.conn
         while True:
-            conn._cork()   # the head and a body that fits go out in one write
+            conn._cork()
             try:
                 conn.write_head(self.stream, code, "", "", headers, final)
-                break
+                return
             except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
                 conn._uncork()
                 await conn._wait(conn._ended)
@@ -80,20 +104,58 @@ class Request:
             except BaseException:
                 conn._uncork()   # (a head the engine refused: the 500 must not be held back)
                 raise
+
+    # -- a response written piece by piece (what an ASGI server needs) -------------------
+
+    async def inform(self, code: int, headers: Headers = ()) -> None:
+        """Send an informational response (1xx: 100 Continue, 103 Early Hints) before
+        the final one; none goes to an HTTP/1.0 client (RFC 9110 15.2)."""
+        if not 100 <= code < 200 or code == 101:
+            raise UsageError("inform() sends 1xx responses other than 101, not %d" % code)
+        await self._head(code, headers, False)
+        self.conn._uncork()
+
+    async def start(self, code: int, headers: Headers = ()) -> None:
+        """Send the final response head; the body follows with write() and end()
+        (without a content-length it goes chunked over HTTP/1.1)."""
+        if code < 200:
+            raise UsageError("start() sends the final response; 1xx go with inform()")
+        await self._head(code, headers, False)
+        self.responded = True
+        self.conn._uncork()
+
+    async def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Send body bytes after start(), waiting for the peer's windows and for the
+        transport to drain; raises StreamReset if the stream is gone."""
+        if data:
+            await self.conn._write(self.stream, data, False)
+
+    async def end(self, trailers: Optional[Headers] = None) -> None:
+        """End the body, with trailers if given (dropped where the framing has no room
+        for them: an HTTP/1.1 body with a content-length)."""
+        if trailers:
+            await self.conn._send_trailers(self.stream, trailers)
+        else:
+            await self.conn._write(self.stream, b"", True)
+
+    @property
+    def http_version(self) -> str:
+        """"2", "1.1" or "1.0" (what the client spoke in this request)."""
+        return self._http_version
+
+    @property
+    def ended(self) -> bool:
+        """True once the stream is over: answered in full, reset, or the connection gone."""
+        return self.stream not in self.conn._requests
+
+    async def wait_ended(self) -> None:
+        """Return once the stream is over (answered in full, reset by the peer, or the
+        connection gone): what an ASGI server turns into http.disconnect."""
         try:
-            if code >= 200:
-                self.responded = True
-                if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
-                        and not conn.writing_paused and len(data) <= _WRITE_PIECE):
-                    n = conn.write_data(self.stream, data, True)
-                    conn._moved += n
-                    if n >= len(data):
-                        return
-                    data = memoryview(data)[n:]
-        finally:
-            conn._uncork()
-        if not final and code >= 200:
-            await conn._write_body(self.stream, data, trailers)
+            while not self.ended:
+                await self.conn._wait(self.conn._ended)
+        except ConnectionClosed:
+            pass   # the connection is gone, and the stream with it
 
 
 # The engine limits a server's ``limits`` may set, on each connection (docs/raw.md).
@@ -116,9 +178,11 @@ class Server(_Connection):
                  progress_timeout: Optional[float] = DEFAULT_PROGRESS_TIMEOUT,
                  min_progress_rate: int = DEFAULT_MIN_PROGRESS_RATE,
                  max_pending_input: int = DEFAULT_MAX_PENDING_INPUT,
-                 limits: Optional[dict[str, int]] = None) -> None:
+                 limits: Optional[dict[str, int]] = None,
+                 bytes_headers: bool = False) -> None:
         super().__init__(loop, True)
         self.handle = handle
+        self.bytes_headers = bytes_headers
         self.disallow_h2_upgrade = False
         self.update_settings(max_concurrent_streams=max_concurrent_streams)
         for name, value in (limits or {}).items():
@@ -406,18 +470,25 @@ class Service:
 
 async def serve(handle: Any, host: Optional[str] = None, port: int = 0, *,
                 ssl: Optional[_ssl.SSLContext] = None, loop: Any = None,
+                sock: Optional[socket.socket] = None, backlog: int = 100,
+                protocol: Optional[Callable[[], Server]] = None,
                 **options: Any) -> Service:
-    """Listen on host:port and run ``handle(request)`` for each request (see docs/aio.md)."""
+    """Listen on host:port (or on ``sock``, a bound TCP or UNIX socket, instead) and run
+    ``handle(request)`` for each request (see docs/aio.md). ``protocol``, if given, makes
+    each connection's protocol instead (a Server subclass; handle and options unused)."""
     loop = asyncio.get_running_loop()
     if ssl is not None:
         ssl.set_alpn_protocols(ALPN)
     service = None
 
     def factory() -> Server:
-        protocol = Server(loop, handle, **options)
-        protocol._service = service
-        return protocol
+        conn = Server(loop, handle, **options) if protocol is None else protocol()
+        conn._service = service
+        return conn
 
-    server = await loop.create_server(factory, host, port, ssl=ssl)
+    if sock is not None:
+        server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=backlog)
+    else:
+        server = await loop.create_server(factory, host, port, ssl=ssl, backlog=backlog)
     service = Service(server)
     return service

@@ -1,0 +1,18 @@
+"""``cno.asgi``: an ASGI 3 server on cno's engine (docs/asgi.md).
+
+    await cno.asgi.serve(app, host="127.0.0.1", port=8000)     # or "module:app"
+    python -m cno serve module:app --port 8000                 # the same, from a shell
+
+- :func:`serve` and :class:`Config` (server.py): listening, lifespan, graceful shutdown.
+- :class:`Cycle` and :func:`build_scope` (http.py): one HTTP request's scope, receive
+  and send, with the trailers, early-hint, pathsend and push extensions.
+- :class:`Lifespan` (lifespan.py).
+"""
+from cno.asgi.http import ClientDisconnected, Cycle, MessageError, build_scope
+from cno.asgi.lifespan import Lifespan, LifespanFailure
+from cno.asgi.server import ASGIServer, Config, serve
+
+__all__ = [
+    "ASGIServer", "ClientDisconnected", "Config", "Cycle", "Lifespan", "LifespanFailure",
+    "MessageError", "build_scope", "serve",
+]

@@ -1,0 +1,257 @@
+"""One ASGI HTTP request/response cycle on a :class:`cno.Request` (ASGI 3, HTTP spec 2.4).
+
+The scope is built from what the engine delivered (header fields as bytes, never
+converted twice); ``receive()`` reads the request body from the request's payload, which
+credits the peer only as the application consumes; ``send()`` holds the response head
+until the first body message (as the spec asks), so that a body sent in one message goes
+out with its head and a content-length in one write, and streams the rest with the
+peer's windows and the transport's backpressure.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Awaitable, Callable, Optional
+from urllib.parse import unquote_to_bytes
+
+from cno.aio import Request
+from cno.errors import ConnectionClosed, StreamReset
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+BODY_CHUNK = 65536      # request body bytes per http.request message, at most
+PATHSEND_CHUNK = 262144   # file bytes read per write for http.response.pathsend
+
+# where the response is
+_INIT, _STARTED, _BODY, _TRAILERS, _DONE = range(5)
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client is gone (the stream was reset or the
+    connection lost): ASGI 2.4 asks for an OSError subclass."""
+
+
+class MessageError(RuntimeError):
+    """A message the application sent breaks the ASGI HTTP spec (names the key)."""
+
+
+def _bytes_pairs(headers: Any, key: str) -> list[tuple[bytes, bytes]]:
+    try:
+        pairs = [(bytes(n), bytes(v)) for n, v in headers]
+    except (TypeError, ValueError):
+        raise MessageError("%s: an iterable of [name, value] byte strings, not %r"
+                           % (key, headers)) from None
+    for name, value in pairs:
+        if not name or name.startswith(b":"):
+            raise MessageError("%s: invalid header name %r" % (key, name))
+    return pairs
+
+
+def build_scope(request: Request, root_path: str, state: Optional[dict[str, Any]],
+                extensions: dict[str, Any], client: Any, server: Any,
+                scheme: Optional[str] = None) -> Message:
+    """The HTTP scope of a request whose header fields are bytes (``bytes_headers``)."""
+    headers: list[tuple[bytes, bytes]] = []
+    host = None
+    for name, value in request.headers:
+        if name[:1] == b":":
+            if name == b":authority":
+                host = value
+            elif name == b":scheme" and scheme is None:
+                scheme = value.decode("ascii", "replace")
+            continue
+        headers.append((name, value))
+    if host is not None and not any(n == b"host" for n, _ in headers):
+        headers.insert(0, (b"host", host))   # HTTP/2's :authority is HTTP/1.1's Host
+    target = request.path
+    raw_path, _, query = target.partition(b"?")
+    path = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+    if root_path and not path.startswith(root_path):
+        path = root_path + path
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "method": request.method.decode("ascii"),
+        "scheme": scheme or "http",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": dict(state) if state is not None else {},
+        "extensions": extensions,
+    }
+
+
+class Cycle:
+    """``receive`` and ``send`` of one request (see the module's docstring)."""
+
+    __slots__ = ("request", "state", "status", "headers", "trailers", "want_trailers",
+                 "body_done", "continue_due")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.state = _INIT
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers: list[tuple[bytes, bytes]] = []
+        self.want_trailers = False
+        self.body_done = False   # the last http.request message was received
+        # RFC 9110 10.1.1: 100 (Continue) is sent only when the application first asks
+        # for the body, so that a request it answers without reading is never sent.
+        self.continue_due = not request.payload.at_eof() and any(
+            n == b"expect" and v.lower() == b"100-continue" for n, v in request.headers)
+
+    @property
+    def complete(self) -> bool:
+        return self.state == _DONE
+
+    async def receive(self) -> Message:
+        request = self.request
+        if self.body_done:
+            # After the body, receive() waits for the exchange to end: the response sent
+            # in full, the stream reset or the connection lost.
+            await request.wait_ended()
+            return {"type": "http.disconnect"}
+        payload = request.payload
+        try:
+            if self.continue_due:
+                self.continue_due = False
+                if self.state == _INIT:
+                    await request.inform(100)
+            data = await payload.read(BODY_CHUNK)
+        except (StreamReset, ConnectionClosed):
+            self.body_done = True
+            return {"type": "http.disconnect"}
+        more = not payload.at_eof()
+        if not more:
+            self.body_done = True
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (TypeError, KeyError):
+            raise MessageError("a message is a dict with a 'type', not %r" % (message,)) from None
+        try:
+            if kind == "http.response.body":
+                await self._body(message)
+            elif kind == "http.response.start":
+                self._start(message)
+            elif kind == "http.response.trailers":
+                await self._trailers(message)
+            elif kind == "http.response.pathsend":
+                await self._pathsend(message)
+            elif kind == "http.response.early_hint":
+                await self._early_hint(message)
+            elif kind == "http.response.push":
+                self._push(message)
+            else:
+                raise MessageError("unknown message type %r for an HTTP scope" % (kind,))
+        except (StreamReset, ConnectionClosed) as e:
+            raise ClientDisconnected("the client is gone: %s" % e) from None
+
+    def _start(self, message: Message) -> None:
+        if self.state != _INIT:
+            raise MessageError("http.response.start sent twice")
+        try:
+            status = message["status"]
+        except KeyError:
+            raise MessageError("http.response.start: 'status' is missing") from None
+        if type(status) is not int or not 200 <= status <= 999:
+            raise MessageError("http.response.start: 'status' must be an int from 200 to "
+                               "999 (1xx go as extensions), not %r" % (status,))
+        self.status = status
+        self.headers = _bytes_pairs(message.get("headers", ()), "http.response.start: 'headers'")
+        self.want_trailers = bool(message.get("trailers", False))
+        self.state = _STARTED
+
+    async def _body(self, message: Message) -> None:
+        body = message.get("body", b"")
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise MessageError("http.response.body: 'body' must be bytes, not %s"
+                               % type(body).__name__)
+        more = message.get("more_body", False)
+        state = self.state
+        request = self.request
+        if state == _STARTED:
+            if not more and not self.want_trailers:
+                self.state = _DONE
+                await request.respond(self.status, self.headers, body)
+                return
+            self.state = _BODY
+            await request.start(self.status, self.headers)
+        elif state != _BODY:
+            raise MessageError("http.response.body %s" % (
+                "before http.response.start" if state == _INIT else "after the body ended"))
+        if body:
+            await request.write(body)
+        if not more:
+            if self.want_trailers:
+                self.state = _TRAILERS
+            else:
+                self.state = _DONE
+                await request.end()
+
+    async def _trailers(self, message: Message) -> None:
+        if not self.want_trailers or self.state not in (_BODY, _TRAILERS, _STARTED):
+            raise MessageError("http.response.trailers without trailers=True in "
+                               "http.response.start, or after the response ended")
+        if self.state == _STARTED:   # no body at all
+            self.state = _BODY
+            await self.request.start(self.status, self.headers)
+        self.trailers.extend(_bytes_pairs(message.get("headers", ()),
+                                          "http.response.trailers: 'headers'"))
+        if not message.get("more_trailers", False):
+            self.state = _DONE
+            await self.request.end(self.trailers)
+
+    async def _pathsend(self, message: Message) -> None:
+        # ASGI pathsend extension: the file is read and written piece by piece, as the
+        # windows and the transport allow; Python never holds it whole.
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise MessageError("http.response.pathsend: 'path' must be a str, not %r" % (path,))
+        if self.state != _STARTED:
+            raise MessageError("http.response.pathsend needs http.response.start and no body")
+        request = self.request
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            headers = self.headers
+            if not any(n.lower() == b"content-length" for n, _ in headers):
+                headers = headers + [(b"content-length", b"%d" % size)]
+            self.state = _BODY
+            if size <= PATHSEND_CHUNK:
+                self.state = _DONE
+                await request.respond(self.status, headers, f.read())
+                return
+            await request.start(self.status, headers)
+            while True:
+                chunk = f.read(PATHSEND_CHUNK)
+                if not chunk:
+                    break
+                await request.write(chunk)
+        self.state = _DONE
+        await request.end()
+
+    async def _early_hint(self, message: Message) -> None:
+        if self.state != _INIT and self.state != _STARTED:
+            return   # too late for hints: the response is on its way
+        links = message.get("links", ())
+        if isinstance(links, (bytes, str)) or not all(isinstance(x, bytes) for x in links):
+            raise MessageError("http.response.early_hint: 'links' must be a list of bytes")
+        if links:
+            await self.request.inform(103, [(b"link", link) for link in links])
+
+    def _push(self, message: Message) -> None:
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise MessageError("http.response.push: 'path' must be a str, not %r" % (path,))
+        headers = _bytes_pairs(message.get("headers", ()), "http.response.push: 'headers'")
+        self.request.push(b"GET", path.encode("utf-8"), headers)

@@ -1,0 +1,451 @@
+"""cno.asgi, the ASGI 3 server (docs/asgi.md), end to end: in-process servers queried with
+httpx, cno's client, curl and nghttp; and ``python -m cno serve module:app`` as a
+subprocess with real Starlette and FastAPI applications.
+
+The HTTP scope is checked key by key against the ASGI HTTP spec (2.4): type, asgi,
+http_version, method, scheme, path (percent-decoded, with root_path), raw_path,
+query_string, root_path, headers (lower-case bytes, :authority as host), client, server,
+state (a copy of what lifespan startup stored), extensions.
+"""
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cno
+import cno.asgi
+
+import asgi_apps
+from aio_util import deadline, require_module, require_tool, run
+
+TESTS = Path(__file__).resolve().parent
+
+
+@contextlib.asynccontextmanager
+async def asgi_server(app=asgi_apps.raw_app, **options):
+    """cno.asgi.serve on 127.0.0.1, a free port; yields the base URL."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    options.setdefault("port", 0)
+    task = loop.create_task(cno.asgi.serve(app, ready=ready, **options))
+    done, _ = await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()   # it failed to start: raise why
+    sockets = ready.result()
+    name = sockets[0].getsockname()
+    url = "http://%s:%d" % name[:2] if isinstance(name, tuple) else name
+    try:
+        yield url
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def httpx_client(http2):
+    httpx = require_module("httpx")
+    return httpx.AsyncClient(http1=not http2, http2=http2, timeout=10)
+
+
+# -- the scope ----------------------------------------------------------------------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_scope_key_by_key(http2):
+    async with asgi_server() as url, httpx_client(http2) as client:
+        r = await client.post(url + "/a%20b/scope?x=1&y=%20", content=b"hello",
+                              headers={"X-Custom": "Value"})
+        assert r.status_code == 200
+        scope = r.json()
+    port = int(url.rsplit(":", 1)[1])
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == ("2" if http2 else "1.1")
+    assert scope["method"] == "POST"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/a b/scope"                # percent-decoded
+    assert scope["raw_path"] == "/a%20b/scope"          # as sent
+    assert scope["query_string"] == "x=1&y=%20"         # as sent, without "?"
+    assert scope["root_path"] == ""
+    headers = scope["headers"]
+    assert headers[0] == ["host", "127.0.0.1:%d" % port]   # (:authority in HTTP/2)
+    assert ["x-custom", "Value"] in headers               # names lower-cased, values kept
+    assert not any(name.startswith(":") for name, _ in headers)
+    assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
+    assert scope["server"] == ["127.0.0.1", port]
+    assert scope["state"] == {"started": "yes"}         # from lifespan startup
+    ext = scope["extensions"]
+    assert {"http.response.trailers", "http.response.early_hint",
+            "http.response.pathsend"} <= set(ext)
+    assert ("http.response.push" in ext) == http2     # HTTP/2 only
+    assert scope["body_length"] == 5
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_root_path_prefixes_path():
+    async with asgi_server(root_path="/api") as url, httpx_client(False) as client:
+        scope = (await client.get(url + "/x/scope")).json()
+    assert scope["root_path"] == "/api" and scope["path"] == "/api/x/scope"
+    assert scope["raw_path"] == "/x/scope"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("trusted", [True, False])
+@deadline(20)
+async def test_proxy_headers_only_from_trusted_peers(trusted):
+    allow = "127.0.0.1" if trusted else "10.0.0.1"
+    async with asgi_server(proxy_headers=True, forwarded_allow_ips=allow) as url, \
+            httpx_client(False) as client:
+        scope = (await client.get(url + "/scope", headers={
+            "X-Forwarded-For": "203.0.113.9, 10.1.2.3", "X-Forwarded-Proto": "https"})).json()
+        forwarded = (await client.get(url + "/scope", headers={
+            "Forwarded": 'for="[2001:db8::1]:4711";proto=https'})).json()
+    if trusted:   # the last hop, written by the proxy we trust
+        assert scope["client"] == ["10.1.2.3", 0] and scope["scheme"] == "https"
+        assert forwarded["client"] == ["2001:db8::1", 0] and forwarded["scheme"] == "https"
+    else:
+        assert scope["client"][0] == "127.0.0.1" and scope["scheme"] == "http"
+        assert forwarded["client"][0] == "127.0.0.1"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("alpn", ["h2", "http/1.1"])
+@deadline(20)
+async def test_tls_scope_and_alpn(certs, alpn):
+    curl = require_tool("curl")
+    async with asgi_server(certfile=str(certs.cert_file), keyfile=str(certs.key_file)) as url:
+        url = url.replace("http://", "https://")
+        r = await run(curl, "-s", "--cacert", certs.ca_file,
+                      "--http2" if alpn == "h2" else "--http1.1", url + "/scope")
+    scope = json.loads(r.out)
+    assert scope["scheme"] == "https"
+    assert scope["http_version"] == ("2" if alpn == "h2" else "1.1")
+    tls = scope["extensions"]["tls"]
+    assert tls["tls_version"] in (0x0303, 0x0304) and tls["cipher_name"]
+    assert tls["client_cert_chain"] == []
+
+
+# -- request bodies -----------------------------------------------------------------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(30)
+async def test_body_streams_in_messages(http2):
+    body = os.urandom(1 << 20)
+    async with asgi_server() as url, httpx_client(http2) as client:
+        r = await client.post(url + "/echo", content=body)
+    assert r.status_code == 200 and r.content == body
+    assert int(r.headers["x-messages"]) > 1   # more_body: several http.request messages
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_expect_100_continue_only_when_the_body_is_read(tmp_path):
+    curl = require_tool("curl")
+    data = tmp_path / "body"
+    data.write_bytes(b"x" * 5000)
+    async with asgi_server() as url:
+        read = await run(curl, "-sv", "--http1.1", "-H", "Expect: 100-continue",
+                         "--data-binary", "@%s" % data, url + "/continue")
+        unread = await run(curl, "-sv", "--http1.1", "-H", "Expect: 100-continue",
+                           "--expect100-timeout", "5", "--data-binary", "@%s" % data,
+                           url + "/slow?ms=10")
+    assert read.rc == 0 and read.out == b"got 5000", read.describe()
+    assert "HTTP/1.1 100 Continue" in read.errtext, read.describe()
+    # RFC 9110 10.1.1: the app answered without asking for the body: no 100 was sent.
+    assert unread.rc == 0 and unread.out == b"slow\n", unread.describe()
+    assert "100 Continue" not in unread.errtext, unread.describe()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_disconnect_reaches_a_waiting_receive(http2):
+    asgi_apps.events.clear()
+    async with asgi_server() as url:
+        client = await cno.connect(url + "/", http2=http2 or None)
+        response = asyncio.ensure_future(client.request("GET", "/disconnect"))
+        await asyncio.sleep(0.2)
+        client.close()
+        with contextlib.suppress(Exception):
+            await response
+        for _ in range(100):
+            if asgi_apps.events:
+                break
+            await asyncio.sleep(0.02)
+        seen = list(asgi_apps.events)
+    assert seen == ["http.disconnect"]
+    assert asgi_apps.events[-1] == "shutdown"   # lifespan shutdown, once the server stopped
+
+
+# -- responses and extensions ---------------------------------------------------------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_streamed_body_with_trailers(http2):
+    async with asgi_server() as url:
+        client = await cno.connect(url + "/", http2=http2 or None)
+        try:
+            response = await client.request("GET", "/stream?n=4", [("te", "trailers")])
+            body = await response.payload.read()
+        finally:
+            client.close()
+    assert response.code == 200
+    assert body == b"".join(b"chunk %d\n" % i for i in range(4))
+    assert response.trailers == [("x-trailer", "done")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_early_hints_103(http2):
+    async with asgi_server() as url:
+        client = await cno.connect(url + "/", http2=http2 or None)
+        try:
+            response = await client.request("GET", "/early")
+            body = await response.payload.read()
+        finally:
+            client.close()
+    assert response.informational == [(103, [("link", "</style.css>; rel=preload; as=style")])]
+    assert response.code == 200 and body == b"hinted\n"
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_push_over_http2():
+    async with asgi_server() as url:
+        client = await cno.connect(url + "/", http2=True)
+        try:
+            response = await client.request("GET", "/push")
+            body = await response.payload.read()
+            pushes = []
+            async for push in response.pushed:
+                pushed = await push.response
+                pushes.append((push.path, await pushed.payload.read()))
+        finally:
+            client.close()
+    assert body == b"with a push\n"
+    assert pushes == [("/pushed", b"I was pushed\n")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_pathsend_sends_the_file(http2):
+    async with asgi_server() as url, httpx_client(http2) as client:
+        r = await client.get(url + "/file")
+    assert r.status_code == 200 and r.content == asgi_apps.FILE_BODY
+    assert r.headers["content-length"] == str(len(asgi_apps.FILE_BODY))
+
+
+# -- application errors -----------------------------------------------------------------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_application_errors(http2, caplog):
+    httpx = require_module("httpx")
+    caplog.set_level(logging.ERROR)
+    async with asgi_server() as url, httpx_client(http2) as client:
+        assert (await client.get(url + "/raise")).status_code == 500
+        assert (await client.get(url + "/no-response")).status_code == 500
+        assert (await client.get(url + "/bad-message")).status_code == 500
+        for path in ("/raise-late", "/half"):   # the head went out: the body must not
+            with pytest.raises(httpx.HTTPError):  # look complete (reset / closed)
+                await client.get(url + path)
+        assert (await client.get(url + "/echo")).status_code == 200   # still serving
+    text = caplog.text
+    assert "the application fails before responding" in text
+    assert "'status' must be an int" in text   # the malformed message names the key
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_limit_concurrency_answers_503():
+    async with asgi_server(limit_concurrency=1) as url, httpx_client(False) as a, \
+            httpx_client(False) as b:
+        slow = asyncio.ensure_future(a.get(url + "/slow?ms=500"))
+        await asyncio.sleep(0.2)
+        busy = await b.get(url + "/echo")
+        assert (await slow).status_code == 200
+        after = await b.get(url + "/echo")
+    assert busy.status_code == 503 and after.status_code == 200
+
+
+# -- lifespan -------------------------------------------------------------------------------
+
+async def _failing_startup(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+
+async def _http_only(scope, receive, send):
+    if scope["type"] != "http":
+        raise ValueError("only http here")
+    await asgi_apps._respond(send, 200, b"fine\n")
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_lifespan_failure_and_unsupported():
+    with pytest.raises(cno.asgi.LifespanFailure, match="no database"):
+        async with asgi_server(_failing_startup):
+            pass
+    # lifespan "auto": an application that raises on the lifespan scope runs without it;
+    # "on": that is an error.
+    async with asgi_server(_http_only) as url, httpx_client(False) as client:
+        assert (await client.get(url + "/")).text == "fine\n"
+    with pytest.raises(cno.asgi.LifespanFailure):
+        async with asgi_server(_http_only, lifespan="on"):
+            pass
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_unix_socket(tmp_path):
+    curl = require_tool("curl")
+    path = str(tmp_path / "cno.sock")
+    async with asgi_server(uds=path):
+        r = await run(curl, "-s", "--unix-socket", path, "http://localhost/scope")
+    scope = json.loads(r.out)
+    assert scope["headers"][0] == ["host", "localhost"]
+
+
+# -- python -m cno serve module:app ------------------------------------------------------------
+
+class ServeProcess:
+    """``python -m cno serve APP --port 0 ...`` from tests/ (so asgi_apps imports); the
+    port is read from its "serving on" line."""
+
+    def __init__(self, app, *args):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cno", "serve", app, "--port", "0", *args],
+            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        deadline_at = time.monotonic() + 20
+        while time.monotonic() < deadline_at:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r"serving on https?://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return
+        self.proc.kill()
+        raise AssertionError("cno serve did not start:\n" + "".join(self.lines)
+                             + self.proc.stdout.read())
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.lines.append(out)
+        return self.proc.returncode
+
+    @property
+    def output(self):
+        return "".join(self.lines)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@deadline(60)
+async def test_cli_serves_starlette_over_every_transport():
+    require_module("starlette")
+    curl = require_tool("curl")
+    server = ServeProcess("asgi_apps:starlette_app", "--access-log")
+    try:
+        for flags, version in ((["--http1.1"], "1.1"), (["--http2-prior-knowledge"], "2"),
+                               (["--http2"], "2")):   # --http2: Upgrade: h2c
+            r = await run(curl, "-s", *flags, server.url + "/")
+            assert json.loads(r.out) == {"greeting": "hello from lifespan",
+                                         "http_version": version}, r.describe()
+        r = await run(curl, "-s", "--http2-prior-knowledge", "-H", "content-type: application/json",
+                      "--data-binary", '{"a": [1, 2]}', server.url + "/echo")
+        assert json.loads(r.out) == {"you_sent": {"a": [1, 2]}}, r.describe()
+        r = await run(curl, "-s", "--http1.1", server.url + "/stream")
+        assert r.out == b"0\n1\n2\n3\n4\n", r.describe()
+        r = await run(curl, "-s", "--http2-prior-knowledge", server.url + "/file")
+        assert r.out == asgi_apps.FILE_BODY
+        r = await run(curl, "-s", "--http1.1", server.url + "/background")
+        assert json.loads(r.out) == {"ok": True}
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.output
+    assert re.search(r'"GET /stream HTTP/1.1" 200', server.output), server.output
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@deadline(60)
+async def test_cli_serves_fastapi_to_httpx():
+    require_module("fastapi")
+    server = ServeProcess("asgi_apps:fastapi_app")
+    try:
+        async with httpx_client(True) as client:
+            r = await client.put(server.url + "/items/7", json={"name": "cup", "price": 2.5})
+            assert r.json() == {"id": 7, "name": "cup", "price": 2.5}
+            assert (await client.get(server.url + "/items/7")).json() == {"id": 7,
+                                                                       "name": "cup"}
+            assert (await client.get(server.url + "/stream")).text == "fast\napi\nstream\n"
+            assert r.http_version == "HTTP/2"
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.output
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@deadline(60)
+async def test_cli_graceful_shutdown_finishes_running_requests():
+    curl = require_tool("curl")
+    server = ServeProcess("asgi_apps:raw_app")
+    try:
+        slow = asyncio.ensure_future(run(curl, "-s", "--http2-prior-knowledge",
+                                         server.url + "/slow?ms=1500"))
+        await asyncio.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        r = await slow
+        assert r.rc == 0 and r.out == b"slow\n", r.describe()
+        await asyncio.sleep(0.3)
+        refused = await run(curl, "-s", server.url + "/echo")
+        assert refused.rc != 0   # no longer listening
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.output
+
+
+@pytest.mark.slow
+def test_cli_lifespan_failure_exits_with_a_message():
+    r = subprocess.run([sys.executable, "-m", "cno", "serve", "test_asgi:_failing_startup",
+                        "--port", "0"], cwd=TESTS, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "no database" in r.stderr
+
+
+def test_cli_bad_application_is_a_usage_error():
+    r = subprocess.run([sys.executable, "-m", "cno", "serve", "asgi_apps:nothing_here",
+                        "--port", "0"], cwd=TESTS, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "cannot load the application" in r.stderr, r.stderr

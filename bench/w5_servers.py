@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import os
 import random
 import re
@@ -98,6 +99,8 @@ def all_servers(hypercorn_worker: str) -> list[Server]:
         Server("cno (uvloop)", "uvloop", ("h2c",) + h1, "cno", cno_loop="uvloop"),
         Server("hypercorn", f"{hypercorn_worker} worker", ("h2c",) + h1, "hypercorn",
                empty_reason_h1=True),
+        Server("cno ASGI", "uvloop", ("h2c",) + h1, "cno-asgi"),
+        Server("granian", "uvloop, 1 worker", ("h2c",) + h1, "granian"),
         Server("uvicorn", "uvloop, httptools", h1, "uvicorn"),
         Server("nghttpd (C)", "1 thread", ("h2c",), "nghttpd"),
         Server("nginx (C)", "1 process", h1, "nginx"),
@@ -158,6 +161,18 @@ def server_command(s: Server, tmp: str, installed: bool) -> tuple[list[str], str
         cmd = [py, os.path.join(SERVERS_DIR, "cno_server.py"), "--host", HOST,
                "--port", str(s.port), "--loop", s.cno_loop]
         return cmd + (["--installed"] if installed else []), ROOT
+    if s.kind == "cno-asgi":
+        # The same ASGI application under `cno serve` (cno.asgi), one process.
+        env_path = [] if installed else [ROOT]
+        cmd = [py, "-c", "import sys; sys.path[:0] = %r; from cno.cli import main; "
+                         "sys.exit(main(sys.argv[1:]))" % (env_path + [SERVERS_DIR],),
+               "serve", "asgi_app:app", "--host", HOST, "--port", str(s.port),
+               "--loop", "uvloop", "--timeout-keep-alive", "600"]
+        return cmd, SERVERS_DIR
+    if s.kind == "granian":
+        return [py, "-m", "granian", "--interface", "asgi", "--http", "auto", "--loop",
+                "uvloop", "--workers", "1", "--no-ws", "--log-level", "warning",
+                "--host", HOST, "--port", str(s.port), "asgi_app:app"], SERVERS_DIR
     if s.kind == "hypercorn":
         worker = s.loop.split()[0]
         return [py, "-m", "hypercorn", "--config", os.path.join(SERVERS_DIR, "hypercorn.toml"),
@@ -465,13 +480,19 @@ def targets(cells: list[Cell]) -> list[str]:
         return statistics.median(v) if v else None
 
     lines = []
-    for w, peer, goal in (("h2c", "hypercorn", 15.0), ("h1", "uvicorn", 1.2)):
+    for w, peer, goal, ours in (
+            ("h2c", "hypercorn", 15.0, ("cno (uvloop)", "cno (asyncio)")),
+            ("h1", "uvicorn", 1.2, ("cno (uvloop)", "cno (asyncio)")),
+            # issue 11: the same ASGI application, per server CPU-second
+            ("h2c", "granian", 1.25, ("cno ASGI",)),
+            ("h1", "granian", 1.25, ("cno ASGI",)),
+            ("h2c", "hypercorn", 15.0, ("cno ASGI",))):
         pc = cell(w, peer)
         if pc is None:
             continue
         p, pcpu = median(pc), cpu(pc)
         parts = []
-        for cno in ("cno (uvloop)", "cno (asyncio)"):
+        for cno in ours:
             cc = cell(w, cno)
             c, ccpu = median(cc), cpu(cc)
             if c and p:
@@ -601,7 +622,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)")
     ap.add_argument("--servers", help="comma-separated server kinds to run "
-                    "(cno, hypercorn, uvicorn, nghttpd, nginx; default: all)")
+                    "(cno, cno-asgi, granian, hypercorn, uvicorn, nghttpd, nginx; "
+                    "default: all)")
     ap.add_argument("--hypercorn-worker", default=None,
                     help="hypercorn --worker-class (default uvloop if installed, else asyncio)")
     ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -679,6 +701,8 @@ def measure(args, workloads, reps, seconds, pin, tmp, log) -> None:
         exe = {"nghttpd": "nghttpd", "nginx": "nginx"}.get(s.kind)
         if exe and not shutil.which(exe):
             s.dead = f"{exe} not installed"
+        if s.kind == "granian" and importlib.util.find_spec("granian") is None:
+            s.dead = "granian not installed (pip install granian)"
 
     versions = {
         "cno": H.cno_build_info(cno, ROOT),
@@ -687,6 +711,9 @@ def measure(args, workloads, reps, seconds, pin, tmp, log) -> None:
                      "keep_alive_max_requests raised (bench/servers/hypercorn.toml)",
         "uvicorn": f"{H.dist_version('uvicorn')}, --loop uvloop --http httptools "
                    "--no-access-log",
+        "granian": f"{H.dist_version('granian')}, --interface asgi --http auto --loop "
+                   "uvloop --workers 1",
+        "cno ASGI": "cno serve asgi_app:app --loop uvloop (cno.asgi, one process)",
         "httptools / uvloop": f"{H.dist_version('httptools')} / {H.dist_version('uvloop')}",
         "nghttpd": tool_version(["nghttpd", "--version"]) + ", --no-tls, 1 thread (-n 1), "
                    "serving a directory",

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import importlib.util
 import mimetypes
 import os
 import re
@@ -222,21 +223,8 @@ def _is_app(target: Optional[str]) -> bool:
     return target is not None and ":" in target and not os.path.exists(target)
 
 
-def _run_loop(main: Awaitable[None], loop: str) -> None:
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                raise Failure(USAGE, "--loop uvloop: uvloop is not installed") from None
-        else:
-            uvloop.run(main)   # type: ignore[arg-type]
-            return
-    asyncio.run(main)   # type: ignore[arg-type]
-
-
 def cmd_serve_app(args: argparse.Namespace) -> int:
-    from cno.asgi import Config, LifespanFailure, serve
+    from cno.asgi import Config, LifespanFailure, run
     import logging
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -248,15 +236,19 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
         graceful_timeout=args.graceful_timeout, limit_concurrency=args.limit_concurrency,
         h2_max_concurrent_streams=args.h2_max_concurrent_streams,
         proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips,
-        access_log=args.access_log)
+        access_log=args.access_log, workers=args.workers, loop=args.loop)
     try:
         config.load_app()
     except (ImportError, ValueError) as e:
         raise Failure(USAGE, "cannot load the application %s: %s" % (args.dir, e)) from e
     if args.certfile:
         _server_tls(args.certfile, args.keyfile)   # a missing or bad file: a clear error
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise Failure(USAGE, "--loop uvloop: uvloop is not installed")
+    if args.workers > 1 and (args.uds or args.fd is not None):
+        raise Failure(USAGE, "--workers share a TCP port: not with --uds or --fd")
     try:
-        _run_loop(serve(args.dir, config=config), args.loop)
+        run(config)
     except LifespanFailure as e:
         raise Failure(OTHER, str(e)) from e
     except socket.gaierror as e:
@@ -901,6 +893,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="log each request (logger cno.access) (default: off)")
     asgi.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                       help="the event loop (auto: uvloop if installed)")
+    asgi.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="worker processes sharing the port (SO_REUSEPORT), restarted "
+                           "if they die")
 
     command("demo", cmd_demo, "a server and two clients, locally, then exit",
             description="Start a server on a free local port, fetch from it over HTTP/2\n"

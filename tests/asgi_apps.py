@@ -62,6 +62,7 @@ async def raw_app(scope, receive, send):
             message = await receive()
             if message["type"] == "lifespan.startup":
                 scope["state"]["started"] = "yes"
+                scope["state"]["pid"] = os.getpid()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 events.append("shutdown")

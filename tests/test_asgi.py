@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ async def test_scope_key_by_key(http2):
     assert not any(name.startswith(":") for name, _ in headers)
     assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
     assert scope["server"] == ["127.0.0.1", port]
-    assert scope["state"] == {"started": "yes"}         # from lifespan startup
+    assert scope["state"] == {"started": "yes", "pid": os.getpid()}   # lifespan startup
     ext = scope["extensions"]
     assert {"http.response.trailers", "http.response.early_hint",
             "http.response.pathsend"} <= set(ext)
@@ -327,27 +328,30 @@ async def test_unix_socket(tmp_path):
 # -- python -m cno serve module:app ------------------------------------------------------------
 
 class ServeProcess:
-    """``python -m cno serve APP --port 0 ...`` from tests/ (so asgi_apps imports); the
-    port is read from its "serving on" line."""
+    """``python -m cno serve APP --port 0 ...`` from tests/ (so asgi_apps imports); a
+    thread collects what it prints, and the port is read from its "serving on" line."""
 
     def __init__(self, app, *args):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cno", "serve", app, "--port", "0", *args],
             cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         deadline_at = time.monotonic() + 20
-        while time.monotonic() < deadline_at:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"serving on https?://127\.0\.0\.1:(\d+)", line)
+        while time.monotonic() < deadline_at and self.proc.poll() is None:
+            m = re.search(r"serving on https?://127\.0\.0\.1:(\d+)", self.output)
             if m:
                 self.port = int(m.group(1))
                 return
+            time.sleep(0.02)
         self.proc.kill()
-        raise AssertionError("cno serve did not start:\n" + "".join(self.lines)
-                             + self.proc.stdout.read())
+        self._reader.join(5)
+        raise AssertionError("cno serve did not start:\n" + self.output)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
     @property
     def url(self):
@@ -357,11 +361,11 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.lines.append(out)
+            self.proc.wait()
+        self._reader.join(5)
         return self.proc.returncode
 
     @property
@@ -435,6 +439,43 @@ async def test_cli_graceful_shutdown_finishes_running_requests():
     finally:
         rc = server.stop()
     assert rc == 0, server.output
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@deadline(90)
+async def test_cli_workers_share_the_port_and_are_restarted():
+    curl = require_tool("curl")
+    server = ServeProcess("asgi_apps:raw_app", "--workers", "2")
+    try:
+        def worker_pids():
+            return {int(p) for p in re.findall(r"serving on \S+ \(pid (\d+)\)", server.output)}
+
+        async def pids_seen(n, within=30):
+            for _ in range(int(within / 0.1)):
+                if len(worker_pids()) >= n:
+                    return worker_pids()
+                await asyncio.sleep(0.1)
+            raise AssertionError("workers did not start:\n" + server.output)
+
+        first = await pids_seen(2)
+        answered_by = set()
+        for _ in range(40):   # new connections land on both workers (SO_REUSEPORT)
+            r = await run(curl, "-s", server.url + "/scope")
+            answered_by.add(json.loads(r.out)["state"]["pid"])
+            if len(answered_by) == 2:
+                break
+        assert answered_by == first, (answered_by, first)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        replaced = await pids_seen(3)
+        assert victim in replaced and len(replaced - first) == 1
+        r = await run(curl, "-s", server.url + "/echo")
+        assert r.rc == 0
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.output
+    assert "exited" in server.output   # the supervisor said why it started another
 
 
 @pytest.mark.slow

@@ -7,12 +7,15 @@
 - :class:`Cycle` and :func:`build_scope` (http.py): one HTTP request's scope, receive
   and send, with the trailers, early-hint, pathsend and push extensions.
 - :class:`Lifespan` (lifespan.py).
+- :func:`run` (workers.py): serve in this process, or in worker processes sharing the
+  port under a :class:`Supervisor`.
 """
 from cno.asgi.http import ClientDisconnected, Cycle, MessageError, build_scope
 from cno.asgi.lifespan import Lifespan, LifespanFailure
 from cno.asgi.server import ASGIServer, Config, serve
+from cno.asgi.workers import Supervisor, run, run_loop
 
 __all__ = [
     "ASGIServer", "ClientDisconnected", "Config", "Cycle", "Lifespan", "LifespanFailure",
-    "MessageError", "build_scope", "serve",
+    "MessageError", "Supervisor", "build_scope", "run", "run_loop", "serve",
 ]

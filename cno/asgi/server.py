@@ -49,6 +49,9 @@ class Config:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     access_log: bool = False
+    workers: int = 1                    # processes sharing the port (cno.asgi.run)
+    loop: str = "auto"                  # auto | asyncio | uvloop (cno.asgi.run)
+    reuse_port: bool = False            # SO_REUSEPORT (what workers bind with)
 
     def load_app(self) -> ASGIApp:
         """The application: the callable given, or ``module:attribute`` imported."""
@@ -189,8 +192,9 @@ class ASGIServer(cno.Server):
                                         (b"retry-after", b"1")], b"Service Unavailable\n")
             return
         extensions = self.extensions
-        if self.is_http2:
-            extensions = dict(extensions, **{"http.response.push": {}})
+        if self.is_http2 and "http.response.push" not in extensions:
+            # (after an h2c upgrade too: the connection is HTTP/2 from here on)
+            extensions = self.extensions = dict(extensions, **{"http.response.push": {}})
         client = self.client
         scheme = None
         if config.proxy_headers and shared.trusts(client[0] if client else None):
@@ -236,6 +240,8 @@ def _listening_socket(config: Config) -> socket.socket:
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if config.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((config.host, config.port))
     sock.setblocking(False)
     return sock
@@ -257,7 +263,8 @@ async def serve(app: Union[str, ASGIApp], *, config: Optional[Config] = None,
     service = await cno.serve(None, sock=sock, ssl=config.ssl_context(),
                               backlog=config.backlog, protocol=lambda: ASGIServer(loop, shared))
     where = config.uds or "%s:%d" % tuple(service.sockets[0].getsockname()[:2])
-    logger.info("cno: serving on %s%s", "https://" if config.certfile else "http://", where)
+    logger.info("cno: serving on %s%s (pid %d)", "https://" if config.certfile else "http://",
+                where, os.getpid())
     stop: asyncio.Future[None] = loop.create_future()
 
     def on_signal() -> None:

@@ -1334,6 +1334,10 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     cdef list fields
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid promised stream id")
+    if not parent_id & 1:
+        # 6.6: a push is promised on a stream the client opened (odd); an even one is
+        # the server's own or idle (5.1: PUSH_PROMISE there is a connection error).
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
     note_peer_stream(c, promised)
     if parent is None or parent.r_state == R_CLOSED or not parent.local:
         if parent is None and not is_idle(c, parent_id):

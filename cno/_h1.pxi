@@ -639,12 +639,14 @@ cdef int reject_early(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
 
 
 cdef int parse_version(const uint8_t* p, Py_ssize_t n) noexcept:
-    """11 or 10 for HTTP/1.1 or HTTP/1.0; 0 for another HTTP/x.y; -1 if malformed."""
+    """11 or 10 for HTTP/1.1 or HTTP/1.0; 0 for another HTTP/x.y; -1 if malformed. A
+    higher minor version of HTTP/1 is read as HTTP/1.1 (RFC 9110 2.5: "process the
+    message as if it were in the highest minor version within that major version")."""
     if n != 8 or memcmp(p, b"HTTP/", 5) != 0 or p[6] != 0x2E:
         return -1
     if not (0x30 <= p[5] <= 0x39 and 0x30 <= p[7] <= 0x39):
         return -1
-    if p[5] == 0x31 and p[7] == 0x31:
+    if p[5] == 0x31 and p[7] >= 0x31:
         return 11
     if p[5] == 0x31 and p[7] == 0x30:
         return 10
@@ -1262,6 +1264,14 @@ cdef Py_ssize_t write_data_h1(Connection c, Stream s, object data, bint final) e
         n = view.len
         if n and s.w_no_content:
             raise UsageError("stream %d: a 204 or 304 response has no content" % s.id)
+        if n and s.local and not c.h1_tunnel and not s.w_chunked and s.w_left < 0 \
+                and (s.connect or s.upgrade == UPGRADE_OTHER):
+            # A request that may open a tunnel and has no body framing: its bytes belong
+            # to the tunnel, which opens only with the answer (101, or 2xx to CONNECT).
+            # Sent before, they would reach a server that ignores the Upgrade as the
+            # next request (RFC 9110 7.8, 9.3.6).
+            raise UsageError("stream %d: tunnel bytes wait for the server's answer (101, "
+                             "or 2xx to CONNECT); a body needs a content-length" % s.id)
         if s.w_left >= 0 and not (s.head_request and not s.local) and not c.h1_tunnel:
             # Exactly the announced content-length, or the framing would break (6.2).
             if n > s.w_left:
@@ -1310,6 +1320,10 @@ cdef int write_trailers_h1(Connection c, Stream s, object trailers) except -1:
             c.out.len = mark
             raise
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
-    # (without chunked framing there is nowhere to put trailers: they are dropped)
-    end_write_h1(c, s)
+        end_write_h1(c, s)
+        return 0
+    # Without chunked framing there is nowhere to put trailers: they are dropped, and the
+    # message ends as an empty final write would (a body shorter than its content-length
+    # is a UsageError, not a message the next one would complete on the wire).
+    write_data_h1(c, s, b"", True)
     return 0

@@ -251,6 +251,41 @@ async def test_pathsend_sends_the_file(http2):
     assert r.headers["content-length"] == str(len(asgi_apps.FILE_BODY))
 
 
+@pytest.mark.asyncio
+@deadline(30)
+async def test_push_and_early_hints_on_the_wire_with_nghttp():
+    nghttp = require_tool("nghttp")
+    async with asgi_server() as url:
+        pushed = await run(nghttp, "-nv", url + "/push")
+        hinted = await run(nghttp, "-nv", url + "/early")
+    assert pushed.rc == 0, pushed.describe()
+    assert "recv PUSH_PROMISE frame" in pushed.text and ":path: /pushed" in pushed.text
+    assert hinted.rc == 0, hinted.describe()
+    assert re.search(r":status: 103\s+.*\s+link: </style.css>", hinted.text, re.S), \
+        hinted.describe()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flags", [[], ["--h1"]], ids=["h2c", "http1.1"])
+@deadline(60)
+async def test_h2load_all_requests_succeed(flags):
+    h2load = require_tool("h2load")
+    async with asgi_server() as url:
+        r = await run(h2load, "-n", "2000", "-c", "4", "-m", "5", *flags, url + "/echo",
+                      timeout=50)
+    assert r.rc == 0, r.describe()
+    assert "2000 succeeded, 0 failed, 0 errored" in r.text, r.describe()
+
+
+@pytest.mark.asyncio
+@deadline(30)
+async def test_cno_get_against_the_asgi_server():
+    async with asgi_server() as url:
+        r = await run(sys.executable, "-m", "cno", "get", "--http2-prior-knowledge",
+                      url + "/stream?n=2")
+    assert r.rc == 0 and r.out == b"chunk 0\nchunk 1\n", r.describe()
+
+
 # -- application errors -----------------------------------------------------------------------
 
 @pytest.mark.asyncio

@@ -80,6 +80,7 @@ async def test_scope_key_by_key(http2):
     assert scope["root_path"] == ""
     headers = scope["headers"]
     assert headers[0] == ["host", "127.0.0.1:%d" % port]   # (:authority in HTTP/2)
+    assert [name for name, _ in headers].count("host") == 1
     assert ["x-custom", "Value"] in headers               # names lower-cased, values kept
     assert not any(name.startswith(":") for name, _ in headers)
     assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
@@ -298,6 +299,9 @@ async def test_application_errors(http2, caplog):
         assert (await client.get(url + "/raise")).status_code == 500
         assert (await client.get(url + "/no-response")).status_code == 500
         assert (await client.get(url + "/bad-message")).status_code == 500
+        assert (await client.get(url + "/bad-headers")).status_code == 500
+        upper = await client.get(url + "/upper")
+        assert upper.status_code == 200 and upper.headers["x-upper-case"] == "1"
         for path in ("/raise-late", "/half"):   # the head went out: the body must not
             with pytest.raises(httpx.HTTPError):  # look complete (reset / closed)
                 await client.get(url + path)
@@ -305,6 +309,7 @@ async def test_application_errors(http2, caplog):
     text = caplog.text
     assert "the application fails before responding" in text
     assert "'status' must be an int" in text   # the malformed message names the key
+    assert "http.response.start: 'headers'" in text
 
 
 @pytest.mark.asyncio

@@ -10,11 +10,11 @@ peer's windows and the transport's backpressure.
 from __future__ import annotations
 
 import os
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Union
 from urllib.parse import unquote_to_bytes
 
 from cno.aio import Request
-from cno.errors import ConnectionClosed, StreamReset
+from cno.errors import ConnectionClosed, StreamReset, UsageError
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -39,8 +39,9 @@ class MessageError(RuntimeError):
 
 
 def _bytes_pairs(headers: Any, key: str) -> list[tuple[bytes, bytes]]:
+    """Header pairs as bytes with lower-case names (RFC 9113 8.2.1 wants them so)."""
     try:
-        pairs = [(bytes(n), bytes(v)) for n, v in headers]
+        pairs = [(bytes(n).lower(), bytes(v)) for n, v in headers]
     except (TypeError, ValueError):
         raise MessageError("%s: an iterable of [name, value] byte strings, not %r"
                            % (key, headers)) from None
@@ -54,21 +55,26 @@ def build_scope(request: Request, root_path: str, state: Optional[dict[str, Any]
                 extensions: dict[str, Any], client: Any, server: Any,
                 scheme: Optional[str] = None) -> Message:
     """The HTTP scope of a request whose header fields are bytes (``bytes_headers``)."""
-    headers: list[tuple[bytes, bytes]] = []
+    # The engine gives the pseudo-header fields first (:authority, from Host in HTTP/1.1,
+    # and :scheme); the regular fields follow as received.
+    fields = request.headers
     host = None
-    for name, value in request.headers:
-        if name[:1] == b":":
-            if name == b":authority":
-                host = value
-            elif name == b":scheme" and scheme is None:
-                scheme = value.decode("ascii", "replace")
-            continue
-        headers.append((name, value))
-    if host is not None and not any(n == b"host" for n, _ in headers):
+    i = 0
+    for name, value in fields:
+        if name[:1] != b":":
+            break
+        if name == b":authority":
+            host = value
+        elif name == b":scheme" and scheme is None:
+            scheme = value.decode("ascii", "replace")
+        i += 1
+    headers = fields[i:]
+    if host is not None and (request.http_version != "2"
+                             or not any(n == b"host" for n, _ in headers)):
         headers.insert(0, (b"host", host))   # HTTP/2's :authority is HTTP/1.1's Host
-    target = request.path
-    raw_path, _, query = target.partition(b"?")
-    path = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+    raw_path, _, query = request.path.partition(b"?")
+    path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode(
+        "utf-8", "surrogateescape")
     if root_path and not path.startswith(root_path):
         path = root_path + path
     return {
@@ -99,7 +105,7 @@ class Cycle:
         self.request = request
         self.state = _INIT
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: Any = ()
         self.trailers: list[tuple[bytes, bytes]] = []
         self.want_trailers = False
         self.body_done = False   # the last http.request message was received
@@ -168,7 +174,11 @@ class Cycle:
             raise MessageError("http.response.start: 'status' must be an int from 200 to "
                                "999 (1xx go as extensions), not %r" % (status,))
         self.status = status
-        self.headers = _bytes_pairs(message.get("headers", ()), "http.response.start: 'headers'")
+        headers = message.get("headers", ())
+        # Given to the engine as they are (it checks them, and writes nothing it refuses);
+        # normalised only if it refuses them (_head).
+        self.headers = headers if type(headers) in (list, tuple) else \
+            _bytes_pairs(headers, "http.response.start: 'headers'")
         self.want_trailers = bool(message.get("trailers", False))
         self.state = _STARTED
 
@@ -183,10 +193,10 @@ class Cycle:
         if state == _STARTED:
             if not more and not self.want_trailers:
                 self.state = _DONE
-                await request.respond(self.status, self.headers, body)
+                await self._head(body)
                 return
             self.state = _BODY
-            await request.start(self.status, self.headers)
+            await self._head(None)
         elif state != _BODY:
             raise MessageError("http.response.body %s" % (
                 "before http.response.start" if state == _INIT else "after the body ended"))
@@ -199,13 +209,30 @@ class Cycle:
                 self.state = _DONE
                 await request.end()
 
+    async def _head(self, body: Optional[Union[bytes, bytearray, memoryview]]) -> None:
+        """The response head (with the whole body if given) and the application's headers
+        as given; if the engine refuses them, once more normalised (bytes, lower-case
+        names), then a MessageError that says why."""
+        request = self.request
+        for normalised in (False, True):
+            try:
+                if body is None:
+                    await request.start(self.status, self.headers)
+                else:
+                    await request.respond(self.status, self.headers, body)
+                return
+            except (UsageError, TypeError, ValueError) as e:
+                if normalised:
+                    raise MessageError("http.response.start: %s" % e) from None
+                self.headers = _bytes_pairs(self.headers, "http.response.start: 'headers'")
+
     async def _trailers(self, message: Message) -> None:
         if not self.want_trailers or self.state not in (_BODY, _TRAILERS, _STARTED):
             raise MessageError("http.response.trailers without trailers=True in "
                                "http.response.start, or after the response ended")
         if self.state == _STARTED:   # no body at all
             self.state = _BODY
-            await self.request.start(self.status, self.headers)
+            await self._head(None)
         self.trailers.extend(_bytes_pairs(message.get("headers", ()),
                                           "http.response.trailers: 'headers'"))
         if not message.get("more_trailers", False):
@@ -223,7 +250,7 @@ class Cycle:
         request = self.request
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            headers = self.headers
+            headers = _bytes_pairs(self.headers, "http.response.start: 'headers'")
             if not any(n.lower() == b"content-length" for n, _ in headers):
                 headers = headers + [(b"content-length", b"%d" % size)]
             self.state = _BODY

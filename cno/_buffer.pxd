@@ -36,6 +36,9 @@ cdef inline int buf_reserve(WriteBuffer* b, Py_ssize_t need) except -1:
 
 
 cdef inline int buf_put(WriteBuffer* b, const uint8_t* src, Py_ssize_t n) except -1:
+    if n == 0:
+        return 0   # (memcpy from or to NULL is undefined even for 0 bytes; a trimmed
+                   # buffer's data is NULL)
     if b.len + n > b.cap:
         buf_grow(b, n)
     memcpy(b.data + b.len, src, n)

@@ -31,6 +31,7 @@ cdef class Stream:
     cdef uint8_t r_state         # R_HEADERS, R_DATA, R_CLOSED: what we expect to read
     cdef uint8_t w_state         # W_HEADERS, W_DATA, W_CLOSED: what we may write next
     cdef bint head_request       # a HEAD exchange: the response has no body
+    cdef bint w_no_content       # we answered 204 or 304: no body may follow (RFC 9110 15.3.5, 15.4.5)
     cdef bint saw_final_head     # a final (non-1xx) response head arrived / was sent
     cdef int64_t send_window     # how much we may still send
     cdef int64_t recv_window     # how much the peer may still send

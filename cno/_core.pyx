@@ -233,13 +233,18 @@ cdef inline bint has_zero_byte(uint64_t x) noexcept:
     return ((x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL) != 0
 
 
+cdef inline bint padded(const uint8_t* p, Py_ssize_t n) noexcept:
+    """Whether a field value starts or ends with SP or HTAB (RFC 9110 5.5 excludes it)."""
+    return n > 0 and (p[0] == 0x20 or p[0] == 0x09 or p[n - 1] == 0x20 or p[n - 1] == 0x09)
+
+
 cdef inline bint value_valid(const uint8_t* p, Py_ssize_t n) noexcept:
     """RFC 9113 8.2.1: no NUL, CR or LF; no SP or HTAB at either end (HTAB inside is
     fine). Eight bytes at a time."""
     cdef Py_ssize_t i = 0
     cdef uint64_t x
     cdef uint8_t c
-    if n and (p[0] == 0x20 or p[0] == 0x09 or p[n - 1] == 0x20 or p[n - 1] == 0x09):
+    if padded(p, n):
         return False
     while i + 8 <= n:
         memcpy(&x, p + i, 8)
@@ -2124,6 +2129,7 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
     if code >= 200:
         s.saw_final_head = True
+        s.w_no_content = code == 204 or code == 304
         s.w_state = W_CLOSED if final else W_DATA
         if final:
             return maybe_end(c, s)
@@ -2141,6 +2147,8 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
     try:
         p = <const uint8_t*> view.buf
         total = n = view.len
+        if n and s.w_no_content:
+            raise UsageError("stream %d: a 204 or 304 response has no content" % sid)
         if s.head_request and not s.local:
             n = 0   # a response to HEAD has no content: dropped, but reported as sent
         elif n > min(c.send_window, s.send_window):

@@ -464,12 +464,16 @@ cdef int consume_h1(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* co
             if lf == pos or p[lf - 1] != 0x0D:
                 return h1_error(c, 400, "chunk-size line not ended by CRLF")
             e = lf - 1
+            # Any number of hex digits (leading zeros too) up to 2^63 - 1; the check
+            # comes before the digit is added, so the int64 never overflows.
             size = 0
             i = pos
-            while i < e and i - pos < 16 and hex_value(p[i]) >= 0:
+            while i < e and hex_value(p[i]) >= 0:
+                if size >= 0x0800000000000000:
+                    return h1_error(c, 400, "chunk size too large")
                 size = size * 16 + hex_value(p[i])
                 i += 1
-            if i == pos or (i < e and hex_value(p[i]) >= 0) or size < 0:
+            if i == pos:
                 return h1_error(c, 400, "invalid chunk size")
             # What follows the size may only be whitespace and ;extensions (7.1.1).
             while i < e and (p[i] == 0x20 or p[i] == 0x09):
@@ -957,7 +961,9 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
                 continue
             if nn == 0:
                 raise UsageError("empty header name")
-            if not value_valid(vp, vn):
+            # RFC 9110 5.5: what HTTP/1.1 carries has no control character but HTAB
+            # (a peer's parser, ours included, rejects the message otherwise).
+            if padded(vp, vn) or not h1_value_ok(vp, vn):
                 raise UsageError("invalid value for header %r" % (name,))
             if nn == 4 and kind == FIELDS_REQUEST and name_is(np, nn, "host", 4):
                 continue   # written by the engine, first, from :authority or this value
@@ -1129,10 +1135,10 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
     if code < 200 and not tunnel:
         buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
         return 0
-    body_allowed = not (s.head_request or code == 204 or code == 304)
+    s.w_no_content = code == 204 or code == 304
+    body_allowed = not (s.head_request or s.w_no_content)
     if has_length and body_allowed and not tunnel:
         s.w_left = declared_length(headers)
-    body_allowed = not (s.head_request or code == 204 or code == 304)
     if not tunnel:
         if final:
             if body_allowed and not has_length:
@@ -1254,6 +1260,8 @@ cdef Py_ssize_t write_data_h1(Connection c, Stream s, object data, bint final) e
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         n = view.len
+        if n and s.w_no_content:
+            raise UsageError("stream %d: a 204 or 304 response has no content" % s.id)
         if s.w_left >= 0 and not (s.head_request and not s.local) and not c.h1_tunnel:
             # Exactly the announced content-length, or the framing would break (6.2).
             if n > s.w_left:

@@ -916,9 +916,9 @@ class Server(_Connection):
             # The body's error, raised in the handler, holds a traceback whose frames
             # hold the payload that holds the error: cut it so that the request goes by
             # reference counting (issue 10 item 9).
-            exc = request.payload._exc
-            if exc is not None:
-                exc.__traceback__ = None
+            failure = request.payload._exc
+            if failure is not None:
+                failure.__traceback__ = None
 
     def _failed(self, request: Request, exc: BaseException) -> None:
         if not isinstance(exc, (StreamReset, ConnectionClosed)):

@@ -522,18 +522,22 @@ async def test_nghttp_many_streams_small_window():
 @pytest.mark.asyncio
 @deadline(30)
 async def test_nghttp_max_concurrent_streams():
-    """max_concurrent_streams=2 is announced in SETTINGS; every request still succeeds."""
+    """max_concurrent_streams=2 is announced in SETTINGS and holds from the first frame:
+    nghttp sends its six HEADERS before our SETTINGS reach it, and the streams past two
+    are refused with REFUSED_STREAM, never processed (RFC 9113 5.1.2, 8.7); those it sends
+    after our SETTINGS arrived wait for a free stream. Never more than two run at once."""
     exe = require_tool("nghttp")
     app.running = app.peak = 0
     async with CnoServer(app, max_concurrent_streams=2) as srv:
         urls = [srv.url("/slow?ms=150&i=%d" % i) for i in range(6)]
         res = await run(exe, "-nv", *urls, timeout=20)
-        assert res.rc == 0, res.describe() + "\n" + srv.report()
         assert "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):2]" in res.text, res.describe()
-        assert [s for _, s in STATUS_RE.findall(res.text)] == ["200"] * 6, res.describe()
-        assert srv.requests == 6
-        # (No bound on app.peak: nghttp sends all six HEADERS before our SETTINGS arrive,
-        # and the limit is only in force once acknowledged, RFC 9113 6.5.3.)
+        answered = [s for _, s in STATUS_RE.findall(res.text)]
+        refused = res.text.count("error_code=REFUSED_STREAM")
+        assert set(answered) <= {"200"} and len(answered) >= 2, res.describe()
+        assert len(answered) + refused == 6, res.describe()
+        assert srv.requests == len(answered)
+        assert app.peak <= 2, app.peak
 
 
 @pytest.mark.asyncio

@@ -22,6 +22,7 @@ import harness
 from harness import ALLOWED, Finding, Peer, ProtocolError
 
 TRACE = bool(os.environ.get("CNO_FUZZ_TRACE"))   # print each operation (triage)
+STRICT = bool(os.environ.get("CNO_FUZZ_STRICT"))  # also report the known bugs
 METHODS = ["GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE", "G\x01T"]
 PATHS = ["/", "/a?b=c", "*", "example.com:443", "", "/sp ace", "/%00", "/" + "x" * 300]
 CODES = [200, 204, 304, 100, 103, 101, 404, 500, 199, 0, 1000, 999, 205, 301]
@@ -36,6 +37,9 @@ SETTINGS = ["header_table_size", "enable_push", "max_concurrent_streams",
             "enable_connect_protocol"]
 SETTING_VALUES = [0, 1, 2, 3, 100, 16383, 16384, 16385, 65535, 65536, 2 ** 24 - 1, 2 ** 24,
                   2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]
+
+
+PATTERN = bytes(range(256)) * 100   # body bytes: a slice of this, by stream
 
 
 class Cursor:
@@ -74,6 +78,8 @@ class PairPeer(Peer):
         self.ended_msg = set()  # streams whose outgoing message we ended
         self.pending = bytearray()   # our output not yet delivered to the other side
         self.errors = 0
+        self.methods = {}       # client: stream -> the method of our request
+        self.upgrades = {}      # client: stream -> our request carried an Upgrade field
 
     def on_message_head(self, stream, code, method, path, headers):
         self.heads.setdefault(stream, []).append((code, method, path))
@@ -145,7 +151,10 @@ def op_request(cur, client, server):
     if flags & 1:
         fields = fields[1:]
     fields += headers_from(cur)
-    client.write_head(client.next_stream, 0, method, path, fields, bool(flags & 2))
+    sid = client.next_stream
+    client.write_head(sid, 0, method, path, fields, bool(flags & 2))
+    client.methods[sid] = method
+    client.upgrades[sid] = any(n == "upgrade" for n, _ in fields)
 
 
 def op_response(cur, client, server):
@@ -162,7 +171,8 @@ def op_data(cur, client, server):
     flags = cur.byte()
     if flags & 2:
         n *= 97            # up to ~25 KB: past windows and frame sizes
-    data = bytes((sid + i) & 0xFF for i in range(n))
+    start = (sid * 7) & 0xFF
+    data = PATTERN[start:start + n]
     taken = side.write_data(sid, data, bool(flags & 1))
     if not 0 <= taken <= n:
         raise Finding("write_data returned %r for %d bytes" % (taken, n))
@@ -240,6 +250,20 @@ def answers_head(conn, sid):
     return conn.is_server and any(h[1] in ("HEAD", b"HEAD") for h in conn.heads.get(sid, ()))
 
 
+def known_tunnel_body(conn, sid):
+    """Known engine bugs, skipped unless CNO_FUZZ_STRICT=1. An HTTP/1.1 client accepts
+    body bytes for a CONNECT request (known bug 6, being fixed on main) or for a request
+    carrying Upgrade (found by this harness; tests/test_fuzz.py has the strict xfail)
+    before any answer, and writes them unframed as if the tunnel were open, while the
+    server has ended the request at its head (no content-length, no chunked): the bytes
+    become the next request if the switch is refused."""
+    return (not STRICT and conn.is_client and not conn.is_http2
+            and (conn.methods.get(sid) == "CONNECT" or conn.upgrades.get(sid)))
+
+
+SERVER_WRITES = (op_response, op_data, op_tail, op_reset)
+
+
 def check_bodies(sender, receiver, clean):
     for sid, sent in sender.sent.items():
         got = receiver.bodies.get(sid)
@@ -248,7 +272,8 @@ def check_bodies(sender, receiver, clean):
         if bytes(sent[:len(got)]) != bytes(got):
             raise Finding("stream %d: received %d bytes that are not what was sent (%d)"
                           % (sid, len(got), len(sent)))
-        if (clean and sid in receiver.tails and not answers_head(sender, sid) and sid in sender.ended_msg
+        if (clean and sid in receiver.tails and not answers_head(sender, sid)
+                and not known_tunnel_body(sender, sid) and sid in sender.ended_msg
                 and receiver.ended.get(sid, (0, 0))[0] == 0
                 and sender.ended.get(sid, (0, 0))[0] == 0
                 and len(got) != len(sent)):
@@ -279,8 +304,16 @@ def one_input(data):
         try:
             op(cur, client, server)
         except ProtocolError as e:
-            # Only data_received reports the peer's errors; a write may not.
-            raise Finding("%s raised %r" % (op.__name__, e))
+            # The peer's errors come from data_received, with one exception: an HTTP/1.1
+            # server parses the requests pipelined behind a stream when that stream ends,
+            # so the write that ends it may report an error in them (the connection is
+            # then closed like after data_received's). Anything else is a finding.
+            if not (server.closed and not server.is_http2 and op in SERVER_WRITES):
+                raise Finding("%s raised %r" % (op.__name__, e))
+            harness.check_after_error(server, e)
+            server.errors += 1
+            if TRACE:
+                print("  %-12s %-24s -> %r" % (op.__name__, cur.data[start:cur.pos].hex(), e))
         except ALLOWED as e:
             if TRACE:
                 print("  %-12s %-24s -> %r" % (op.__name__, cur.data[start:cur.pos].hex(), e))

@@ -303,12 +303,12 @@ def instrument(*modules):
             elif isinstance(obj, type) and obj.__module__ == mod.__name__:
                 funcs.extend(v for v in vars(obj).values() if isinstance(v, types.FunctionType))
             for f in funcs:
-                if f.__module__ == mod.__name__ and id(f) not in seen:
+                if getattr(f, "__module__", None) == mod.__name__ and id(f) not in seen:
                     seen.add(id(f))
                     atheris.instrument_func(f)
 
 
-def main(one_input, argv=None):
+def main(one_input, argv=None, extra=()):
     """Runs the harness under atheris (libFuzzer's flags on the command line)."""
     import atheris
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
@@ -317,7 +317,7 @@ def main(one_input, argv=None):
     # CNO_FUZZ_PYCOV=0/1 overrides.
     default = "0" if os.environ.get("CNO_FUZZ_SANITIZED") else "1"
     if os.environ.get("CNO_FUZZ_PYCOV", default) == "1":
-        instrument(sys.modules[__name__], sys.modules[one_input.__module__])
+        instrument(sys.modules[__name__], sys.modules[one_input.__module__], *extra)
     atheris.Setup(list(sys.argv if argv is None else argv), one_input)
     atheris.Fuzz()
 

@@ -320,7 +320,3 @@ def main(one_input, argv=None, extra=()):
         instrument(sys.modules[__name__], sys.modules[one_input.__module__], *extra)
     atheris.Setup(list(sys.argv if argv is None else argv), one_input)
     atheris.Fuzz()
-
-
-def here(*parts):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), *parts)

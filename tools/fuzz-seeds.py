@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +27,7 @@ import h2_pair  # noqa: E402
 import h1_pair  # noqa: E402
 import harness  # noqa: E402
 from h2_pair import CnoPeer, CnoPushPeer, H2Peer, body_bytes  # noqa: E402
-from h1_pair import CnoH1Peer, H11Peer, H2cClient, H2cServer  # noqa: E402
+from h1_pair import CnoH1Peer, H2cClient, H2cServer  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 DATA = os.path.join(ROOT, "tests", "data")
@@ -321,7 +320,7 @@ def run_h2c():
     cno_peer.start()
     client = H2cClient()
     h1_pair.pump(client, cno_peer)
-    sid = client.h2.request("GET", "/second")
+    client.h2.request("GET", "/second")
     h1_pair.pump(client, cno_peer)
     add("fuzz_h2c_upgrade", bytes((0, 0)) + received(cno_peer)[:MAX_SEED])
     # A cno client upgrading to an h2 server.

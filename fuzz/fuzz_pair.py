@@ -80,6 +80,7 @@ class PairPeer(Peer):
         self.errors = 0
         self.methods = {}       # client: stream -> the method of our request
         self.upgrades = {}      # client: stream -> our request carried an Upgrade field
+        self.lengths = {}       # stream -> our message announced a content-length
 
     def on_message_head(self, stream, code, method, path, headers):
         self.heads.setdefault(stream, []).append((code, method, path))
@@ -154,6 +155,7 @@ def op_request(cur, client, server):
     sid = client.next_stream
     client.write_head(sid, 0, method, path, fields, bool(flags & 2))
     client.methods[sid] = method
+    client.lengths[sid] = any(n == "content-length" for n, _ in fields)
     client.upgrades[sid] = any(n == "upgrade" for n, _ in fields)
 
 
@@ -161,7 +163,9 @@ def op_response(cur, client, server):
     sid = pick_stream(cur, server)
     code = cur.pick(CODES)
     flags = cur.byte()
-    server.write_head(sid, code, "", "", headers_from(cur), bool(flags & 1))
+    fields = headers_from(cur)
+    server.write_head(sid, code, "", "", fields, bool(flags & 1))
+    server.lengths[sid] = any(n == "content-length" for n, _ in fields)
 
 
 def op_data(cur, client, server):
@@ -185,6 +189,12 @@ def op_tail(cur, client, server):
     side = client if cur.byte() & 1 else server
     sid = pick_stream(cur, side)
     trailers = headers_from(cur) if cur.byte() & 1 else None
+    if trailers and not STRICT and not side.is_http2 and side.lengths.get(sid):
+        # Found by this harness, reported, strict xfail in tests/test_fuzz.py: in
+        # HTTP/1.1, write_tail with trailers ends a content-length body that is still
+        # short without the UsageError write_tail(None) raises; the next message's first
+        # bytes then complete the body on the wire. Skipped unless CNO_FUZZ_STRICT=1.
+        trailers = None
     side.write_tail(sid, trailers)
     side.ended_msg.add(sid)
 

@@ -177,3 +177,28 @@ def test_http_1_minor_versions_above_1_are_read_as_1_1():
     server.connection_made(False)
     server.data_received(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
     assert ("head", 1, 0, "GET") in server.events
+
+
+@pytest.mark.xfail(strict=True, reason="fuzz_pair: HTTP/1.1 write_tail with trailers ends a "
+                   "short content-length body without UsageError; the next request's bytes "
+                   "complete it on the wire")
+def test_h1_write_tail_with_trailers_checks_content_length():
+    # fuzz_pair input 000001000024000105020110050501010404029393939393939393939393939393
+    # 93939393939393939393939393939393939393939393939393939303003b04020300010005051b0104e6
+    # 030402 (CNO_FUZZ_STRICT=1 reports it). docs/raw.md: "A body announced with
+    # content-length must be exactly that long (UsageError before anything is written
+    # otherwise)"; write_tail(stream) and write_data(stream, b"", True) raise so, but
+    # write_tail(stream, trailers) does not: the trailers are dropped (the body is not
+    # chunked) and the message counts as complete, so the client sends its next request
+    # right behind 4 of 5 body bytes, and the server takes that request's first byte as
+    # the body's last (RFC 9112 6.3, 8: an incomplete message; here a desync).
+    client, server = _Peer(False), _Peer(True)
+    client.connection_made(False)
+    server.connection_made(False)
+    client.write_head(1, 0, "POST", "/", [(":authority", "a"), ("content-length", "5")], False)
+    client.write_data(1, b"abcd", False)
+    with pytest.raises(CnoError):
+        client.write_tail(1, [("x-checksum", "1")])
+    # (what happens instead:)
+    # client.write_head(3, 0, "GET", "/next", [(":authority", "a")], True)
+    # server.data_received(client.take()) -> body b"abcdG", then a request "ET /next"

@@ -355,9 +355,10 @@ INTENDED = [
      cno_rejects_complete_block),
     (1, "cno", r"invalid ENABLE_PUSH", "ENABLE_PUSH from a server", None),
     (0, "cno", r"invalid (MAX_FRAME_SIZE|INITIAL_WINDOW_SIZE|ENABLE_PUSH|"
-     r"ENABLE_CONNECT_PROTOCOL)", "SETTINGS values out of range", None),
-    (1, "cno", r"invalid (MAX_FRAME_SIZE|INITIAL_WINDOW_SIZE|ENABLE_CONNECT_PROTOCOL)",
-     "SETTINGS values out of range", None),
+     r"ENABLE_CONNECT_PROTOCOL)|INITIAL_WINDOW_SIZE above", "SETTINGS values out of range",
+     None),
+    (1, "cno", r"invalid (MAX_FRAME_SIZE|INITIAL_WINDOW_SIZE|ENABLE_CONNECT_PROTOCOL)|"
+     r"INITIAL_WINDOW_SIZE above", "SETTINGS values out of range", None),
     (1, "cno", r"invalid promised stream id", "promised stream ids", None),
     (0, "h2", r"Frame data missing or invalid", "ALTSVC is an unknown type", h2_fails_on_altsvc),
     (1, "h2", r"Frame data missing or invalid", "ALTSVC is an unknown type", h2_fails_on_altsvc),

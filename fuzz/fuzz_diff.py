@@ -322,7 +322,7 @@ MALFORMED_H2 = (r"Illegal character|missing mandatory|duplicate pseudo-header|"
                 r"does not have an :authority|multiple Host|Trailers must have END_STREAM|"
                 r"cannot receive data before headers|Invalid Host|"
                 r"Received header value surrounded by whitespace|Received uppercase header name|"
-                r"Received request-only headers|Invalid response status|"
+                r"request-only headers|Invalid response status|"
                 r"END_STREAM on informational responses")
 
 INTENDED = [

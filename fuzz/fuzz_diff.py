@@ -395,6 +395,8 @@ INTENDED = [
     (2, "cno", r"chunk|bare LF", "chunked framing is strict", None),
     (2, "cno", r"Transfer-Encoding in an HTTP/1.0", "Transfer-Encoding in HTTP/1.0", None),
     (2, "h11", r"Only Transfer-Encoding: chunked", "transfer codings before chunked", None),
+    (2, "h11", r"illegal chunk header: bytearray\(b'0[0-9a-fA-F]{16,}[;\\]",
+     "leading zeros in chunk sizes", None),
     (2, "cno", r"unsupported HTTP version", "reported: HTTP/1.x versions above 1.1", None),
     (2, "h11", r"illegal request line", "reported: non-ASCII octets in the request-target",
      None),

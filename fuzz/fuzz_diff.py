@@ -323,7 +323,7 @@ MALFORMED_H2 = (r"Illegal character|missing mandatory|duplicate pseudo-header|"
                 r"cannot receive data before headers|Invalid Host|"
                 r"Received header value surrounded by whitespace|Received uppercase header name|"
                 r"request-only headers|Invalid response status|"
-                r"END_STREAM on informational responses")
+                r"END_STREAM on informational responses|Invalid input StreamInputs\.")
 
 INTENDED = [
     (0, "cno", r"exceeds SETTINGS_MAX_FRAME_SIZE", "frame size checked at the header",

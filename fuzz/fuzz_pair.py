@@ -22,7 +22,6 @@ import harness
 from harness import ALLOWED, Finding, Peer, ProtocolError
 
 TRACE = bool(os.environ.get("CNO_FUZZ_TRACE"))   # print each operation (triage)
-STRICT = bool(os.environ.get("CNO_FUZZ_STRICT"))  # also report the known bugs
 METHODS = ["GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE", "G\x01T"]
 PATHS = ["/", "/a?b=c", "*", "example.com:443", "", "/sp ace", "/%00", "/" + "x" * 300]
 CODES = [200, 204, 304, 100, 103, 101, 404, 500, 199, 0, 1000, 999, 205, 301]
@@ -189,12 +188,6 @@ def op_tail(cur, client, server):
     side = client if cur.byte() & 1 else server
     sid = pick_stream(cur, side)
     trailers = headers_from(cur) if cur.byte() & 1 else None
-    if trailers and not STRICT and not side.is_http2 and side.lengths.get(sid):
-        # Found by this harness, reported, strict xfail in tests/test_fuzz.py: in
-        # HTTP/1.1, write_tail with trailers ends a content-length body that is still
-        # short without the UsageError write_tail(None) raises; the next message's first
-        # bytes then complete the body on the wire. Skipped unless CNO_FUZZ_STRICT=1.
-        trailers = None
     side.write_tail(sid, trailers)
     side.ended_msg.add(sid)
 
@@ -260,18 +253,6 @@ def answers_head(conn, sid):
     return conn.is_server and any(h[1] in ("HEAD", b"HEAD") for h in conn.heads.get(sid, ()))
 
 
-def known_tunnel_body(conn, sid):
-    """Known engine bugs, skipped unless CNO_FUZZ_STRICT=1. An HTTP/1.1 client accepts
-    body bytes for a CONNECT request (known bug 6, being fixed on main) or for a request
-    carrying Upgrade (found by this harness; tests/test_fuzz.py has the strict xfail)
-    before any answer, and writes them unframed as if the tunnel were open, while the
-    server has ended the request at its head (no content-length, no chunked): the bytes
-    become the next request if the switch is refused, or arrive cut once it is accepted.
-    Neither body check applies to such a stream."""
-    return (not STRICT and conn.is_client and not conn.is_http2
-            and (conn.methods.get(sid) == "CONNECT" or conn.upgrades.get(sid)))
-
-
 SERVER_WRITES = (op_response, op_data, op_tail, op_reset)
 
 
@@ -280,8 +261,6 @@ def check_bodies(sender, receiver, clean):
         got = receiver.bodies.get(sid)
         if got is None:
             got = b""
-        if known_tunnel_body(sender, sid):
-            continue
         if bytes(sent[:len(got)]) != bytes(got):
             raise Finding("stream %d: received %d bytes that are not what was sent (%d)"
                           % (sid, len(got), len(sent)))

@@ -1,6 +1,5 @@
-"""Smoke runs of the fuzz harnesses (fuzz/, see fuzz/README.md), and the bugs the
-fuzzing found that are not fixed yet (strict xfails: they fail once the bug is fixed, so
-the mark is removed then).
+"""Smoke runs of the fuzz harnesses (fuzz/, see fuzz/README.md), and a regression test
+for each engine bug the fuzzing found (fixed since; their reproducers are kept here).
 
 Each harness runs in a subprocess against the cno these tests import (a normal build:
 no sanitizers, so libFuzzer is guided only by the harnesses' own Python code), with a
@@ -13,6 +12,7 @@ fuzz/ sits beside tests/ in a checkout; a copy of tests/ alone (cibuildwheel's) 
 harnesses to run, and those tests skip.
 """
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +44,8 @@ def _needs_fuzz():
     try:
         import atheris  # noqa: F401
     except ImportError:
+        if os.environ.get("CI") and sys.platform == "linux" and platform.machine() == "x86_64":
+            pytest.fail("atheris is not installed (tools/test.sh installs the fuzz extra)")
         pytest.skip("atheris is not installed (Linux x86_64 wheels only)")
 
 
@@ -89,7 +91,7 @@ def test_smoke(name, tmp_path):
     assert "Done %d runs" % HARNESSES[name] in out.stderr, tail
 
 
-# -- bugs found by the fuzzing, not fixed yet ------------------------------------------------------
+# -- bugs found by the fuzzing (fixed) -------------------------------------------------------------
 
 class _Peer(cno.raw.Connection):
     def __init__(self, server):
@@ -125,11 +127,9 @@ def _frame(type_, flags, stream, payload=b""):
         + payload
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz_pair: an HTTP/1.1 client writes the body of a "
-                   "request carrying Upgrade unframed, before any answer")
 def test_h1_upgrade_request_body_is_framed():
     # fuzz_pair input 1015000000030402030000000002000083030402100200000267030b0003979797
-    # 979797979797040800 (CNO_FUZZ_STRICT=1 reports it): a HEAD request carrying
+    # 979797979797040800: a HEAD request carrying
     # `upgrade: close`, not final, then 11 body bytes and write_tail. RFC 9110 7.8: the server may ignore
     # Upgrade and answer as usual, so the request's body must be framed like any body
     # (RFC 9112 6: chunked when there is no content-length). cno sends the bytes raw as
@@ -149,8 +149,6 @@ def test_h1_upgrade_request_body_is_framed():
     assert server.buffered_input == 0
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz_diff: a PUSH_PROMISE on an even (server) stream "
-                   "is accepted and the promise cancelled instead of a connection error")
 def test_push_promise_on_even_stream_is_a_connection_error():
     # fuzz_diff (h2 client mode): RFC 9113 6.6, a PUSH_PROMISE must be on a stream the
     # client opened (odd) that is open or half-closed; stream 2 was never opened and
@@ -167,8 +165,6 @@ def test_push_promise_on_even_stream_is_a_connection_error():
         client.data_received(wire)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz_diff: HTTP/1.2 (and other 1.x above 1.1) is "
-                   "refused with 505 instead of being read as HTTP/1.1")
 def test_http_1_minor_versions_above_1_are_read_as_1_1():
     # fuzz_diff (h1 server mode, against h11): RFC 9110 2.5, a recipient that implements
     # the major version SHOULD process a higher minor version as the highest minor version
@@ -179,13 +175,10 @@ def test_http_1_minor_versions_above_1_are_read_as_1_1():
     assert ("head", 1, 0, "GET") in server.events
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz_pair: HTTP/1.1 write_tail with trailers ends a "
-                   "short content-length body without UsageError; the next request's bytes "
-                   "complete it on the wire")
 def test_h1_write_tail_with_trailers_checks_content_length():
     # fuzz_pair input 000001000024000105020110050501010404029393939393939393939393939393
     # 93939393939393939393939393939393939393939393939393939303003b04020300010005051b0104e6
-    # 030402 (CNO_FUZZ_STRICT=1 reports it). docs/raw.md: "A body announced with
+    # 030402. docs/raw.md: "A body announced with
     # content-length must be exactly that long (UsageError before anything is written
     # otherwise)"; write_tail(stream) and write_data(stream, b"", True) raise so, but
     # write_tail(stream, trailers) does not: the trailers are dropped (the body is not
@@ -199,6 +192,6 @@ def test_h1_write_tail_with_trailers_checks_content_length():
     client.write_data(1, b"abcd", False)
     with pytest.raises(CnoError):
         client.write_tail(1, [("x-checksum", "1")])
-    # (what happens instead:)
+    # (what happened before the fix:)
     # client.write_head(3, 0, "GET", "/next", [(":authority", "a")], True)
     # server.data_received(client.take()) -> body b"abcdG", then a request "ET /next"

@@ -20,8 +20,13 @@ fi
 
 python3 -m pip install -q --upgrade pip >/dev/null
 # test: the suite's peers; packaging: what tests/test_packaging.py drives (build,
-# cibuildwheel, check-jsonschema).
-python3 -m pip install -q ".[test,packaging]" || exit 1
+# cibuildwheel, check-jsonschema); fuzz: atheris where it has wheels.
+extras="test,packaging"
+# fuzz: atheris, for the fuzz smoke runs (wheels for glibc x86_64 only)
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] && ldd --version 2>&1 | grep -qi -e glibc -e "gnu libc"; then
+    extras="$extras,fuzz"
+fi
+python3 -m pip install -q ".[$extras]" || exit 1
 
 # Run from tests/ so `import cno` is the installed package, not the source tree
 # (CNO_TEST_INSTALLED: tests/conftest.py stops if it is not).

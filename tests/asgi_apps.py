@@ -4,7 +4,7 @@
 - ``raw_app``: written here against the ASGI spec: /scope (the scope as JSON), /echo
   (the body back, read message by message), /stream (chunks with trailers), /early
   (103 then 200), /push (a pushed /pushed), /file (pathsend), /raise, /raise-late,
-  /no-response, /half (returns mid-body), /bad-message, /upper, /bad-headers, /slow?ms=N, /disconnect (waits
+  /no-response, /half (returns mid-body), /bad-message, /upper, /bad-headers, /wrong-length, /slow?ms=N, /disconnect (waits
   for http.disconnect and records it), /continue (reads the body after a 100).
 - ``starlette_app`` and ``fastapi_app``: real applications from PyPI (JSON routes, a
   streamed response, a FileResponse, a background task, lifespan state).
@@ -120,6 +120,8 @@ async def raw_app(scope, receive, send):
     elif path == "/bad-headers":
         await send({"type": "http.response.start", "status": 200, "headers": [("a", 1)]})
         await send({"type": "http.response.body", "body": b"never"})
+    elif path == "/wrong-length":   # a body longer than the content-length it announced
+        await _respond(send, 200, b"too long", [(b"content-length", b"3")])
     elif path == "/bad-message":
         await send({"type": "http.response.start", "status": "200", "headers": []})
     elif path == "/slow":

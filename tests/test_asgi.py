@@ -314,6 +314,21 @@ async def test_application_errors(http2, caplog):
 
 @pytest.mark.asyncio
 @deadline(20)
+async def test_body_the_engine_refuses_after_the_head_is_an_error(caplog):
+    # HTTP/1.1: the head (content-length: 3) is accepted, the 8-byte body is not. That is
+    # the application's error, logged, and the response is cut, not retried or taken for
+    # a client that left.
+    httpx = require_module("httpx")
+    caplog.set_level(logging.ERROR)
+    async with asgi_server() as url, httpx_client(False) as client:
+        with pytest.raises(httpx.HTTPError):
+            await client.get(url + "/wrong-length")
+        assert (await client.get(url + "/echo")).status_code == 200
+    assert "more data than the content-length announced" in caplog.text
+
+
+@pytest.mark.asyncio
+@deadline(20)
 async def test_limit_concurrency_answers_503():
     async with asgi_server(limit_concurrency=1) as url, httpx_client(False) as a, \
             httpx_client(False) as b:

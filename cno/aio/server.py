@@ -40,7 +40,7 @@ class Request:
         self.payload = Payload(conn, stream)
         self.trailers: Optional[list[Any]] = None
         self.responded = False
-        self._http_version = conn.http_version(stream)
+        self._http_version: Optional[str] = None   # asked of the engine when first read
 
     def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
         """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
@@ -140,8 +140,12 @@ class Request:
 
     @property
     def http_version(self) -> str:
-        """"2", "1.1" or "1.0" (what the client spoke in this request)."""
-        return self._http_version
+        """"2", "1.1" or "1.0" (what the client spoke in this request); first read while
+        the stream is open (the engine knows it per exchange), then kept."""
+        version = self._http_version
+        if version is None:
+            version = self._http_version = self.conn.http_version(self.stream)
+        return version
 
     @property
     def ended(self) -> bool:

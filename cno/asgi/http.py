@@ -10,10 +10,10 @@ peer's windows and the transport's backpressure.
 from __future__ import annotations
 
 import os
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 from urllib.parse import unquote_to_bytes
 
-from cno.aio import Request
+from cno.aio import Body, Request
 from cno.errors import ConnectionClosed, StreamReset, UsageError
 
 Message = dict[str, Any]
@@ -209,10 +209,11 @@ class Cycle:
                 self.state = _DONE
                 await request.end()
 
-    async def _head(self, body: Optional[Union[bytes, bytearray, memoryview]]) -> None:
-        """The response head (with the whole body if given) and the application's headers
-        as given; if the engine refuses them, once more normalised (bytes, lower-case
-        names), then a MessageError that says why."""
+    async def _head(self, body: Optional[Body]) -> None:
+        """The response head with the application's headers as given, and with ``body``
+        (bytes, or an async iterable of them) the whole response; if the engine refuses
+        the head, once more with the headers normalised (bytes, lower-case names), then a
+        MessageError that says why."""
         request = self.request
         for normalised in (False, True):
             try:
@@ -222,8 +223,9 @@ class Cycle:
                     await request.respond(self.status, self.headers, body)
                 return
             except (UsageError, TypeError, ValueError) as e:
-                if normalised:
-                    raise MessageError("http.response.start: %s" % e) from None
+                if normalised or request.responded:
+                    # (once the head went out, the body was refused: no second try)
+                    raise MessageError("http.response: %s" % e) from None
                 self.headers = _bytes_pairs(self.headers, "http.response.start: 'headers'")
 
     async def _trailers(self, message: Message) -> None:
@@ -247,25 +249,22 @@ class Cycle:
             raise MessageError("http.response.pathsend: 'path' must be a str, not %r" % (path,))
         if self.state != _STARTED:
             raise MessageError("http.response.pathsend needs http.response.start and no body")
-        request = self.request
+        self.state = _DONE
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             headers = _bytes_pairs(self.headers, "http.response.start: 'headers'")
-            if not any(n.lower() == b"content-length" for n, _ in headers):
-                headers = headers + [(b"content-length", b"%d" % size)]
-            self.state = _BODY
-            if size <= PATHSEND_CHUNK:
-                self.state = _DONE
-                await request.respond(self.status, headers, f.read())
-                return
-            await request.start(self.status, headers)
-            while True:
-                chunk = f.read(PATHSEND_CHUNK)
-                if not chunk:
-                    break
-                await request.write(chunk)
-        self.state = _DONE
-        await request.end()
+            if not any(n == b"content-length" for n, _ in headers):
+                headers.append((b"content-length", b"%d" % size))
+            self.headers = headers
+
+            async def pieces() -> AsyncIterator[bytes]:
+                while True:
+                    chunk = f.read(PATHSEND_CHUNK)
+                    if not chunk:
+                        return
+                    yield chunk
+
+            await self._head(f.read() if size <= PATHSEND_CHUNK else pieces())
 
     async def _early_hint(self, message: Message) -> None:
         if self.state != _INIT and self.state != _STARTED:

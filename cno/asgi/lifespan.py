@@ -32,6 +32,7 @@ class Lifespan:
         self._to_app: asyncio.Queue[Message] = asyncio.Queue()
         self._from_app: asyncio.Queue[Message] = asyncio.Queue()
         self._error: Optional[BaseException] = None
+        self._started = False   # startup completed: later failures are errors
 
     async def _run(self) -> None:
         scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
@@ -41,15 +42,13 @@ class Lifespan:
             raise
         except BaseException as exc:
             self._error = exc
-            if self.mode == "auto" and not self._started_waiting:
+            if self.mode == "auto" and not self._started:
                 logger.info("cno: the application does not support lifespan (%s: %s); "
                             "going on without it", type(exc).__name__, exc)
             else:
                 logger.error("cno: the lifespan task failed", exc_info=exc)
         finally:
             await self._from_app.put({"type": "lifespan.ended"})
-
-    _started_waiting = False
 
     async def _exchange(self, kind: str) -> None:
         await self._to_app.put({"type": "lifespan." + kind})
@@ -76,7 +75,7 @@ class Lifespan:
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
         await self._exchange("startup")
-        self._started_waiting = True
+        self._started = True
 
     async def shutdown(self) -> None:
         """Send lifespan.shutdown and wait for the answer (LifespanFailure if it failed)."""

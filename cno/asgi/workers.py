@@ -5,6 +5,7 @@ SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -83,9 +84,7 @@ class Supervisor:
     def run(self) -> None:
         reserved = self._reserve_port()
         port = reserved.getsockname()[1]
-        worker_config = Config(**{f: getattr(self.config, f) for f in
-                                  self.config.__dataclass_fields__})
-        worker_config.port, worker_config.workers, worker_config.reuse_port = port, 1, True
+        worker_config = dataclasses.replace(self.config, port=port, workers=1, reuse_port=True)
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT,
                                                                     signal.SIGTERM)}
         logger.info("cno: serving on %s://%s:%d with %d workers (supervisor pid %d)",

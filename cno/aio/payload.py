@@ -134,6 +134,18 @@ class Payload:
     def exception(self) -> Optional[BaseException]:
         return self._exc
 
+    def read_nowait(self, n: int = -1) -> Optional[bytes]:
+        """Without waiting: up to n bytes of what has arrived (all of it if n < 0),
+        b"" at the end of the body, or None if nothing is there yet; raises what read()
+        would (StreamReset, ConnectionClosed) once nothing is left."""
+        if self._buffer:
+            return self._take(len(self._buffer) if n < 0 else n)
+        if self._eof:
+            return b""
+        if self._exc is not None:
+            raise self._exc
+        return None
+
     # Every method takes data out of the buffer (crediting the peer) as it arrives, even
     # while it waits for more: waiting for more than a window without consuming would
     # wait forever.

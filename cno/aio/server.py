@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as _ssl
-from typing import Any, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from cno import raw
 from cno.errors import (
@@ -41,6 +41,7 @@ class Request:
         self.trailers: Optional[list[Any]] = None
         self.responded = False
         self._http_version: Optional[str] = None   # asked of the engine when first read
+        self._task: Optional[asyncio.Task[None]] = None   # what runs the handler
 
     def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
         """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
@@ -59,32 +60,74 @@ class Request:
                       trailers: Optional[Headers] = None) -> None:
         """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
         conn = self.conn
+        if trailers is None and isinstance(data, (bytes, bytearray, memoryview)):
+            while True:
+                try:
+                    rest = self.respond_nowait(code, headers, data)
+                    break
+                except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
+                    await conn._wait(conn._ended)
+            if rest is not None:
+                await rest
+            return
+        headers, final = self._final_head(code, headers, data, trailers)
+        await self._head(code, headers, final)
+        self.responded = True
+        conn._uncork()
+        if not final:
+            await conn._write_body(self.stream, data, trailers)
+
+    def respond_nowait(self, code: int, headers: Headers = (),
+                       data: Union[bytes, bytearray, memoryview] = b"",
+                       ) -> Optional[Awaitable[None]]:
+        """respond() with a bytes body, at once: the head and the body are written now
+        (in one write) and None is returned; if the peer's windows or the transport take
+        only part of the body, what writes the rest is returned, to be awaited. Raises
+        WouldBlock, having written nothing, while the head cannot go out (HTTP/1.1: an
+        earlier request's response is still being written)."""
+        headers, final = self._final_head(code, headers, data, None)
+        conn = self.conn
+        stream = self.stream
+        conn._cork()
+        try:
+            conn.write_head(stream, code, "", "", headers, final)
+            self.responded = True
+            if final:
+                return None
+            if conn.writing_paused or len(data) > _WRITE_PIECE:
+                rest = data
+            else:
+                n = conn.write_data(stream, data, True)
+                conn._moved += n
+                if n >= len(data):
+                    return None
+                rest = memoryview(data)[n:]
+        except InvalidStream:
+            raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+        finally:
+            conn._uncork()   # (also when the engine refused the head: the 500 must go)
+        return conn._write(stream, rest, True)
+
+    @staticmethod
+    def _final_head(code: int, headers: Headers, data: Body,
+                    trailers: Optional[Headers]) -> tuple[Headers, bool]:
+        """The head's fields (with a content-length when the whole body is bytes) and
+        whether the head ends the response."""
         simple = isinstance(data, (bytes, bytearray, memoryview))
         if code in (204, 304) and not (simple and not data):
             # RFC 9110 15.3.5, 15.4.5: these responses end with their head.
             raise UsageError("a %d response has no body" % code)
         if code < 200:
             raise UsageError("respond() sends a final response; 1xx go with inform()")
-        final = simple and not data and not trailers
-        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers:
+        if simple and data and not trailers:
             # The whole body is known: say how long it is (no chunked framing needed).
-            if not any(h[0] in ("content-length", b"content-length") for h in headers):
+            for h in headers:
+                if h[0] in ("content-length", b"content-length"):
+                    break
+            else:
                 headers = list(headers)
                 headers.append(("content-length", str(len(data))))
-        await self._head(code, headers, final)
-        try:
-            self.responded = True
-            if (isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers
-                    and not conn.writing_paused and len(data) <= _WRITE_PIECE):
-                n = conn.write_data(self.stream, data, True)
-                conn._moved += n
-                if n >= len(data):
-                    return
-                data = memoryview(data)[n:]
-        finally:
-            conn._uncork()
-        if not final:
-            await conn._write_body(self.stream, data, trailers)
+        return headers, simple and not data and not trailers
 
     async def _head(self, code: int, headers: Headers, final: bool) -> None:
         """Write a head once the engine takes it (HTTP/1.1 answers in order); the
@@ -354,9 +397,9 @@ class Server(_Connection):
         self._heads_in_read += 1
         request = Request(self, stream, method, path, headers)
         self._requests[stream] = request
-        task = self.loop.create_task(self._run(request))
+        # (the task is held here until _run ends: the loop holds tasks weakly)
+        task = request._task = self.loop.create_task(self._run(request))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def on_message_data(self, stream: int, data: bytes) -> None:
         request = self._requests.get(stream)
@@ -382,20 +425,30 @@ class Server(_Connection):
             self.loop.call_soon(self._check_input)   # once the engine took what it could
 
     async def _run(self, request: Request) -> None:
+        """The task of one request (a subclass running something else than
+        ``handle`` ends it the same way: _failed or _unanswered, then _over)."""
         try:
             await self.handle(request)
         except Exception as exc:
             self._failed(request, exc)
         else:
-            if not request.responded and not self.closed and request.stream in self.open_streams:
-                self._answer_500(request)
+            self._unanswered(request)
         finally:
-            # The body's error, raised in the handler, holds a traceback whose frames
-            # hold the payload that holds the error: cut it so that the request goes by
-            # reference counting (issue 10 item 9).
-            failure = request.payload._exc
-            if failure is not None:
-                failure.__traceback__ = None
+            self._over(request)
+
+    def _unanswered(self, request: Request) -> None:
+        """A handler returned: a request it left without a response gets a 500."""
+        if not request.responded and not self.closed and request.stream in self.open_streams:
+            self._answer_500(request)
+
+    def _over(self, request: Request) -> None:
+        self._tasks.discard(request._task)
+        # The body's error, raised in the handler, holds a traceback whose frames hold
+        # the payload that holds the error: cut it so that the request goes by
+        # reference counting (issue 10 item 9).
+        failure = request.payload._exc
+        if failure is not None:
+            failure.__traceback__ = None
 
     def _failed(self, request: Request, exc: BaseException) -> None:
         if not isinstance(exc, (StreamReset, ConnectionClosed)):

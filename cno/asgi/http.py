@@ -9,12 +9,13 @@ peer's windows and the transport's backpressure.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 from urllib.parse import unquote_to_bytes
 
 from cno.aio import Body, Request
-from cno.errors import ConnectionClosed, StreamReset, UsageError
+from cno.errors import ConnectionClosed, StreamReset, UsageError, WouldBlock
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -27,6 +28,7 @@ PATHSEND_CHUNK = 262144   # file bytes read per write for http.response.pathsend
 
 # where the response is
 _INIT, _STARTED, _BODY, _TRAILERS, _DONE = range(5)
+_LATER = object()   # (Cycle._respond_now: the head cannot go yet)
 
 
 class ClientDisconnected(OSError):
@@ -51,38 +53,50 @@ def _bytes_pairs(headers: Any, key: str) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+# Methods as str without decoding each time (others are decoded).
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                                    "OPTIONS", "CONNECT", "TRACE")}
+
+
 def build_scope(request: Request, root_path: str, state: Optional[dict[str, Any]],
-                extensions: dict[str, Any], client: Any, server: Any,
-                scheme: Optional[str] = None) -> Message:
+                extensions: dict[str, Any], client: Any, server: Any, scheme: str,
+                http_version: str) -> Message:
     """The HTTP scope of a request whose header fields are bytes (``bytes_headers``)."""
-    # The engine gives the pseudo-header fields first (:authority, from Host in HTTP/1.1,
-    # and :scheme); the regular fields follow as received.
+    # The engine gives the pseudo-header fields first (:scheme, and :authority, from
+    # Host in HTTP/1.1); the regular fields follow as received.
     fields = request.headers
     host = None
     i = 0
     for name, value in fields:
-        if name[:1] != b":":
+        if name[0] != 58:   # b":"
             break
         if name == b":authority":
             host = value
-        elif name == b":scheme" and scheme is None:
-            scheme = value.decode("ascii", "replace")
         i += 1
     headers = fields[i:]
-    if host is not None and (request.http_version != "2"
-                             or not any(n == b"host" for n, _ in headers)):
-        headers.insert(0, (b"host", host))   # HTTP/2's :authority is HTTP/1.1's Host
+    if host is not None:
+        # HTTP/2's :authority is HTTP/1.1's Host (RFC 9113 8.3.1); an HTTP/2 request
+        # may carry both (the same value, as the RFC asks): one host field then.
+        if http_version == "2":
+            for field in headers:
+                if field[0] == b"host":
+                    break
+            else:
+                headers.insert(0, (b"host", host))
+        else:
+            headers.insert(0, (b"host", host))
     raw_path, _, query = request.path.partition(b"?")
     path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode(
         "utf-8", "surrogateescape")
     if root_path and not path.startswith(root_path):
         path = root_path + path
+    method = request.method
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
-        "http_version": request.http_version,
-        "method": request.method.decode("ascii"),
-        "scheme": scheme or "http",
+        "http_version": http_version,
+        "method": _METHODS.get(method) or method.decode("ascii"),
+        "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
         "query_string": query,
@@ -90,19 +104,26 @@ def build_scope(request: Request, root_path: str, state: Optional[dict[str, Any]
         "headers": headers,
         "client": client,
         "server": server,
-        "state": dict(state) if state is not None else {},
+        "state": state.copy() if state else {},
         "extensions": extensions,
     }
 
 
 class Cycle:
-    """``receive`` and ``send`` of one request (see the module's docstring)."""
+    """``receive`` and ``send`` of one request (see the module's docstring).
 
-    __slots__ = ("request", "state", "status", "headers", "trailers", "want_trailers",
-                 "body_done", "continue_due")
+    Both answer at once when they can, with ``done`` (a completed future) or a completed
+    future of the message: no coroutine is made for a message that needs no waiting (a
+    whole body in one message, a request body that has arrived). What has to wait goes
+    through the coroutines _receive and _send.
+    """
 
-    def __init__(self, request: Request) -> None:
+    __slots__ = ("request", "done", "state", "status", "headers", "trailers",
+                 "want_trailers", "body_done", "continue_due")
+
+    def __init__(self, request: Request, done: "asyncio.Future[None]") -> None:
         self.request = request
+        self.done = done
         self.state = _INIT
         self.status = 0
         self.headers: Any = ()
@@ -118,7 +139,23 @@ class Cycle:
     def complete(self) -> bool:
         return self.state == _DONE
 
-    async def receive(self) -> Message:
+    def receive(self) -> Awaitable[Message]:
+        if not self.body_done and not self.continue_due:
+            payload = self.request.payload
+            try:
+                data = payload.read_nowait(BODY_CHUNK)
+            except (StreamReset, ConnectionClosed):
+                data = None   # (_receive says http.disconnect)
+            if data is not None:
+                more = not payload.at_eof()
+                if not more:
+                    self.body_done = True
+                ready = self.done.get_loop().create_future()
+                ready.set_result({"type": "http.request", "body": data, "more_body": more})
+                return ready
+        return self._receive()
+
+    async def _receive(self) -> Message:
         request = self.request
         if self.body_done:
             # After the body, receive() waits for the exchange to end: the response sent
@@ -140,16 +177,58 @@ class Cycle:
             self.body_done = True
         return {"type": "http.request", "body": data, "more_body": more}
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
         try:
             kind = message["type"]
         except (TypeError, KeyError):
             raise MessageError("a message is a dict with a 'type', not %r" % (message,)) from None
+        if kind == "http.response.start":
+            self._start(message)
+            return self.done
+        if kind == "http.response.body" and self.state == _STARTED and not self.want_trailers:
+            body = message.get("body", b"")
+            if type(body) is bytes and not message.get("more_body", False):
+                # The whole response in one message: head and body in one write.
+                try:
+                    rest = self._respond_now(body)
+                except (StreamReset, ConnectionClosed) as e:
+                    raise ClientDisconnected("the client is gone: %s" % e) from None
+                if rest is not _LATER:
+                    return self.done if rest is None else self._finish(rest)
+        return self._send(message)
+
+    def _respond_now(self, body: bytes) -> Any:
+        """The whole response now (None), or what writes the rest of its body, or _LATER
+        if the head cannot go yet (an earlier HTTP/1.1 response is being written). The
+        application's headers go to the engine as they are; if it refuses them, once
+        more normalised, then a MessageError that says why."""
+        request = self.request
+        for normalised in (False, True):
+            try:
+                rest = request.respond_nowait(self.status, self.headers, body)
+            except WouldBlock:
+                return _LATER
+            except (UsageError, TypeError, ValueError) as e:
+                if normalised or request.responded:
+                    # (once the head went out, the body was refused: no second try)
+                    raise MessageError("http.response: %s" % e) from None
+                self.headers = _bytes_pairs(self.headers, "http.response.start: 'headers'")
+                continue
+            self.state = _DONE
+            return rest
+        raise AssertionError("unreachable")
+
+    async def _finish(self, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except (StreamReset, ConnectionClosed) as e:
+            raise ClientDisconnected("the client is gone: %s" % e) from None
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
         try:
             if kind == "http.response.body":
                 await self._body(message)
-            elif kind == "http.response.start":
-                self._start(message)
             elif kind == "http.response.trailers":
                 await self._trailers(message)
             elif kind == "http.response.pathsend":

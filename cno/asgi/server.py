@@ -145,7 +145,7 @@ class ASGIServer(cno.Server):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, shared: _Shared) -> None:
         config = shared.config
-        super().__init__(loop, self._handle, idle_timeout=config.timeout_keep_alive,
+        super().__init__(loop, None, idle_timeout=config.timeout_keep_alive,
                          header_timeout=config.header_timeout,
                          max_concurrent_streams=config.h2_max_concurrent_streams,
                          limits=config.limits, bytes_headers=True)
@@ -154,6 +154,9 @@ class ASGIServer(cno.Server):
         self.server_address: Any = None
         self.extensions: dict[str, Any] = {}
         self.url_scheme = "http"
+        # what send() returns for a message that needed no waiting
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.done.set_result(None)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -183,45 +186,53 @@ class ASGIServer(cno.Server):
             }
         self.extensions = extensions
 
-    async def _handle(self, request: cno.Request) -> None:
+    async def _run(self, request: cno.Request) -> None:
+        """The task of one request (cno.Server's, running the application)."""
         shared = self.shared
         config = shared.config
-        limit = config.limit_concurrency
-        if limit is not None and shared.running >= limit:
-            await request.respond(503, [(b"content-type", b"text/plain; charset=utf-8"),
-                                        (b"retry-after", b"1")], b"Service Unavailable\n")
-            return
-        extensions = self.extensions
-        if self.is_http2 and "http.response.push" not in extensions:
-            # (after an h2c upgrade too: the connection is HTTP/2 from here on)
-            extensions = self.extensions = dict(extensions, **{"http.response.push": {}})
-        client = self.client
-        scheme = None
-        if config.proxy_headers and shared.trusts(client[0] if client else None):
-            host, proto = _forwarded_for(request.headers)
-            if host is not None:
-                client = [host, 0]
-            if proto in ("http", "https"):
-                scheme = proto
-        scope = build_scope(request, config.root_path, shared.state, extensions, client,
-                            self.server_address, scheme or self.url_scheme)
-        cycle = Cycle(request)
-        shared.running += 1
         try:
-            await shared.app(scope, cycle.receive, cycle.send)
-        except ClientDisconnected:
-            pass   # the client left: nothing to answer, nothing to report
+            limit = config.limit_concurrency
+            if limit is not None and shared.running >= limit:
+                await request.respond(503, [(b"content-type", b"text/plain; charset=utf-8"),
+                                            (b"retry-after", b"1")], b"Service Unavailable\n")
+                return
+            extensions = self.extensions
+            if self.is_http2 and "http.response.push" not in extensions:
+                # (after an h2c upgrade too: the connection is HTTP/2 from here on)
+                extensions = self.extensions = dict(extensions, **{"http.response.push": {}})
+            client = self.client
+            scheme = None
+            if config.proxy_headers and shared.trusts(client[0] if client else None):
+                host, proto = _forwarded_for(request.headers)
+                if host is not None:
+                    client = [host, 0]
+                if proto in ("http", "https"):
+                    scheme = proto
+            scope = build_scope(request, config.root_path, shared.state, extensions, client,
+                                self.server_address, scheme or self.url_scheme,
+                                "2" if self.is_http2 else request.http_version)
+            cycle = Cycle(request, self.done)
+            shared.running += 1
+            try:
+                await shared.app(scope, cycle.receive, cycle.send)
+            except ClientDisconnected:
+                pass   # the client left: nothing to answer, nothing to report
+            finally:
+                shared.running -= 1
+                if config.access_log:
+                    access_logger.info('%s - "%s %s HTTP/%s" %s', _who(client),
+                                       scope["method"], request.path.decode("latin-1"),
+                                       scope["http_version"], cycle.status or 500)
+            if not cycle.complete and request.responded:
+                # Returned in the middle of a streamed body: the client must not take what
+                # it got for a whole response (cno resets the stream / closes HTTP/1.1).
+                raise RuntimeError("the ASGI application returned before its response ended")
+        except Exception as exc:
+            self._failed(request, exc)
+        else:
+            self._unanswered(request)   # (returned without any response: a 500)
         finally:
-            shared.running -= 1
-            if config.access_log:
-                access_logger.info('%s - "%s %s HTTP/%s" %s', _who(client), scope["method"],
-                                   request.path.decode("latin-1"), scope["http_version"],
-                                   cycle.status or 500)
-        if not cycle.complete and request.responded:
-            # Returned in the middle of a streamed body: the client must not take what it
-            # got for a whole response (cno resets the stream / closes HTTP/1.1).
-            raise RuntimeError("the ASGI application returned before its response ended")
-        # (returned without any response: cno.Server answers 500)
+            self._over(request)
 
 
 def _who(client: Any) -> str:

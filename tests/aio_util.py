@@ -4,7 +4,8 @@ Everything listens on 127.0.0.1 only. What a helper starts, it stops, also when 
 fails: cno servers are async context managers run in the test's own event loop (so an
 external client run with :func:`run` talks to them while the loop waits for it); external
 servers (nghttpd, hypercorn) are plain subprocesses in sync context managers, usable from
-module-scoped fixtures.
+module-scoped fixtures; :class:`ServeProcess` runs ``python -m cno serve`` (stopped with
+its ``stop()``).
 
 External tools: :func:`require_tool` skips a test when the tool is missing, except in CI
 (``CI`` set in the environment), where a missing tool is a failure.
@@ -12,12 +13,15 @@ External tools: :func:`require_tool` skips a test when the tool is missing, exce
 import asyncio
 import contextlib
 import os
+import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -25,6 +29,7 @@ from pathlib import Path
 import pytest
 
 HOST = "127.0.0.1"
+TESTS = Path(__file__).resolve().parent
 
 
 # -- tools ---------------------------------------------------------------------------------
@@ -37,7 +42,7 @@ def require_tool(name):
     """The tool's path; pytest.skip if it is missing (pytest.fail in CI)."""
     path = shutil.which(name)
     if path is None:
-        msg = "%s not installed (.ci/run installs it: nghttp2-client, nghttp2-server, curl)" % name
+        msg = "%s not installed (.ci/run installs the tools the tests drive)" % name
         if in_ci():
             pytest.fail(msg)
         pytest.skip(msg)
@@ -323,6 +328,53 @@ class External:
     def __exit__(self, *exc):
         self._stop()
         return False
+
+
+class ServeProcess:
+    """``python -m cno serve APP --port 0 ...`` from tests/ (so the test apps import); a
+    thread collects what it prints, and the port (and http or https) is read from its
+    "serving on" line."""
+
+    def __init__(self, app, *args):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cno", "serve", app, "--port", "0", *args],
+            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline_at = time.monotonic() + 20
+        while time.monotonic() < deadline_at and self.proc.poll() is None:
+            m = re.search(r"serving on (https?)://127\.0\.0\.1:(\d+)", self.output)
+            if m:
+                self.scheme, self.port = m.group(1), int(m.group(2))
+                return
+            time.sleep(0.02)
+        self.proc.kill()
+        self._reader.join(5)
+        raise AssertionError("cno serve did not start:\n" + self.output)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d" % (self.scheme, self.port)
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+    @property
+    def output(self):
+        return "".join(self.lines)
 
 
 def nghttpd(directory, certs=None):

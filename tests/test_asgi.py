@@ -16,8 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ import cno
 import cno.asgi
 
 import asgi_apps
-from aio_util import deadline, require_module, require_tool, run
+from aio_util import ServeProcess, deadline, require_module, require_tool, run
 
 TESTS = Path(__file__).resolve().parent
 
@@ -381,52 +379,6 @@ async def test_unix_socket(tmp_path):
 
 
 # -- python -m cno serve module:app ------------------------------------------------------------
-
-class ServeProcess:
-    """``python -m cno serve APP --port 0 ...`` from tests/ (so asgi_apps imports); a
-    thread collects what it prints, and the port is read from its "serving on" line."""
-
-    def __init__(self, app, *args):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cno", "serve", app, "--port", "0", *args],
-            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline_at = time.monotonic() + 20
-        while time.monotonic() < deadline_at and self.proc.poll() is None:
-            m = re.search(r"serving on https?://127\.0\.0\.1:(\d+)", self.output)
-            if m:
-                self.port = int(m.group(1))
-                return
-            time.sleep(0.02)
-        self.proc.kill()
-        self._reader.join(5)
-        raise AssertionError("cno serve did not start:\n" + self.output)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
-        return self.proc.returncode
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
 
 @pytest.mark.slow
 @pytest.mark.asyncio

@@ -7,14 +7,17 @@ cd "$(dirname "$0")/.."
 
 # System tools the interop tests drive (.ci/run installs them first; here only if missing).
 if ! command -v curl >/dev/null || ! command -v h2load >/dev/null || ! command -v nghttpd >/dev/null \
-        || ! command -v openssl >/dev/null; then
+        || ! command -v openssl >/dev/null || ! command -v chromium >/dev/null; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
     if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
         $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
             nghttp2-client nghttp2-server curl openssl
+        # chromium (tests/test_browser.py): a Debian package (Ubuntu ships it as a snap)
+        command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install \
+            -y -q chromium || echo "note: chromium not installable here: its test skips (fails in CI)" >&2
     else
-        echo "note: curl/nghttp2/openssl missing and not installable here: those tests skip" >&2
+        echo "note: curl/nghttp2/openssl/chromium missing and not installable here: those tests skip" >&2
     fi
 fi
 

@@ -63,6 +63,7 @@ cdef class Connection:
     cdef public bint writing_paused
     cdef int state
     cdef int depth               # nesting of public calls; output goes out at depth 0
+    cdef bint corked             # cork(): output held until uncork() (or the close)
     cdef bint consuming
 
     # I/O

@@ -378,6 +378,7 @@ cdef int maybe_close(Connection c) except -1:
 cdef int fire_close(Connection c) except -1:
     if c.close_due:
         c.close_due = False
+        c.corked = False   # (what was held goes out before the close)
         flush(c)
         if c.ev_close is not None:
             c.ev_close(c)
@@ -404,8 +405,11 @@ cdef bint writing_body(Connection c) except -1:
 
 
 cdef int flush(Connection c) except -1:
-    """Hand what this public call wrote to on_writev, in one call."""
+    """Hand what this public call wrote to on_writev, in one call (or, while corked,
+    keep it for uncork())."""
     cdef bytes data
+    if c.corked:
+        return 0
     if c.out.len:
         data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
         c.out.len = 0
@@ -1758,6 +1762,19 @@ cdef class Connection:
         if s is None:
             raise InvalidStream("stream %d is not open" % stream)
         return "2" if self.h2 else ("1.0" if s.h10 else "1.1")
+
+    def cork(self):
+        """Hold the output of the calls that follow until uncork(), which hands it to
+        on_writev in one call (a response's head and body in one write). A close
+        uncorks."""
+        self.corked = True
+
+    def uncork(self):
+        """Hand what was held since cork() to on_writev (at once, or, inside an event,
+        when the call that delivered it ends)."""
+        self.corked = False
+        if not self.depth:
+            flush(self)
 
     def update_settings(self, **changes):
         """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""

@@ -662,3 +662,79 @@ async def test_a_refused_response_head_still_answers_500_at_once(mode):
         client = await peer.connect()
         response, _ = await get(client, "GET", "/")
         assert response.code == 500
+
+
+# -- Without waiting: Payload.read_nowait, Request.respond_nowait ---------------------------
+
+
+async def _until(check, timeout=T):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if value is not None:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.001)
+
+
+@aio()
+async def test_read_nowait_and_respond_nowait(mode):
+    """read_nowait() gives what has arrived (None before anything, b"" at the end);
+    respond_nowait() writes head and body at once, with a content-length."""
+    seen = {}
+    first = asyncio.Event()
+
+    async def handle(request):
+        p = request.payload
+        seen["before"] = p.read_nowait()
+        first.set()
+        seen["first"] = await _until(p.read_nowait)
+        seen["rest"] = await _until(p.read_nowait)   # the close: b""
+        seen["returned"] = request.respond_nowait(
+            200, [("content-type", "text/plain")], seen["first"] * 2)
+        assert request.responded
+
+    async with served(mode, handle) as peer:
+        client = await peer.connect()
+        body = cno.Channel()
+        response_task = asyncio.ensure_future(client.request("POST", "/", [], body))
+        await asyncio.wait_for(first.wait(), T)
+        await body.put(b"abc")
+        await asyncio.sleep(0.05)
+        body.close()
+        response = await asyncio.wait_for(response_task, T)
+        assert await asyncio.wait_for(response.payload.read(), T) == b"abcabc"
+        assert header(response.headers, "content-length") == ["6"]
+    assert seen == {"before": None, "first": b"abc", "rest": b"", "returned": None}
+
+
+@aio()
+async def test_respond_nowait_would_block_behind_an_earlier_http1_response():
+    """HTTP/1.1 answers in order: the second of two pipelined requests cannot be
+    answered at once while the first is unanswered (WouldBlock, nothing written); the
+    awaited respond() waits its turn."""
+    release = asyncio.Event()
+    outcome = []
+
+    async def handle(request):
+        if request.path == "/1":
+            await release.wait()
+            await request.respond(200, [], b"one")
+            return
+        try:
+            request.respond_nowait(200, [], b"two")
+        except cno.WouldBlock:
+            outcome.append("would block")
+        assert not request.responded
+        release.set()
+        await request.respond(200, [], b"two")
+
+    async with served("h1", handle) as peer:
+        reader, writer = await asyncio.open_connection(HOST, peer.port)
+        writer.write(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\n"
+                     b"connection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), T)
+        writer.close()
+    assert outcome == ["would block"]
+    first, second = data.split(b"HTTP/1.1 200 OK")[1:]
+    assert first.endswith(b"\r\n\r\none") and second.endswith(b"\r\n\r\ntwo")

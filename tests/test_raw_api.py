@@ -521,6 +521,50 @@ def test_one_writev_for_head_with_continuations():
     assert c.writev_calls == n + 1
 
 
+def test_cork_holds_output_until_uncork():
+    # docs/raw.md cork()/uncork(): a response's head and body in one on_writev.
+    c = make_server()
+    open_stream(c, 1, end_stream=True)
+    n = c.writev_calls
+    c.cork()
+    c.write_head(1, 200, "", "", [("content-length", "5")], False)
+    c.write_data(1, b"hello", True)
+    assert c.writev_calls == n and not c.out
+    c.uncork()
+    assert c.writev_calls == n + 1
+    frames = c.take()
+    assert [f.type for f in frames] == [HEADERS, DATA]
+    assert frames[1].payload == b"hello" and frames[1].flags & ACK   # (END_STREAM)
+    c.uncork()   # nothing held: nothing written
+    assert c.writev_calls == n + 1
+
+
+def test_uncork_inside_an_event_defers_to_the_end_of_the_call():
+    class Server(recorder_class()):
+        def on_message_head(self, stream, code, method, path, headers):
+            super().on_message_head(stream, code, method, path, headers)
+            self.cork()
+            self.write_head(stream, 200, "", "", [], True)
+            self.uncork()
+            assert self.writev_calls == 0   # (still inside data_received)
+
+    c = make_server(cls=Server)
+    c.writev_calls = 0
+    c.feed(headers(1, c.block(REQ), end_stream=True))
+    assert c.writev_calls == 1
+    assert [f.type for f in c.take()] == [HEADERS]
+
+
+def test_a_close_hands_out_what_cork_held():
+    c = make_server()
+    open_stream(c, 1, end_stream=True)
+    c.cork()
+    c.write_head(1, 200, "", "", [], True)
+    c.shutdown()   # nothing is open: the connection closes (on_close)
+    assert c.events[-1] == ("close",)
+    assert [f.type for f in c.take()] == [HEADERS, 0x7]   # the response, the GOAWAY
+
+
 def test_one_writev_connection_made():
     c = recorder_class()(server=False)
     c.connection_made(True)

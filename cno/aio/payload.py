@@ -71,14 +71,17 @@ class Payload:
     """A message body as it arrives (asyncio.StreamReader's reading methods). Each byte
     read is credited back to the peer, so a slow reader throttles its own stream."""
 
+    # (defaults at class level: an instance sets them only when they change; one is
+    # made per request)
+    _credited = 0     # bytes at the buffer's front already credited (put back)
+    _eof = False
+    _exc: Optional[BaseException] = None
+    _waiter: Optional["asyncio.Future[None]"] = None
+
     def __init__(self, conn: "_Connection", stream: int) -> None:
         self._conn = conn
         self._stream = stream
         self._buffer = bytearray()
-        self._credited = 0     # bytes at the buffer's front already credited (put back)
-        self._eof = False
-        self._exc: Optional[BaseException] = None
-        self._waiter: Optional["asyncio.Future[None]"] = None
 
     # -- fed by the protocol ---------------------------------------------------------
 
@@ -88,7 +91,8 @@ class Payload:
 
     def _feed_eof(self) -> None:
         self._eof = True
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def _fail(self, exc: BaseException) -> None:
         if not self._eof:

@@ -78,7 +78,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._input_paused = False    # ... or (servers) for pipelined input waiting unparsed
         self._readers_waiting = 0     # body readers waiting for bytes from the peer
         self._lost = False
-        self._corked: Optional[list[bytes]] = None   # a list while writes go out as one
         self._pending: list[bytes] = []   # output of this loop iteration, written at its end
         self._pending_size = 0
         self._flush_handle: Optional[asyncio.Handle] = None
@@ -183,9 +182,6 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         # handler tasks in this loop iteration) go to the transport in one writelines;
         # so do the requests an HTTP/2 client's tasks write in one iteration; otherwise
         # each write goes at once.
-        if self._corked is not None:
-            self._corked.extend(chunks)
-            return
         if not self._batch and not self._pending and not (
                 self._batch_requests and self.is_http2):
             transport = self.transport
@@ -213,17 +209,8 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         if chunks and transport is not None and not transport.is_closing():
             _writelines(transport, chunks)
 
-    def _cork(self) -> None:
-        self._corked = []
-
-    def _uncork(self) -> None:
-        chunks, self._corked = self._corked, None
-        if chunks:
-            self.on_writev(chunks)
-
     def on_close(self) -> None:
-        if self._corked:
-            self._uncork()   # what is still held back goes out before the close
+        # (the engine hands out what a cork() held before it closes)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()

@@ -25,11 +25,18 @@ DEFAULT_MIN_PROGRESS_RATE = 512  # ...this many bytes per second (in or out), or
 DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before reads pause
 
 
+_TASK_NAME = "cno request handler"
 _INHERITED = (":authority", ":scheme", b":authority", b":scheme")   # by pushed requests
 
 
 class Request:
     """A request a server received; ``await respond(...)`` answers it."""
+
+    # (defaults at class level: an instance sets them only when they change)
+    trailers: Optional[list[Any]] = None
+    responded = False
+    _http_version: Optional[str] = None   # asked of the engine when first read
+    _task: "Optional[asyncio.Task[None]]" = None   # what runs the handler
 
     def __init__(self, conn: "Server", stream: int, method: Any, path: Any, headers: list[Any]) -> None:
         self.conn = conn
@@ -38,10 +45,6 @@ class Request:
         self.path = path
         self.headers = headers
         self.payload = Payload(conn, stream)
-        self.trailers: Optional[list[Any]] = None
-        self.responded = False
-        self._http_version: Optional[str] = None   # asked of the engine when first read
-        self._task: Optional[asyncio.Task[None]] = None   # what runs the handler
 
     def push(self, method: Any, path: Any, headers: Headers = ()) -> bool:
         """Promise a pushed request (HTTP/2); :authority and :scheme are this request's
@@ -73,7 +76,7 @@ class Request:
         headers, final = self._final_head(code, headers, data, trailers)
         await self._head(code, headers, final)
         self.responded = True
-        conn._uncork()
+        conn.uncork()
         if not final:
             await conn._write_body(self.stream, data, trailers)
 
@@ -88,7 +91,7 @@ class Request:
         headers, final = self._final_head(code, headers, data, None)
         conn = self.conn
         stream = self.stream
-        conn._cork()
+        conn.cork()
         try:
             conn.write_head(stream, code, "", "", headers, final)
             self.responded = True
@@ -105,7 +108,7 @@ class Request:
         except InvalidStream:
             raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
         finally:
-            conn._uncork()   # (also when the engine refused the head: the 500 must go)
+            conn.uncork()   # (also when the engine refused the head: the 500 must go)
         return conn._write(stream, rest, True)
 
     @staticmethod
@@ -119,7 +122,7 @@ class Request:
             raise UsageError("a %d response has no body" % code)
         if code < 200:
             raise UsageError("respond() sends a final response; 1xx go with inform()")
-        if simple and data and not trailers:
+        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers:
             # The whole body is known: say how long it is (no chunked framing needed).
             for h in headers:
                 if h[0] in ("content-length", b"content-length"):
@@ -134,18 +137,18 @@ class Request:
         connection stays corked, so that a body written at once joins the head."""
         conn = self.conn
         while True:
-            conn._cork()
+            conn.cork()
             try:
                 conn.write_head(self.stream, code, "", "", headers, final)
                 return
             except WouldBlock:   # HTTP/1.1: an earlier request is still being answered
-                conn._uncork()
+                conn.uncork()
                 await conn._wait(conn._ended)
             except InvalidStream:
-                conn._uncork()
+                conn.uncork()
                 raise StreamReset(0x8, "stream %d is no longer open" % self.stream) from None
             except BaseException:
-                conn._uncork()   # (a head the engine refused: the 500 must not be held back)
+                conn.uncork()   # (a head the engine refused: the 500 must not be held back)
                 raise
 
     # -- a response written piece by piece (what an ASGI server needs) -------------------
@@ -156,7 +159,7 @@ class Request:
         if not 100 <= code < 200 or code == 101:
             raise UsageError("inform() sends 1xx responses other than 101, not %d" % code)
         await self._head(code, headers, False)
-        self.conn._uncork()
+        self.conn.uncork()
 
     async def start(self, code: int, headers: Headers = ()) -> None:
         """Send the final response head; the body follows with write() and end()
@@ -165,7 +168,7 @@ class Request:
             raise UsageError("start() sends the final response; 1xx go with inform()")
         await self._head(code, headers, False)
         self.responded = True
-        self.conn._uncork()
+        self.conn.uncork()
 
     async def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Send body bytes after start(), waiting for the peer's windows and for the
@@ -254,6 +257,7 @@ class Server(_Connection):
         self._heads_in_read = 0
         self._head_started: Optional[float] = None    # when input began arriving while idle
         self._service = None
+        self._plain_tasks = False   # (connection_made: whether the loop has a task factory)
 
     def connection_made(self, transport: Any) -> None:
         sslobj = transport.get_extra_info("ssl_object")
@@ -263,6 +267,9 @@ class Server(_Connection):
         if self._service is not None:
             self._service._connections.add(self)
         self._last_active = self._head_started = self.loop.time()   # the first head is due
+        # Without a task factory, request tasks are made here, named: CPython 3.11
+        # formats a "Task-<n>" name for each unnamed task (a string per request).
+        self._plain_tasks = self.loop.get_task_factory() is None
         self._schedule_check()
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
@@ -398,7 +405,11 @@ class Server(_Connection):
         request = Request(self, stream, method, path, headers)
         self._requests[stream] = request
         # (the task is held here until _run ends: the loop holds tasks weakly)
-        task = request._task = self.loop.create_task(self._run(request))
+        if self._plain_tasks:
+            task = asyncio.Task(self._run(request), loop=self.loop, name=_TASK_NAME)
+        else:
+            task = self.loop.create_task(self._run(request))
+        request._task = task
         self._tasks.add(task)
 
     def on_message_data(self, stream: int, data: bytes) -> None:
@@ -410,7 +421,8 @@ class Server(_Connection):
     def on_message_tail(self, stream: int, trailers: Optional[list[Any]]) -> None:
         request = self._requests.get(stream)
         if request is not None:
-            request.trailers = trailers
+            if trailers is not None:
+                request.trailers = trailers
             request.payload._feed_eof()
 
     def on_stream_end(self, stream: int, code: int, side: int) -> None:

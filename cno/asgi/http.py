@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from operator import itemgetter
 from urllib.parse import unquote_to_bytes
 
 from cno.aio import Body, Request
@@ -53,6 +54,8 @@ def _bytes_pairs(headers: Any, key: str) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+_name = itemgetter(0)
+
 # Methods as str without decoding each time (others are decoded).
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
                                     "OPTIONS", "CONNECT", "TRACE")}
@@ -74,19 +77,14 @@ def build_scope(request: Request, root_path: str, state: Optional[dict[str, Any]
             host = value
         i += 1
     headers = fields[i:]
-    if host is not None:
-        # HTTP/2's :authority is HTTP/1.1's Host (RFC 9113 8.3.1); an HTTP/2 request
-        # may carry both (the same value, as the RFC asks): one host field then.
-        if http_version == "2":
-            for field in headers:
-                if field[0] == b"host":
-                    break
-            else:
-                headers.insert(0, (b"host", host))
-        else:
-            headers.insert(0, (b"host", host))
+    # HTTP/2's :authority is HTTP/1.1's Host (RFC 9113 8.3.1); an HTTP/2 request may
+    # carry both (the same value, as the RFC asks): one host field then.
+    if host is not None and (http_version != "2" or b"host" not in map(_name, headers)):
+        headers.insert(0, (b"host", host))
     raw_path, _, query = request.path.partition(b"?")
-    path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode(
+    # (find, not `in`: bytes.__contains__ tries the operand as an int first, and
+    # formats and drops a TypeError each time, on CPython 3.11)
+    path = (unquote_to_bytes(raw_path) if raw_path.find(b"%") >= 0 else raw_path).decode(
         "utf-8", "surrogateescape")
     if root_path and not path.startswith(root_path):
         path = root_path + path
@@ -118,22 +116,24 @@ class Cycle:
     through the coroutines _receive and _send.
     """
 
-    __slots__ = ("request", "done", "state", "status", "headers", "trailers",
-                 "want_trailers", "body_done", "continue_due")
+    # (defaults at class level: an instance sets them only when they change)
+    state = _INIT
+    status = 0
+    headers: Any = ()
+    trailers: Optional[list[tuple[bytes, bytes]]] = None
+    want_trailers = False
+    body_done = False      # the last http.request message was received
+    continue_due = False
 
     def __init__(self, request: Request, done: "asyncio.Future[None]") -> None:
         self.request = request
         self.done = done
-        self.state = _INIT
-        self.status = 0
-        self.headers: Any = ()
-        self.trailers: list[tuple[bytes, bytes]] = []
-        self.want_trailers = False
-        self.body_done = False   # the last http.request message was received
-        # RFC 9110 10.1.1: 100 (Continue) is sent only when the application first asks
-        # for the body, so that a request it answers without reading is never sent.
-        self.continue_due = not request.payload.at_eof() and any(
-            n == b"expect" and v.lower() == b"100-continue" for n, v in request.headers)
+        if not request.payload.at_eof():
+            # RFC 9110 10.1.1: 100 (Continue) is sent only when the application first
+            # asks for the body, so that a request it answers without reading is never
+            # sent.
+            self.continue_due = any(n == b"expect" and v.lower() == b"100-continue"
+                                    for n, v in request.headers)
 
     @property
     def complete(self) -> bool:
@@ -314,6 +314,8 @@ class Cycle:
         if self.state == _STARTED:   # no body at all
             self.state = _BODY
             await self._head(None)
+        if self.trailers is None:
+            self.trailers = []
         self.trailers.extend(_bytes_pairs(message.get("headers", ()),
                                           "http.response.trailers: 'headers'"))
         if not message.get("more_trailers", False):

@@ -154,6 +154,7 @@ class ASGIServer(cno.Server):
         self.server_address: Any = None
         self.extensions: dict[str, Any] = {}
         self.url_scheme = "http"
+        self.proxied = False
         # what send() returns for a message that needed no waiting
         self.done: asyncio.Future[None] = loop.create_future()
         self.done.set_result(None)
@@ -163,6 +164,9 @@ class ASGIServer(cno.Server):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.client = list(peer[:2]) if isinstance(peer, tuple) else None
+        # X-Forwarded-* and Forwarded are read from trusted peers only
+        self.proxied = self.shared.config.proxy_headers and self.shared.trusts(
+            self.client[0] if self.client else None)
         self.server_address = list(local[:2]) if isinstance(local, tuple) else \
             [local, None] if local else None
         extensions: dict[str, Any] = {
@@ -196,21 +200,23 @@ class ASGIServer(cno.Server):
                 await request.respond(503, [(b"content-type", b"text/plain; charset=utf-8"),
                                             (b"retry-after", b"1")], b"Service Unavailable\n")
                 return
-            extensions = self.extensions
-            if self.is_http2 and "http.response.push" not in extensions:
-                # (after an h2c upgrade too: the connection is HTTP/2 from here on)
-                extensions = self.extensions = dict(extensions, **{"http.response.push": {}})
+            if self.is_http2:
+                version = "2"
+                if "http.response.push" not in self.extensions:
+                    # (after an h2c upgrade too: the connection is HTTP/2 from here on)
+                    self.extensions = dict(self.extensions, **{"http.response.push": {}})
+            else:
+                version = request.http_version
             client = self.client
-            scheme = None
-            if config.proxy_headers and shared.trusts(client[0] if client else None):
+            scheme = self.url_scheme
+            if self.proxied:
                 host, proto = _forwarded_for(request.headers)
                 if host is not None:
                     client = [host, 0]
                 if proto in ("http", "https"):
                     scheme = proto
-            scope = build_scope(request, config.root_path, shared.state, extensions, client,
-                                self.server_address, scheme or self.url_scheme,
-                                "2" if self.is_http2 else request.http_version)
+            scope = build_scope(request, config.root_path, shared.state, self.extensions,
+                                client, self.server_address, scheme, version)
             cycle = Cycle(request, self.done)
             shared.running += 1
             try:

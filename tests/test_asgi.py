@@ -380,6 +380,92 @@ async def test_unix_socket(tmp_path):
     assert scope["headers"][0] == ["host", "localhost"]
 
 
+# -- the demo application (cno.asgi.demo: cno serve without an argument, cno demo) ------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_demo_app_page_push_echo_and_stream(http2):
+    from cno.asgi import demo
+    body = os.urandom(300000)   # (several http.request messages)
+    async with asgi_server(demo.app) as url:
+        client = await cno.connect(url + "/", http2=http2)
+        try:
+            page = await client.request("GET", "/")
+            text = (await page.payload.read()).decode()
+            pushes = []
+            if http2:
+                async for push in page.pushed:
+                    pushed = await push.response
+                    pushes.append((push.path, pushed.code, dict(pushed.headers)["content-type"],
+                                   await pushed.payload.read()))
+            style = await client.request("GET", "/style.css")
+            css = await style.payload.read()
+            echo = await client.request("POST", "/echo", [("content-type", "text/plain")], body)
+            echoed = await echo.payload.read()
+            stream = await client.request("GET", "/stream", [("te", "trailers")])
+            chunks = [chunk async for chunk in stream.payload]
+        finally:
+            client.close()
+    assert page.code == 200 and dict(page.headers)["content-type"].startswith("text/html")
+    assert '<span class="version">HTTP/%s</span>' % ("2" if http2 else "1.1") in text
+    assert '<link rel="stylesheet" href="/style.css">' in text
+    assert 'href="/stream"' in text and 'action="/echo"' in text
+    assert "It has been running for" in text   # lifespan startup stored the start time
+    assert style.code == 200 and b"font-family" in css
+    # HTTP/2: the stylesheet was pushed (the push extension), the same as fetched
+    assert pushes == ([("/style.css", 200, "text/css; charset=utf-8", css)] if http2 else [])
+    assert echo.code == 200 and echoed == body
+    assert dict(echo.headers)["content-type"] == "text/plain; charset=utf-8"
+    assert stream.code == 200 and b"".join(chunks).count(b"\n") == demo.STREAM_CHUNKS
+    assert len(chunks) > 1   # sent as made (STREAM_DELAY apart), not in one piece
+    assert stream.trailers == [("x-chunks", str(demo.STREAM_CHUNKS))]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_demo_app_refuses_large_echoes_and_unknown_paths(http2):
+    from cno.asgi import demo
+    big = b"x" * (demo.MAX_ECHO + 1)
+
+    async def unannounced():   # (no content-length: HTTP/1.1 sends it chunked)
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    answers = []
+    # (graceful_timeout: over HTTP/1.1 the server keeps the connection of the refused
+    # announced body open, its reading paused, until the shutdown gives up on it)
+    async with asgi_server(demo.app, graceful_timeout=1) as url:
+        for method, path, data in (("GET", "/nothing", b""), ("POST", "/", b""),
+                                   ("GET", "/echo", b""), ("POST", "/echo", big),
+                                   ("POST", "/echo", unannounced())):
+            # (a fresh connection each: HTTP/1.1 closes one whose body it did not read)
+            client = await cno.connect(url + "/", http2=http2)
+            try:
+                response = await client.request(method, path, [], data)
+                answers.append((response.code, dict(response.headers).get("allow"),
+                                await response.payload.read()))
+            finally:
+                client.close()
+    too_large = b"the echo takes bodies of up to %d bytes\n" % demo.MAX_ECHO
+    assert answers == [(404, None, b"not found: try /\n"),
+                       (405, "GET, HEAD", b"GET only here\n"),
+                       (405, "POST", b"POST a body to /echo\n"),
+                       (413, None, too_large), (413, None, too_large)]
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_demo_app_push_on_the_wire_with_nghttp():
+    from cno.asgi import demo
+    nghttp = require_tool("nghttp")
+    async with asgi_server(demo.app) as url:
+        r = await run(nghttp, "-nv", url + "/")
+    assert r.rc == 0, r.describe()
+    assert "recv PUSH_PROMISE frame" in r.text and ":path: /style.css" in r.text, r.describe()
+
+
 # -- python -m cno serve module:app ------------------------------------------------------------
 
 class ServeProcess:
@@ -545,3 +631,4 @@ def test_cli_bad_application_is_a_usage_error():
     r = subprocess.run([sys.executable, "-m", "cno", "serve", "asgi_apps:nothing_here",
                         "--port", "0"], cwd=TESTS, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "cannot load the application" in r.stderr, r.stderr
+

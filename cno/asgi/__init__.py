@@ -9,6 +9,7 @@
 - :class:`Lifespan` (lifespan.py).
 - :func:`run` (workers.py): serve in this process, or in worker processes sharing the
   port under a :class:`Supervisor`.
+- ``cno.asgi.demo``: the demo application ``cno serve`` runs without an argument.
 """
 from cno.asgi.http import ClientDisconnected, Cycle, MessageError, build_scope
 from cno.asgi.lifespan import Lifespan, LifespanFailure

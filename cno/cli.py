@@ -226,9 +226,15 @@ def _is_app(target: Optional[str]) -> bool:
 def cmd_serve_app(args: argparse.Namespace) -> int:
     """serve MODULE:APP, or the demo application without an argument."""
     from cno.asgi import Config, LifespanFailure, run
+    from cno.asgi.reload import Reloader
     import logging
     if args.keyfile and not args.certfile:
         raise Failure(USAGE, "--keyfile needs --certfile")
+    if args.reload_dir and not args.reload:
+        raise Failure(USAGE, "--reload-dir needs --reload")
+    if args.reload and args.dir is None:
+        raise Failure(USAGE, "--reload restarts a MODULE:APP when its code changes: "
+                             "not for the demo application")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     target = args.dir or DEMO_APP
@@ -241,8 +247,17 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
         h2_max_concurrent_streams=args.h2_max_concurrent_streams,
         proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=args.access_log, workers=args.workers, loop=args.loop)
+    reloader = None
+    if args.reload:
+        try:
+            reloader = Reloader(config, args.reload_dir)
+        except (ImportError, ValueError) as e:
+            raise Failure(USAGE, str(e)) from e
     try:
-        config.load_app()
+        if reloader is not None:
+            reloader.check_app()   # (found, not run: the server processes import it)
+        else:
+            config.load_app()
     except (ImportError, ValueError) as e:
         raise Failure(USAGE, "cannot load the application %s: %s" % (target, e)) from e
     if args.dir is None:
@@ -255,7 +270,10 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
     if args.workers > 1 and (args.uds or args.fd is not None):
         raise Failure(USAGE, "--workers share a TCP port: not with --uds or --fd")
     try:
-        run(config)
+        if reloader is not None:
+            reloader.run()
+        else:
+            run(config)
     except LifespanFailure as e:
         raise Failure(OTHER, str(e)) from e
     except socket.gaierror as e:
@@ -273,6 +291,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.dir):
         problem = "not a directory" if os.path.exists(args.dir) else "no such directory"
         raise Failure(USAGE, "%s: %s" % (problem, args.dir))
+    if args.reload or args.reload_dir:
+        raise Failure(USAGE, "--reload restarts a MODULE:APP when its code changes: "
+                             "not for DIR")
     if args.keyfile and not args.certfile:
         raise Failure(USAGE, "--keyfile needs --certfile")
     context = _server_tls(args.certfile, args.keyfile) if args.certfile else None
@@ -964,6 +985,13 @@ def _parser() -> argparse.ArgumentParser:
     asgi.add_argument("--workers", type=int, default=1, metavar="N",
                       help="worker processes sharing the port (SO_REUSEPORT), restarted "
                            "if they die")
+    asgi.add_argument("--reload", action="store_true",
+                      help="development: serve from a child process, restarted when a .py "
+                           "file under the current directory (or --reload-dir) changes; "
+                           "needs watchfiles (pip install watchfiles)")
+    asgi.add_argument("--reload-dir", action="append", default=[], metavar="DIR",
+                      help="with --reload: watch DIR instead of the current directory; "
+                           "repeatable (default: the current directory)")
 
     command("demo", cmd_demo, "the demo application and two clients, locally, then exit",
             description="Serve the demo application (what `cno serve` runs without an\n"

@@ -632,3 +632,92 @@ def test_cli_bad_application_is_a_usage_error():
                         "--port", "0"], cwd=TESTS, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "cannot load the application" in r.stderr, r.stderr
 
+
+def _descendants(pid):
+    """The pids of pid's children, their children, ... (Linux: from /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+RELOAD_APP = """\
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": %r})
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="stopped with SIGINT")
+def test_cli_reload_restarts_the_server_when_the_code_changes(tmp_path):
+    require_module("watchfiles")
+    import urllib.request
+    (tmp_path / "reload_app.py").write_text(RELOAD_APP % b"first\n")
+    proc = subprocess.Popen([sys.executable, "-m", "cno", "serve", "reload_app:app", "--reload",
+                             "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+
+    def served(count):
+        """(port, pid) of the count-th "serving on" line, once it is there."""
+        deadline_at = time.monotonic() + 10
+        while time.monotonic() < deadline_at:
+            found = re.findall(r"serving on http://127\.0\.0\.1:(\d+) \(pid (\d+)\)",
+                               "".join(lines))
+            if len(found) >= count:
+                return tuple(map(int, found[count - 1]))
+            time.sleep(0.02)
+        raise AssertionError("no server started:\n" + "".join(lines))
+
+    def get(port):
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
+            return r.read()
+
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        port, first = served(1)
+        assert get(port) == b"first\n"
+        tree = _descendants(proc.pid) if os.path.isdir("/proc/self") else [first]
+        assert first in tree
+        (tmp_path / "reload_app.py").write_text(RELOAD_APP % b"second version\n")
+        (tmp_path / "notes.txt").write_text("not Python: no restart for this")
+        same_port, second = served(2)   # a new child on the same socket
+        assert same_port == port and second != first and not _alive(first)
+        assert get(port) == b"second version\n"
+        tree += _descendants(proc.pid) if os.path.isdir("/proc/self") else [second]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    output = "".join(lines)
+    assert "reload_app.py changed: restarting the server" in output, output
+    assert "Traceback" not in output and output.count("serving on") == 2, output
+    # the whole tree is gone (the resource tracker goes once its pipe from us closes)
+    deadline_at = time.monotonic() + 5
+    while any(map(_alive, tree)) and time.monotonic() < deadline_at:
+        time.sleep(0.05)
+    assert not any(map(_alive, tree)), tree

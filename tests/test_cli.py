@@ -25,7 +25,7 @@ import cno
 import cno.asgi.demo
 from cno import cli, raw
 
-from aio_util import HOST, Certs
+from aio_util import HOST, Certs, require_module
 
 BIG = bytes(range(256)) * 8192   # 2 MiB: above the progress bar's threshold
 ROOT = Path(__file__).resolve().parents[1]
@@ -557,6 +557,40 @@ def test_serve_certificate_and_key_files(capsys, srv, tmp_path):
           "serve", "--certfile", str(srv.certs.cert_file), "--keyfile", str(srv.certs.ca_file))
     fails(capsys, cli.USAGE, r"^cno: --keyfile needs --certfile\n$",
           "serve", "--keyfile", str(srv.certs.key_file))
+
+
+def test_serve_reload_usage_errors(capsys, tmp_path):
+    fails(capsys, cli.USAGE, r"^cno: --reload runs one server process: not with --workers\n$",
+          "serve", "mod:app", "--reload", "--workers", "2")
+    fails(capsys, cli.USAGE, r"^cno: --reload-dir needs --reload\n$",
+          "serve", "mod:app", "--reload-dir", str(tmp_path))
+    fails(capsys, cli.USAGE, r"^cno: --reload-dir: no such directory: .*missing\n$",
+          "serve", "mod:app", "--reload", "--reload-dir", str(tmp_path / "missing"))
+    fails(capsys, cli.USAGE, r"^cno: --reload restarts a MODULE:APP when its code changes: "
+          r"not for DIR\n$", "serve", str(tmp_path), "--reload")
+    fails(capsys, cli.USAGE, r"^cno: --reload restarts a MODULE:APP when its code changes: "
+          r"not for the demo application\n$", "serve", "--reload")
+
+
+def test_serve_reload_without_watchfiles_says_how_to_get_it(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "watchfiles", None)   # (import watchfiles fails)
+    fails(capsys, cli.USAGE, r"^cno: --reload needs the watchfiles package: "
+          r"pip install watchfiles\n$", "serve", "mod:app", "--reload")
+
+
+def test_serve_reload_finds_the_module_without_running_it(capsys, tmp_path, monkeypatch):
+    require_module("watchfiles")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cno_reload_probe.py").write_text("raise SystemExit('imported')\n")
+    fails(capsys, cli.USAGE, r"^cno: cannot load the application cno_reload_nothing:app: "
+          r"no module named 'cno_reload_nothing'\n$",
+          "serve", "cno_reload_nothing:app", "--reload")
+    # found, not imported: the module that would exit at import did not run here (a bad
+    # --host ends the run before the reloader starts a server)
+    fails(capsys, cli.COULD_NOT_RESOLVE, r"^cno: could not resolve host: nosuch\.invalid\n$",
+          "serve", "cno_reload_probe:app", "--reload", "--host", "nosuch.invalid")
+    assert "cno_reload_probe" not in sys.modules
 
 
 def test_serve_without_argument_serves_the_demo_app():

@@ -1,8 +1,10 @@
 """The command line: ``cno ...`` or ``python -m cno ...`` (docs/cli.md).
 
     cno get [options] URL      fetch a URL, curl style (cno get --help)
-    cno serve [options] [DIR]  serve the files in DIR over HTTP/1.1 and HTTP/2
-    cno demo                   a server and two clients, locally, then exit
+    cno serve [options] [MODULE:APP|DIR]
+                               serve an ASGI application, the files in DIR, or
+                               (no argument) the demo application, over HTTP/1.1 and HTTP/2
+    cno demo                   the demo application and two clients, locally, then exit
     cno hpack [HEADER ...]     encode headers with HPACK, or --decode header blocks
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib.util
 import mimetypes
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -176,21 +179,18 @@ def cmd_hpack(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 # cno serve
 
-def file_handler(root: Optional[str]) -> Callable[[cno.Request], Awaitable[None]]:
-    """A handler serving files under root (GET and HEAD), or a hello page."""
-    top = os.path.realpath(root) if root else None
+DEMO_APP = "cno.asgi.demo:app"   # what serve runs without an argument, and demo uses
+
+
+def file_handler(root: str) -> Callable[[cno.Request], Awaitable[None]]:
+    """A handler serving files under root (GET and HEAD)."""
+    top = os.path.realpath(root)
 
     async def handle(request: cno.Request) -> None:
         if request.method not in ("GET", "HEAD"):
             await request.respond(405, [("allow", "GET, HEAD")])
             return
         path = request.path.split("?", 1)[0]
-        if top is None:
-            version = b"HTTP/2" if request.conn.is_http2 else b"HTTP/1.1"
-            body = b"hello from cno over %s\n" % version
-            await request.respond(200, [("content-type", "text/plain"),
-                                        ("content-length", str(len(body)))], body)
-            return
         full = os.path.realpath(os.path.join(top, path.lstrip("/")))
         if os.path.isdir(full):
             full = os.path.join(full, "index.html")
@@ -224,12 +224,22 @@ def _is_app(target: Optional[str]) -> bool:
 
 
 def cmd_serve_app(args: argparse.Namespace) -> int:
+    """serve MODULE:APP, or the demo application without an argument."""
     from cno.asgi import Config, LifespanFailure, run
+    from cno.asgi.reload import Reloader
     import logging
+    if args.keyfile and not args.certfile:
+        raise Failure(USAGE, "--keyfile needs --certfile")
+    if args.reload_dir and not args.reload:
+        raise Failure(USAGE, "--reload-dir needs --reload")
+    if args.reload and args.dir is None:
+        raise Failure(USAGE, "--reload restarts a MODULE:APP when its code changes: "
+                             "not for the demo application")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    target = args.dir or DEMO_APP
     config = Config(
-        args.dir, host=args.host, port=args.port, uds=args.uds, fd=args.fd,
+        target, host=args.host, port=args.port, uds=args.uds, fd=args.fd,
         backlog=args.backlog, root_path=args.root_path, lifespan=args.lifespan,
         certfile=args.certfile, keyfile=args.keyfile, ca_certs=args.ca_certs,
         cert_reqs=args.cert_reqs, timeout_keep_alive=args.timeout_keep_alive,
@@ -237,10 +247,22 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
         h2_max_concurrent_streams=args.h2_max_concurrent_streams,
         proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=args.access_log, workers=args.workers, loop=args.loop)
+    reloader = None
+    if args.reload:
+        try:
+            reloader = Reloader(config, args.reload_dir)
+        except (ImportError, ValueError) as e:
+            raise Failure(USAGE, str(e)) from e
     try:
-        config.load_app()
+        if reloader is not None:
+            reloader.check_app()   # (found, not run: the server processes import it)
+        else:
+            config.load_app()
     except (ImportError, ValueError) as e:
-        raise Failure(USAGE, "cannot load the application %s: %s" % (args.dir, e)) from e
+        raise Failure(USAGE, "cannot load the application %s: %s" % (target, e)) from e
+    if args.dir is None:
+        logging.getLogger("cno.asgi").info(
+            "cno: no MODULE:APP or DIR given: serving the demo application (%s)", DEMO_APP)
     if args.certfile:
         _server_tls(args.certfile, args.keyfile)   # a missing or bad file: a clear error
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
@@ -248,7 +270,10 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
     if args.workers > 1 and (args.uds or args.fd is not None):
         raise Failure(USAGE, "--workers share a TCP port: not with --uds or --fd")
     try:
-        run(config)
+        if reloader is not None:
+            reloader.run()
+        else:
+            run(config)
     except LifespanFailure as e:
         raise Failure(OTHER, str(e)) from e
     except socket.gaierror as e:
@@ -261,11 +286,14 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if _is_app(args.dir):
+    if args.dir is None or _is_app(args.dir):
         return cmd_serve_app(args)
-    if args.dir is not None and not os.path.isdir(args.dir):
+    if not os.path.isdir(args.dir):
         problem = "not a directory" if os.path.exists(args.dir) else "no such directory"
         raise Failure(USAGE, "%s: %s" % (problem, args.dir))
+    if args.reload or args.reload_dir:
+        raise Failure(USAGE, "--reload restarts a MODULE:APP when its code changes: "
+                             "not for DIR")
     if args.keyfile and not args.certfile:
         raise Failure(USAGE, "--keyfile needs --certfile")
     context = _server_tls(args.certfile, args.keyfile) if args.certfile else None
@@ -281,7 +309,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise Failure(COULD_NOT_CONNECT, "%s: %s:%d" % (reason, args.host, args.port)) from e
         where = service.sockets[0].getsockname()
         print("serving %s on %s://%s:%d/ (HTTP/1.1 and HTTP/2; Ctrl-C stops)"
-              % (args.dir or "a hello page", "https" if context else "http", where[0], where[1]),
+              % (args.dir, "https" if context else "http", where[0], where[1]),
               flush=True)
         try:
             await asyncio.Event().wait()
@@ -738,40 +766,100 @@ def cmd_get(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 # cno demo
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    async def handle(request: cno.Request) -> None:
-        body = await request.payload.read()
-        if request.path == "/":
-            request.push("GET", "/style.css")
-        text = "%s %s over %s, %d byte body\n" % (
-            request.method, request.path, "HTTP/2" if request.conn.is_http2 else "HTTP/1.1",
-            len(body))
-        await request.respond(200, [("content-type", "text/plain")], text.encode(),
-                              trailers=[("x-demo", "done")])
+async def _demo_clients(port: int) -> bool:
+    """Fetch every endpoint of the demo application over HTTP/2 (the push too) and
+    HTTP/1.1, printing a line for each; True if every answer was the expected one."""
+    from cno.asgi import demo
+    ok = True
 
-    async def run() -> None:
-        service = await cno.serve(handle, "127.0.0.1", 0)
-        port = service.sockets[0].getsockname()[1]
-        print("server on http://127.0.0.1:%d/" % port)
-        for http2 in (True, False):
-            client = await cno.connect("http://127.0.0.1:%d/" % port, http2=http2)
-            with contextlib.closing(client):
-                response = await client.request("GET", "/")
-                print("  GET /        -> %d %s" % (
-                    response.code, (await response.payload.read()).decode().strip()))
-                if client.is_http2:
-                    async for push in response.pushed:
-                        pushed = await push.response
-                        text = (await pushed.payload.read()).decode().strip()
-                        print("  pushed %s -> %d %s" % (push.path, pushed.code, text))
-                response = await client.request("POST", "/upload", [], b"x" * 100000)
-                print("  POST /upload -> %d %s (trailers %s)" % (
-                    response.code, (await response.payload.read()).decode().strip(),
-                    response.trailers))
-        await service.shutdown(timeout=5)
-        print("done")
-    asyncio.run(run())
-    return OK
+    def report(label: str, good: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and good
+        print("  %-18s -> %s%s" % (label, text, "" if good else "  (UNEXPECTED)"))
+
+    def kind(response: cno.Response) -> str:
+        return _text(dict(response.headers).get("content-type", "?")).split(";")[0]
+
+    echo = os.urandom(100000)
+    for http2 in (True, False):
+        print("HTTP/2:" if http2 else "HTTP/1.1:")
+        client = await cno.connect("http://127.0.0.1:%d/" % port, http2=http2)
+        with contextlib.closing(client):
+            response = await client.request("GET", "/")
+            page = (await response.payload.read()).decode("utf-8", "replace")
+            seen = re.search(r'<span class="version">([^<]*)</span>', page)
+            said = seen[1] if seen else "no version"
+            report("GET /", response.code == 200 and said == ("HTTP/2" if http2 else "HTTP/1.1"),
+                   "%d %s, %d bytes, says: served over %s"
+                   % (response.code, kind(response), len(page), said))
+            if client.is_http2:
+                pushes = 0
+                async for push in response.pushed:
+                    pushed = await push.response
+                    text = await pushed.payload.read()
+                    pushes += 1
+                    report("pushed " + _text(push.path), pushed.code == 200 and bool(text),
+                           "%d %s, %d bytes" % (pushed.code, kind(pushed), len(text)))
+                if not pushes:
+                    report("push", False, "nothing pushed")
+            response = await client.request("POST", "/echo", [], echo)
+            back = await response.payload.read()
+            report("POST /echo", response.code == 200 and back == echo,
+                   "%d, %d of %d bytes back, %s" % (response.code, len(back), len(echo),
+                                                   "the same" if back == echo else "DIFFERENT"))
+            started = time.monotonic()
+            response = await client.request("GET", "/stream", [("te", "trailers")])
+            lines = 0
+            async for chunk in response.payload:
+                lines += chunk.count(b"\n")
+            report("GET /stream", response.code == 200 and lines == demo.STREAM_CHUNKS,
+                   "%d, %d lines over %.2f s, trailers: %s" % (
+                       response.code, lines, time.monotonic() - started,
+                       ", ".join("%s: %s" % t for t in response.trailers or ()) or "none"))
+    return ok
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cno.asgi import serve
+
+    async def run() -> bool:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[Any] = loop.create_future()
+        server = loop.create_task(serve(DEMO_APP, port=0, ready=ready))
+        clients: Optional[asyncio.Task[bool]] = None
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            if clients is not None:
+                clients.cancel()
+
+        try:
+            await asyncio.wait([ready, server], return_when=asyncio.FIRST_COMPLETED)
+            if server.done():
+                server.result()   # it could not start: raise why
+                raise KeyboardInterrupt   # (or it was stopped by a signal)
+            # Ctrl-C stops the clients, then the server (in place of serve's handlers).
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, interrupt)
+            port = ready.result()[0].getsockname()[1]
+            print("the demo application (%s, what `cno serve` runs without an argument) "
+                  "on http://127.0.0.1:%d/" % (DEMO_APP, port))
+            clients = loop.create_task(_demo_clients(port))
+            try:
+                return await clients
+            except asyncio.CancelledError:
+                if interrupted:
+                    raise KeyboardInterrupt from None
+                raise
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+    ok = asyncio.run(run())
+    print("done" if ok else "done, but not everything went as expected")
+    return OK if ok else OTHER
 
 
 # ----------------------------------------------------------------------------------------
@@ -854,7 +942,8 @@ def _parser() -> argparse.ArgumentParser:
                             "ALPN given a certificate).")
     p.add_argument("dir", nargs="?", metavar="MODULE:APP|DIR",
                    help="an ASGI application (module:attribute, imported from the current "
-                        "directory too), or a directory to serve (default: a hello page)")
+                        "directory too), or a directory to serve (default: the demo "
+                        "application, as `cno demo` shows it)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("--port", type=_port, default=8000,
                    help="the port to listen on (0: any free port)")
@@ -896,10 +985,19 @@ def _parser() -> argparse.ArgumentParser:
     asgi.add_argument("--workers", type=int, default=1, metavar="N",
                       help="worker processes sharing the port (SO_REUSEPORT), restarted "
                            "if they die")
+    asgi.add_argument("--reload", action="store_true",
+                      help="development: serve from a child process, restarted when a .py "
+                           "file under the current directory (or --reload-dir) changes; "
+                           "needs watchfiles (pip install watchfiles)")
+    asgi.add_argument("--reload-dir", action="append", default=[], metavar="DIR",
+                      help="with --reload: watch DIR instead of the current directory; "
+                           "repeatable (default: the current directory)")
 
-    command("demo", cmd_demo, "a server and two clients, locally, then exit",
-            description="Start a server on a free local port, fetch from it over HTTP/2\n"
-                        "(with a push) and HTTP/1.1, print what happened, and stop.")
+    command("demo", cmd_demo, "the demo application and two clients, locally, then exit",
+            description="Serve the demo application (what `cno serve` runs without an\n"
+                        "argument) on a free local port, fetch its page (and the pushed\n"
+                        "stylesheet), echo and stream over HTTP/2 and HTTP/1.1, print what\n"
+                        "happened, and stop.")
 
     p = command("hpack", cmd_hpack, "encode headers or decode a header block",
                 description="Encode headers twice on one connection (the second block hits\n"

@@ -378,6 +378,92 @@ async def test_unix_socket(tmp_path):
     assert scope["headers"][0] == ["host", "localhost"]
 
 
+# -- the demo application (cno.asgi.demo: cno serve without an argument, cno demo) ------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_demo_app_page_push_echo_and_stream(http2):
+    from cno.asgi import demo
+    body = os.urandom(300000)   # (several http.request messages)
+    async with asgi_server(demo.app) as url:
+        client = await cno.connect(url + "/", http2=http2)
+        try:
+            page = await client.request("GET", "/")
+            text = (await page.payload.read()).decode()
+            pushes = []
+            if http2:
+                async for push in page.pushed:
+                    pushed = await push.response
+                    pushes.append((push.path, pushed.code, dict(pushed.headers)["content-type"],
+                                   await pushed.payload.read()))
+            style = await client.request("GET", "/style.css")
+            css = await style.payload.read()
+            echo = await client.request("POST", "/echo", [("content-type", "text/plain")], body)
+            echoed = await echo.payload.read()
+            stream = await client.request("GET", "/stream", [("te", "trailers")])
+            chunks = [chunk async for chunk in stream.payload]
+        finally:
+            client.close()
+    assert page.code == 200 and dict(page.headers)["content-type"].startswith("text/html")
+    assert '<span class="version">HTTP/%s</span>' % ("2" if http2 else "1.1") in text
+    assert '<link rel="stylesheet" href="/style.css">' in text
+    assert 'href="/stream"' in text and 'action="/echo"' in text
+    assert "It has been running for" in text   # lifespan startup stored the start time
+    assert style.code == 200 and b"font-family" in css
+    # HTTP/2: the stylesheet was pushed (the push extension), the same as fetched
+    assert pushes == ([("/style.css", 200, "text/css; charset=utf-8", css)] if http2 else [])
+    assert echo.code == 200 and echoed == body
+    assert dict(echo.headers)["content-type"] == "text/plain; charset=utf-8"
+    assert stream.code == 200 and b"".join(chunks).count(b"\n") == demo.STREAM_CHUNKS
+    assert len(chunks) > 1   # sent as made (STREAM_DELAY apart), not in one piece
+    assert stream.trailers == [("x-chunks", str(demo.STREAM_CHUNKS))]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+@deadline(20)
+async def test_demo_app_refuses_large_echoes_and_unknown_paths(http2):
+    from cno.asgi import demo
+    big = b"x" * (demo.MAX_ECHO + 1)
+
+    async def unannounced():   # (no content-length: HTTP/1.1 sends it chunked)
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    answers = []
+    # (graceful_timeout: over HTTP/1.1 the server keeps the connection of the refused
+    # announced body open, its reading paused, until the shutdown gives up on it)
+    async with asgi_server(demo.app, graceful_timeout=1) as url:
+        for method, path, data in (("GET", "/nothing", b""), ("POST", "/", b""),
+                                   ("GET", "/echo", b""), ("POST", "/echo", big),
+                                   ("POST", "/echo", unannounced())):
+            # (a fresh connection each: HTTP/1.1 closes one whose body it did not read)
+            client = await cno.connect(url + "/", http2=http2)
+            try:
+                response = await client.request(method, path, [], data)
+                answers.append((response.code, dict(response.headers).get("allow"),
+                                await response.payload.read()))
+            finally:
+                client.close()
+    too_large = b"the echo takes bodies of up to %d bytes\n" % demo.MAX_ECHO
+    assert answers == [(404, None, b"not found: try /\n"),
+                       (405, "GET, HEAD", b"GET only here\n"),
+                       (405, "POST", b"POST a body to /echo\n"),
+                       (413, None, too_large), (413, None, too_large)]
+
+
+@pytest.mark.asyncio
+@deadline(20)
+async def test_demo_app_push_on_the_wire_with_nghttp():
+    from cno.asgi import demo
+    nghttp = require_tool("nghttp")
+    async with asgi_server(demo.app) as url:
+        r = await run(nghttp, "-nv", url + "/")
+    assert r.rc == 0, r.describe()
+    assert "recv PUSH_PROMISE frame" in r.text and ":path: /style.css" in r.text, r.describe()
+
+
 # -- python -m cno serve module:app ------------------------------------------------------------
 
 @pytest.mark.slow
@@ -497,3 +583,93 @@ def test_cli_bad_application_is_a_usage_error():
     r = subprocess.run([sys.executable, "-m", "cno", "serve", "asgi_apps:nothing_here",
                         "--port", "0"], cwd=TESTS, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "cannot load the application" in r.stderr, r.stderr
+
+
+def _descendants(pid):
+    """The pids of pid's children, their children, ... (Linux: from /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+RELOAD_APP = """\
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": %r})
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="stopped with SIGINT")
+def test_cli_reload_restarts_the_server_when_the_code_changes(tmp_path):
+    require_module("watchfiles")
+    import urllib.request
+    (tmp_path / "reload_app.py").write_text(RELOAD_APP % b"first\n")
+    proc = subprocess.Popen([sys.executable, "-m", "cno", "serve", "reload_app:app", "--reload",
+                             "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+
+    def served(count):
+        """(port, pid) of the count-th "serving on" line, once it is there."""
+        deadline_at = time.monotonic() + 10
+        while time.monotonic() < deadline_at:
+            found = re.findall(r"serving on http://127\.0\.0\.1:(\d+) \(pid (\d+)\)",
+                               "".join(lines))
+            if len(found) >= count:
+                return tuple(map(int, found[count - 1]))
+            time.sleep(0.02)
+        raise AssertionError("no server started:\n" + "".join(lines))
+
+    def get(port):
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
+            return r.read()
+
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        port, first = served(1)
+        assert get(port) == b"first\n"
+        tree = _descendants(proc.pid) if os.path.isdir("/proc/self") else [first]
+        assert first in tree
+        (tmp_path / "reload_app.py").write_text(RELOAD_APP % b"second version\n")
+        (tmp_path / "notes.txt").write_text("not Python: no restart for this")
+        same_port, second = served(2)   # a new child on the same socket
+        assert same_port == port and second != first and not _alive(first)
+        assert get(port) == b"second version\n"
+        tree += _descendants(proc.pid) if os.path.isdir("/proc/self") else [second]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    output = "".join(lines)
+    assert "reload_app.py changed: restarting the server" in output, output
+    assert "Traceback" not in output and output.count("serving on") == 2, output
+    # the whole tree is gone (the resource tracker goes once its pipe from us closes)
+    deadline_at = time.monotonic() + 5
+    while any(map(_alive, tree)) and time.monotonic() < deadline_at:
+        time.sleep(0.05)
+    assert not any(map(_alive, tree)), tree

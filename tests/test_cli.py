@@ -10,6 +10,7 @@ import asyncio
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +22,10 @@ from pathlib import Path
 import pytest
 
 import cno
+import cno.asgi.demo
 from cno import cli, raw
 
-from aio_util import HOST, Certs
+from aio_util import HOST, Certs, require_module
 
 BIG = bytes(range(256)) * 8192   # 2 MiB: above the progress bar's threshold
 ROOT = Path(__file__).resolve().parents[1]
@@ -557,6 +559,95 @@ def test_serve_certificate_and_key_files(capsys, srv, tmp_path):
           "serve", "--keyfile", str(srv.certs.key_file))
 
 
+def test_serve_reload_usage_errors(capsys, tmp_path):
+    fails(capsys, cli.USAGE, r"^cno: --reload runs one server process: not with --workers\n$",
+          "serve", "mod:app", "--reload", "--workers", "2")
+    fails(capsys, cli.USAGE, r"^cno: --reload-dir needs --reload\n$",
+          "serve", "mod:app", "--reload-dir", str(tmp_path))
+    fails(capsys, cli.USAGE, r"^cno: --reload-dir: no such directory: .*missing\n$",
+          "serve", "mod:app", "--reload", "--reload-dir", str(tmp_path / "missing"))
+    fails(capsys, cli.USAGE, r"^cno: --reload restarts a MODULE:APP when its code changes: "
+          r"not for DIR\n$", "serve", str(tmp_path), "--reload")
+    fails(capsys, cli.USAGE, r"^cno: --reload restarts a MODULE:APP when its code changes: "
+          r"not for the demo application\n$", "serve", "--reload")
+
+
+def test_serve_reload_without_watchfiles_says_how_to_get_it(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "watchfiles", None)   # (import watchfiles fails)
+    fails(capsys, cli.USAGE, r"^cno: --reload needs the watchfiles package: "
+          r"pip install watchfiles\n$", "serve", "mod:app", "--reload")
+
+
+def test_serve_reload_finds_the_module_without_running_it(capsys, tmp_path, monkeypatch):
+    require_module("watchfiles")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cno_reload_probe.py").write_text("raise SystemExit('imported')\n")
+    fails(capsys, cli.USAGE, r"^cno: cannot load the application cno_reload_nothing:app: "
+          r"no module named 'cno_reload_nothing'\n$",
+          "serve", "cno_reload_nothing:app", "--reload")
+    # found, not imported: the module that would exit at import did not run here (a bad
+    # --host ends the run before the reloader starts a server)
+    fails(capsys, cli.COULD_NOT_RESOLVE, r"^cno: could not resolve host: nosuch\.invalid\n$",
+          "serve", "cno_reload_probe:app", "--reload", "--host", "nosuch.invalid")
+    assert "cno_reload_probe" not in sys.modules
+
+
+def test_serve_without_argument_serves_the_demo_app():
+    proc = cno_process("serve", "--port", "0", wait=False)
+    try:
+        lines = []
+        while not lines or "serving on" not in lines[-1]:
+            line = proc.stderr.readline().decode()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert lines[0] == "cno: no MODULE:APP or DIR given: serving the demo application " \
+                           "(cno.asgi.demo:app)\n", lines
+        port = int(re.search(r"serving on http://127\.0\.0\.1:(\d+) ", lines[-1])[1])
+        got = asyncio.run(_demo_exchanges(port))
+        nghttp = shutil.which("nghttp")
+        if nghttp:   # the push on the wire
+            wire = subprocess.run([nghttp, "-nv", url(port, "/")], capture_output=True,
+                                  timeout=10, text=True).stdout
+            assert "recv PUSH_PROMISE frame" in wire and ":path: /style.css" in wire, wire
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert got["page2"][0] == 200 and '<span class="version">HTTP/2</span>' in got["page2"][1]
+    assert got["page1"][0] == 200 and '<span class="version">HTTP/1.1</span>' in got["page1"][1]
+    assert got["pushed"] == [("/style.css", 200, got["style"])] and b"font-family" in got["style"]
+    assert got["echo"] == (200, bytes(range(256)) * 400)
+    assert got["stream"] == (200, cno.asgi.demo.STREAM_CHUNKS, [("x-chunks", "5")])
+    assert proc.returncode == 0
+    assert b"Traceback" not in proc.stderr.read()
+
+
+async def _demo_exchanges(port):
+    """What the demo application answers over HTTP/2 and HTTP/1.1."""
+    got = {}
+    for http2 in (True, False):
+        client = await cno.connect("http://%s:%d/" % (HOST, port), http2=http2)
+        try:
+            page = await client.request("GET", "/")
+            got["page2" if http2 else "page1"] = (page.code, (await page.payload.read()).decode())
+            if http2:
+                got["pushed"] = []
+                async for push in page.pushed:
+                    pushed = await push.response
+                    got["pushed"].append((push.path, pushed.code, await pushed.payload.read()))
+                style = await client.request("GET", "/style.css")
+                got["style"] = await style.payload.read()
+                echo = await client.request("POST", "/echo", [], bytes(range(256)) * 400)
+                got["echo"] = (echo.code, await echo.payload.read())
+            else:
+                stream = await client.request("GET", "/stream", [("te", "trailers")])
+                body = await stream.payload.read()
+                got["stream"] = (stream.code, body.count(b"\n"), stream.trailers)
+        finally:
+            client.close()
+    return got
+
+
 def test_serve_dir_over_tls(srv, tmp_path):
     (tmp_path / "hello.txt").write_text("hello file\n")
     proc = cno_process("serve", "--port", "0", "--certfile", str(srv.certs.cert_file),
@@ -576,10 +667,21 @@ def test_serve_dir_over_tls(srv, tmp_path):
 # -- demo and hpack -----------------------------------------------------------------------
 
 def test_demo(capsys):
+    # the demo application (cno/asgi/demo.py), what `cno serve` runs without an argument
     code, out, _ = run(capsys, "demo")
-    assert code == 0 and out.endswith("done\n")
-    assert "GET /        -> 200 GET / over HTTP/2" in out and "pushed /style.css -> 200" in out
-    assert "POST /upload -> 200 POST /upload over HTTP/1.1, 100000 byte body" in out
+    assert code == 0 and out.endswith("\ndone\n")
+    assert re.match(r"the demo application \(cno\.asgi\.demo:app, .*\) on "
+                    r"http://127\.0\.0\.1:\d+/\n", out)
+    http2, http1 = out.split("\nHTTP/2:\n")[1].split("\nHTTP/1.1:\n")
+    for part, version in ((http2, "HTTP/2"), (http1, "HTTP/1.1")):
+        assert re.search(r"^  GET / +-> 200 text/html, \d+ bytes, says: served over %s$"
+                         % version, part, re.M), out
+        assert re.search(r"^  POST /echo +-> 200, 100000 of 100000 bytes back, the same$",
+                         part, re.M), out
+        assert re.search(r"^  GET /stream +-> 200, 5 lines over 0\.\d+ s, trailers: "
+                         r"x-chunks: 5$", part, re.M), out
+    assert re.search(r"^  pushed /style\.css +-> 200 text/css, \d+ bytes$", http2, re.M), out
+    assert "pushed" not in http1 and "UNEXPECTED" not in out
 
 
 def test_hpack(capsys):

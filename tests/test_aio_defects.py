@@ -540,3 +540,22 @@ async def test_connection_lost_with_open_streams_is_quiet(mode, side):
         gc.collect()
         await asyncio.sleep(0.05)
     assert [c.get("message") for c in calls] == [], calls
+
+
+@aio()
+async def test_http1_answer_without_reading_the_body_closes_the_connection():
+    """HTTP/1.1: a handler that answers and returns without reading an announced body
+    leaves bytes that the next request could only follow, and nobody reads them: the
+    connection closes once the response is out, instead of staying open with reading
+    paused until a shutdown gives up on it."""
+    async def handle(request):
+        await request.respond(413, [], b"too large")
+
+    async with served("h1", handle) as peer:
+        client = await peer.connect()
+        response = await asyncio.wait_for(
+            client.request("POST", "/", [], b"x" * (2 << 20)), T)
+        assert response.code == 413
+        assert await asyncio.wait_for(response.payload.read(), T) == b"too large"
+        await asyncio.wait_for(client.wait_closed(), T)
+        await asyncio.wait_for(peer.server.shutdown(timeout=30), T)

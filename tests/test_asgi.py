@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import re
 import signal
 import subprocess
@@ -378,6 +379,21 @@ async def test_unix_socket(tmp_path):
     assert scope["headers"][0] == ["host", "localhost"]
 
 
+@pytest.mark.asyncio
+@deadline(20)
+async def test_inherited_unix_socket_fd(tmp_path):
+    # --fd with a listening UNIX socket (as systemd hands over): served, and the
+    # "serving on" line names the socket's path.
+    curl = require_tool("curl")
+    path = str(tmp_path / "inherited.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen()
+    async with asgi_server(fd=sock.detach(), port=None):
+        r = await run(curl, "-s", "--unix-socket", path, "http://localhost/scope")
+    assert json.loads(r.out)["server"] == [path, None]
+
+
 # -- the demo application (cno.asgi.demo: cno serve without an argument, cno demo) ------------
 
 @pytest.mark.asyncio
@@ -432,9 +448,7 @@ async def test_demo_app_refuses_large_echoes_and_unknown_paths(http2):
             yield big[i:i + 65536]
 
     answers = []
-    # (graceful_timeout: over HTTP/1.1 the server keeps the connection of the refused
-    # announced body open, its reading paused, until the shutdown gives up on it)
-    async with asgi_server(demo.app, graceful_timeout=1) as url:
+    async with asgi_server(demo.app) as url:
         for method, path, data in (("GET", "/nothing", b""), ("POST", "/", b""),
                                    ("GET", "/echo", b""), ("POST", "/echo", big),
                                    ("POST", "/echo", unannounced())):

@@ -455,6 +455,13 @@ class Server(_Connection):
 
     def _over(self, request: Request) -> None:
         self._tasks.discard(request._task)
+        if not request.payload._eof and request.responded and not self._lost \
+                and not self.is_http2:
+            # HTTP/1.1: the handler answered without reading all of the request's body,
+            # and nobody will: the next request could only follow it. Close once the
+            # response is out (staged), rather than hold the connection with reading
+            # paused until a timeout (or a shutdown's grace) gives up on it.
+            self._end_after_error("the request body was left unread")
         # The body's error, raised in the handler, holds a traceback whose frames hold
         # the payload that holds the error: cut it so that the request goes by
         # reference counting (issue 10 item 9).

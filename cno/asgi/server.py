@@ -279,7 +279,8 @@ async def serve(app: Union[str, ASGIApp], *, config: Optional[Config] = None,
     sock = _listening_socket(config)
     service = await cno.serve(None, sock=sock, ssl=config.ssl_context(),
                               backlog=config.backlog, protocol=lambda: ASGIServer(loop, shared))
-    where = config.uds or "%s:%d" % tuple(service.sockets[0].getsockname()[:2])
+    name = service.sockets[0].getsockname()
+    where = config.uds or ("%s:%d" % tuple(name[:2]) if isinstance(name, tuple) else name)
     logger.info("cno: serving on %s%s (pid %d)", "https://" if config.certfile else "http://",
                 where, os.getpid())
     stop: asyncio.Future[None] = loop.create_future()

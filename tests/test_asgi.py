@@ -12,11 +12,13 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,4 @@
-"""Build the Cython extension modules cno/*.pyx.
+"""Build the Cython extension modules cno/*.pyx (the engine) and cno/asgi/*.pyx.
 
 Metadata lives in pyproject.toml; this file only describes the extensions. Cython runs
 at build_ext time (not for sdist or egg_info, so an sdist carries the .pyx sources and no
@@ -91,11 +91,12 @@ class cythonize_build_ext(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "cno." + os.path.splitext(os.path.basename(path))[0],
+            os.path.splitext(os.path.relpath(path, HERE))[0].replace(os.sep, "."),
             [os.path.relpath(path, HERE).replace(os.sep, "/")],
             include_dirs=["cno"],
         )
-        for path in sorted(glob.glob(os.path.join(HERE, "cno", "*.pyx")))
+        for path in sorted(glob.glob(os.path.join(HERE, "cno", "*.pyx"))
+                           + glob.glob(os.path.join(HERE, "cno", "asgi", "*.pyx")))
     ],
     cmdclass={"build_ext": cythonize_build_ext},
 )

@@ -73,7 +73,7 @@ HINTED = {
 # resource (at most HINT_WAIT seconds: a browser that ignores the hints gets the page
 # then, and the test sees the order it asked in); over HTTP/1.1 (where Chromium ignores
 # 103) it waits HINT_DELAY.
-HINT_WAIT = 10.0
+HINT_WAIT = 3.0
 HINT_DELAY = 0.2
 _asked: dict = {}   # path -> how many times it was requested
 

@@ -105,12 +105,18 @@ def access_lines(server, start, count, wait=5.0):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("protocol, flags", [("h2", []), ("http/1.1", ["--disable-http2"])],
-                         ids=["h2", "http1.1-disable-http2"])
-def test_chromium_loads_every_resource(server, certs, tmp_path, protocol, flags):
+# Chromium sometimes leaves a 103 unused (one page load in three to six here, with a fresh
+# profile each time, and the same bytes on the wire): the load is tried again, up to
+# HINT_ATTEMPTS times, until it acts on the hints.
+HINT_ATTEMPTS = 6
+
+
+def load_page(server, certs, profile, protocol, flags):
+    """Load the page once; check everything but the early hints. Returns (hints used,
+    context for a failure message)."""
     version = {"h2": "2", "http/1.1": "1.1"}[protocol]
     start = len(server.lines)
-    result, stderr = chromium_dump_dom(server.url + "/", tmp_path, spki_hash(certs.cert_file),
+    result, stderr = chromium_dump_dom(server.url + "/", profile, spki_hash(certs.cert_file),
                                        *flags)
     seen = access_lines(server, start, len(PAGE_PATHS))
     context = "page: %s\naccess log: %s\nchromium stderr (tail):\n%s" % (
@@ -131,15 +137,32 @@ def test_chromium_loads_every_resource(server, certs, tmp_path, protocol, flags)
     assert [(p, v) for p, v, _ in seen if v != version] == [], context
     assert {status for _, _, status in seen} == {"200"}, context
 
-    if protocol == "h2":
+    initiators = {e["name"]: e["initiator"] for e in resources}
+    used = [p for p in browser_app.HINTED if initiators[p] == "early-hints"]
+    if used:
         # Chromium acted on the 103: the hinted resources were asked for (and answered)
-        # while the server was still waiting to send the page, and were used by the page.
+        # while the server was still holding the page, and the page used them.
+        assert used == list(browser_app.HINTED), context
         order = [path for path, _, _ in seen]
         for path in browser_app.HINTED:
             assert order.index(path) < order.index("/"), context
-        initiators = {e["name"]: e["initiator"] for e in resources}
-        assert {p: initiators[p] for p in browser_app.HINTED} == \
-            {p: "early-hints" for p in browser_app.HINTED}, context
+    return bool(used), context
+
+
+@pytest.mark.parametrize("protocol, flags", [("h2", []), ("http/1.1", ["--disable-http2"])],
+                         ids=["h2", "http1.1-disable-http2"])
+def test_chromium_loads_every_resource(server, certs, tmp_path, protocol, flags):
+    if protocol != "h2":
+        # (Chromium ignores 103 over HTTP/1.1)
+        load_page(server, certs, tmp_path / "profile", protocol, flags)
+        return
+    for attempt in range(HINT_ATTEMPTS):
+        used, context = load_page(server, certs, tmp_path / ("profile%d" % attempt),
+                                  protocol, flags)
+        if used:
+            return
+    raise AssertionError("Chromium never acted on the 103 in %d loads; the last:\n%s"
+                         % (HINT_ATTEMPTS, context))
 
 
 @pytest.mark.parametrize("flag, version", [("--http2", "HTTP/2"), ("--http1.1", "HTTP/1.1")])

@@ -26,6 +26,7 @@ DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before re
 
 
 _TASK_NAME = "cno request handler"
+_CONTENT_LENGTH = ("content-length", b"content-length")
 _INHERITED = (":authority", ":scheme", b":authority", b":scheme")   # by pushed requests
 
 
@@ -88,7 +89,17 @@ class Request:
         only part of the body, what writes the rest is returned, to be awaited. Raises
         WouldBlock, having written nothing, while the head cannot go out (HTTP/1.1: an
         earlier request's response is still being written)."""
-        headers, final = self._final_head(code, headers, data, None)
+        if code < 200 or (data and (code == 204 or code == 304)):
+            self._final_head(code, headers, data, None)   # (raises the UsageError)
+        if data:
+            # The whole body is known: say how long it is (no chunked framing needed).
+            for h in headers:
+                if h[0] in _CONTENT_LENGTH:
+                    break
+            else:
+                headers = list(headers)
+                headers.append(("content-length", str(len(data))))
+        final = not data
         conn = self.conn
         stream = self.stream
         conn.cork()
@@ -125,7 +136,7 @@ class Request:
         if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers:
             # The whole body is known: say how long it is (no chunked framing needed).
             for h in headers:
-                if h[0] in ("content-length", b"content-length"):
+                if h[0] in _CONTENT_LENGTH:
                     break
             else:
                 headers = list(headers)

@@ -9,6 +9,8 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Copy
 from cpython.list cimport PyList_GET_SIZE, PyList_GetSlice, PyList_Insert
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memchr
 
 from urllib.parse import unquote_to_bytes
 
@@ -19,22 +21,26 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 # Methods as str without decoding each time (others are decoded).
 cdef dict _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE",
                                               "PATCH", "OPTIONS", "CONNECT", "TRACE")}
-# every key of a scope, in the spec's order ("type" and "asgi" are the same in all)
-cdef dict _TEMPLATE = {
-    "type": "http", "asgi": ASGI_VERSION, "http_version": None, "method": None,
-    "scheme": None, "path": None, "raw_path": None, "query_string": None,
-    "root_path": None, "headers": None, "client": None, "server": None, "state": None,
-    "extensions": None,
-}
 cdef bytes _AUTHORITY = b":authority"
 cdef bytes _HOST = b"host"
 
 
-def build_scope(request, str root_path, state, extensions, client, server, str scheme,
-                str http_version):
+def scope_template(str root_path, extensions, client, server, str scheme):
+    """A scope with what every request of a connection shares (request_scope copies it
+    and fills in the rest)."""
+    return {
+        "type": "http", "asgi": ASGI_VERSION, "http_version": None, "method": None,
+        "scheme": scheme, "path": None, "raw_path": None, "query_string": None,
+        "root_path": root_path, "headers": None, "client": client, "server": server,
+        "state": None, "extensions": extensions,
+    }
+
+
+def request_scope(request, dict template, state, str http_version):
     """The HTTP scope of a request whose header fields are bytes (a server made with
-    ``bytes_headers=True``): ``headers`` without the pseudo-header fields, HTTP/2's
-    :authority given as ``host`` (first), ``path`` percent-decoded under ``root_path``."""
+    ``bytes_headers=True``), on a copy of the connection's scope_template: ``headers``
+    without the pseudo-header fields, HTTP/2's :authority given as ``host`` (first),
+    ``path`` percent-decoded under the template's ``root_path``."""
     cdef list fields = request.headers
     cdef Py_ssize_t n = PyList_GET_SIZE(fields)
     cdef Py_ssize_t i = 0, j
@@ -64,34 +70,42 @@ def build_scope(request, str root_path, state, extensions, client, server, str s
         else:
             PyList_Insert(headers, 0, (_HOST, host))
     target = request.path
-    q = target.find(b"?")
-    if q < 0:
+    cdef const char* t = PyBytes_AS_STRING(target)
+    cdef const char* mark = <const char*> memchr(t, b"?", PyBytes_GET_SIZE(target))
+    if mark == NULL:
         raw_path, query = target, b""
     else:
+        q = mark - t
         raw_path, query = target[:q], target[q + 1:]
-    path = (unquote_to_bytes(raw_path) if raw_path.find(b"%") >= 0 else raw_path).decode(
-        "utf-8", "surrogateescape")
+    if memchr(PyBytes_AS_STRING(raw_path), b"%", PyBytes_GET_SIZE(raw_path)) != NULL:
+        raw_path_decoded = unquote_to_bytes(raw_path)
+    else:
+        raw_path_decoded = raw_path
+    path = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw_path_decoded),
+                                PyBytes_GET_SIZE(raw_path_decoded), "surrogateescape")
+    # (a copy keeps the template's key table: the values are set in place, no growing)
+    cdef dict scope = PyDict_Copy(template)
+    root_path = scope["root_path"]
     if root_path and not path.startswith(root_path):
         path = root_path + path
     method = request.method
     kind = _METHODS.get(method)
-    # A copy of a template dict keeps its key table (no growing by insertion), so the
-    # values are set in place.
-    cdef dict scope = PyDict_Copy(_TEMPLATE)
     scope["http_version"] = http_version
     scope["method"] = kind if kind is not None else method.decode("ascii")
-    scope["scheme"] = scheme
     scope["path"] = path
     scope["raw_path"] = raw_path
     scope["query_string"] = query
-    scope["root_path"] = root_path
     scope["headers"] = headers
-    scope["client"] = client
-    scope["server"] = server
     scope["state"] = PyDict_Copy(state) if state else {}
-    scope["extensions"] = extensions
     return scope
 
+
+def build_scope(request, str root_path, state, extensions, client, server, str scheme,
+                str http_version):
+    """The HTTP scope of a request whose header fields are bytes (a server made with
+    ``bytes_headers=True``): request_scope on a template of these values."""
+    return request_scope(request, scope_template(root_path, extensions, client, server,
+                                                 scheme), state, http_version)
 
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client is gone (the stream was reset or the

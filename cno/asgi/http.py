@@ -36,6 +36,8 @@ class Cycle(CycleBase):
     (compiled, cno/asgi/_http.pyx) answers at once what needs no waiting (a whole body in
     one message, a request body that has arrived); the coroutines here do the rest."""
 
+    __slots__ = ()   # (no instance dict: one Cycle per request)
+
     async def _receive(self) -> Message:
         request = self.request
         if self.body_done:

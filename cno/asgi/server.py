@@ -16,7 +16,8 @@ import sys
 from typing import Any, Optional, Union
 
 import cno
-from cno.asgi.http import ASGIApp, ClientDisconnected, Cycle, build_scope
+from cno.asgi._http import DONE, request_scope, scope_template
+from cno.asgi.http import ASGIApp, ClientDisconnected, Cycle
 from cno.asgi.lifespan import Lifespan
 
 logger = logging.getLogger("cno.asgi")
@@ -155,6 +156,8 @@ class ASGIServer(cno.Server):
         self.extensions: dict[str, Any] = {}
         self.url_scheme = "http"
         self.proxied = False
+        self.template: dict[str, Any] = {}   # (_template)
+        self.template_http2: Optional[bool] = None
         # what send() returns for a message that needed no waiting
         self.done: asyncio.Future[None] = loop.create_future()
         self.done.set_result(None)
@@ -189,6 +192,17 @@ class ASGIServer(cno.Server):
                 "cipher_name": cipher[0] if cipher else None,
             }
         self.extensions = extensions
+        self._template()
+
+    def _template(self) -> dict[str, Any]:
+        """The scope's keys shared by this connection's requests (and HTTP/2's push
+        extension, once the connection is HTTP/2: after an h2c upgrade too)."""
+        if self.is_http2 and "http.response.push" not in self.extensions:
+            self.extensions = dict(self.extensions, **{"http.response.push": {}})
+        self.template = scope_template(self.shared.config.root_path, self.extensions,
+                                       self.client, self.server_address, self.url_scheme)
+        self.template_http2 = self.is_http2
+        return self.template
 
     async def _run(self, request: cno.Request) -> None:
         """The task of one request (cno.Server's, running the application)."""
@@ -200,23 +214,16 @@ class ASGIServer(cno.Server):
                 await request.respond(503, [(b"content-type", b"text/plain; charset=utf-8"),
                                             (b"retry-after", b"1")], b"Service Unavailable\n")
                 return
-            if self.is_http2:
-                version = "2"
-                if "http.response.push" not in self.extensions:
-                    # (after an h2c upgrade too: the connection is HTTP/2 from here on)
-                    self.extensions = dict(self.extensions, **{"http.response.push": {}})
-            else:
-                version = request.http_version
-            client = self.client
-            scheme = self.url_scheme
+            http2 = self.is_http2
+            template = self.template if self.template_http2 is http2 else self._template()
+            scope = request_scope(request, template, shared.state,
+                                  "2" if http2 else request.http_version)
             if self.proxied:
                 host, proto = _forwarded_for(request.headers)
                 if host is not None:
-                    client = [host, 0]
+                    scope["client"] = [host, 0]
                 if proto in ("http", "https"):
-                    scheme = proto
-            scope = build_scope(request, config.root_path, shared.state, self.extensions,
-                                client, self.server_address, scheme, version)
+                    scope["scheme"] = proto
             cycle = Cycle(request, self.done)
             shared.running += 1
             try:
@@ -226,10 +233,10 @@ class ASGIServer(cno.Server):
             finally:
                 shared.running -= 1
                 if config.access_log:
-                    access_logger.info('%s - "%s %s HTTP/%s" %s', _who(client),
+                    access_logger.info('%s - "%s %s HTTP/%s" %s', _who(scope["client"]),
                                        scope["method"], request.path.decode("latin-1"),
                                        scope["http_version"], cycle.status or 500)
-            if not cycle.complete and request.responded:
+            if cycle.state != DONE and request.responded:
                 # Returned in the middle of a streamed body: the client must not take what
                 # it got for a whole response (cno resets the stream / closes HTTP/1.1).
                 raise RuntimeError("the ASGI application returned before its response ended")

@@ -3,13 +3,13 @@
 
 A cno server protocol is fed, through an in-memory transport, batches of 100 HTTP/2 GET
 requests (or 100 pipelined HTTP/1.1 ones) that a cno client wrote once; the event loop
-runs until all 100 responses are written. Three servers answer the same 100 bytes
+runs until all 100 responses are written. Two servers answer the same 100 bytes
 (bench/servers/asgi_app.py's head and body):
 
 - ``raw``: ``cno.Server`` with ``await request.respond(200, HEADERS, BODY)``, the
   handler of bench/servers/cno_server.py;
-- ``asgi``: ``cno.asgi``'s connection protocol running asgi_app.app;
-- ``asgi-starlette``-like apps are left to W5 (this measures the server, not the app).
+- ``asgi``: ``cno.asgi``'s connection protocol running asgi_app.app (the server's cost,
+  not a framework's: W5 and the tests run Starlette and FastAPI).
 
 Reports µs per request for each and the difference (the ASGI layer's cost), interleaved
 repetitions in one process (bench/README.md). What this leaves out: socket I/O, the

@@ -434,7 +434,10 @@ class Server(_Connection):
         if request is not None:
             if trailers is not None:
                 request.trailers = trailers
-            request.payload._feed_eof()
+            payload = request.payload
+            payload._eof = True   # (Payload._feed_eof, inline: once per request)
+            if payload._waiter is not None:
+                payload._wake()
 
     def on_stream_end(self, stream: int, code: int, side: int) -> None:
         request = self._requests.pop(stream, None)
@@ -455,7 +458,8 @@ class Server(_Connection):
         except Exception as exc:
             self._failed(request, exc)
         else:
-            self._unanswered(request)
+            if not request.responded:
+                self._unanswered(request)
         finally:
             self._over(request)
 

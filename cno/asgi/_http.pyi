@@ -1,7 +1,7 @@
 import asyncio
 from typing import Any, Awaitable, Optional
 
-from typing_extensions import disjoint_base
+from typing_extensions import Self, disjoint_base
 
 from cno.aio import Request
 
@@ -36,7 +36,7 @@ class CycleBase:
     want_trailers: bool
     body_done: bool
     continue_due: bool
-    def __init__(self, request: Request, done: asyncio.Future[None]) -> None: ...
+    def __new__(cls, request: Request, done: asyncio.Future[None]) -> Self: ...
     @property
     def complete(self) -> bool: ...
     def receive(self) -> Awaitable[dict[str, Any]]: ...

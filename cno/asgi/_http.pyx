@@ -153,7 +153,8 @@ cdef class CycleBase:
     cdef public bint body_done        # the last http.request message was received
     cdef public bint continue_due
 
-    def __init__(self, request, done):
+    def __cinit__(self, request, done):
+        # (__cinit__, not __init__: the subclass is made in one call, no second dispatch)
         self.request = request
         self.done = done
         self.headers = ()
@@ -193,9 +194,10 @@ cdef class CycleBase:
         if kind == "http.response.start":
             self._start(message)
             return self.done
-        if kind == "http.response.body" and self.state == STARTED and not self.want_trailers:
-            body = message.get("body", b"")
-            if type(body) is bytes and not message.get("more_body", False):
+        if kind == "http.response.body" and self.state == STARTED and not self.want_trailers \
+                and type(message) is dict:
+            body = (<dict> message).get("body", b"")
+            if type(body) is bytes and not (<dict> message).get("more_body", False):
                 # The whole response in one message: head and body in one write.
                 try:
                     rest = self._respond_now(body)

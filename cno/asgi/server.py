@@ -243,7 +243,8 @@ class ASGIServer(cno.Server):
         except Exception as exc:
             self._failed(request, exc)
         else:
-            self._unanswered(request)   # (returned without any response: a 500)
+            if not request.responded:
+                self._unanswered(request)   # (returned without any response: a 500)
         finally:
             self._over(request)
 

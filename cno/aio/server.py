@@ -64,7 +64,7 @@ class Request:
                       trailers: Optional[Headers] = None) -> None:
         """Send the response: data is bytes, a Channel, or any async iterable of bytes."""
         conn = self.conn
-        if trailers is None and isinstance(data, (bytes, bytearray, memoryview)):
+        if not trailers and isinstance(data, (bytes, bytearray, memoryview)):
             while True:
                 try:
                     rest = self.respond_nowait(code, headers, data)
@@ -74,12 +74,12 @@ class Request:
             if rest is not None:
                 await rest
             return
-        headers, final = self._final_head(code, headers, data, trailers)
-        await self._head(code, headers, final)
+        # (a body to stream, or trailers: the head never ends the response here)
+        self._check_final(code, data)
+        await self._head(code, headers, False)
         self.responded = True
         conn.uncork()
-        if not final:
-            await conn._write_body(self.stream, data, trailers)
+        await conn._write_body(self.stream, data, trailers)
 
     def respond_nowait(self, code: int, headers: Headers = (),
                        data: Union[bytes, bytearray, memoryview] = b"",
@@ -90,7 +90,7 @@ class Request:
         WouldBlock, having written nothing, while the head cannot go out (HTTP/1.1: an
         earlier request's response is still being written)."""
         if code < 200 or (data and (code == 204 or code == 304)):
-            self._final_head(code, headers, data, None)   # (raises the UsageError)
+            self._check_final(code, data)   # (raises)
         if data:
             # The whole body is known: say how long it is (no chunked framing needed).
             for h in headers:
@@ -123,25 +123,14 @@ class Request:
         return conn._write(stream, rest, True)
 
     @staticmethod
-    def _final_head(code: int, headers: Headers, data: Body,
-                    trailers: Optional[Headers]) -> tuple[Headers, bool]:
-        """The head's fields (with a content-length when the whole body is bytes) and
-        whether the head ends the response."""
-        simple = isinstance(data, (bytes, bytearray, memoryview))
-        if code in (204, 304) and not (simple and not data):
+    def _check_final(code: int, data: Body) -> None:
+        """UsageError for a final response that cannot be sent so."""
+        if code in (204, 304) and not (isinstance(data, (bytes, bytearray, memoryview))
+                                       and not data):
             # RFC 9110 15.3.5, 15.4.5: these responses end with their head.
             raise UsageError("a %d response has no body" % code)
         if code < 200:
             raise UsageError("respond() sends a final response; 1xx go with inform()")
-        if isinstance(data, (bytes, bytearray, memoryview)) and data and not trailers:
-            # The whole body is known: say how long it is (no chunked framing needed).
-            for h in headers:
-                if h[0] in _CONTENT_LENGTH:
-                    break
-            else:
-                headers = list(headers)
-                headers.append(("content-length", str(len(data))))
-        return headers, simple and not data and not trailers
 
     async def _head(self, code: int, headers: Headers, final: bool) -> None:
         """Write a head once the engine takes it (HTTP/1.1 answers in order); the

@@ -423,10 +423,7 @@ class Server(_Connection):
         if request is not None:
             if trailers is not None:
                 request.trailers = trailers
-            payload = request.payload
-            payload._eof = True   # (Payload._feed_eof, inline: once per request)
-            if payload._waiter is not None:
-                payload._wake()
+            request.payload._feed_eof()
 
     def on_stream_end(self, stream: int, code: int, side: int) -> None:
         request = self._requests.pop(stream, None)

@@ -238,11 +238,16 @@ cdef class CycleBase:
             except WouldBlock:
                 return _LATER
             except (UsageError, TypeError, ValueError) as e:
-                if normalised or request.responded:
-                    # (once the head went out, the body was refused: no second try)
-                    raise MessageError("http.response: %s" % e) from None
-                self.headers = bytes_pairs(self.headers, "http.response.start: 'headers'")
+                self._refused(e, normalised)
                 continue
             self.state = DONE
             return rest
         raise AssertionError("unreachable")
+
+    def _refused(self, exc, bint normalised):
+        """The engine refused the head (or the body after it): normalise the headers
+        for one more try, or raise the MessageError that says why (once normalised, or
+        once the head went out)."""
+        if normalised or self.request.responded:
+            raise MessageError("http.response: %s" % exc) from None
+        self.headers = bytes_pairs(self.headers, "http.response.start: 'headers'")

@@ -125,10 +125,7 @@ class Cycle(CycleBase):
                     await request.respond(self.status, self.headers, body)
                 return
             except (UsageError, TypeError, ValueError) as e:
-                if normalised or request.responded:
-                    # (once the head went out, the body was refused: no second try)
-                    raise MessageError("http.response: %s" % e) from None
-                self.headers = bytes_pairs(self.headers, "http.response.start: 'headers'")
+                self._refused(e, normalised)
 
     async def _trailers(self, message: Message) -> None:
         if not self.want_trailers or self.state not in (BODY, TRAILERS, STARTED):

@@ -22,10 +22,12 @@ from cno.aio import (
 from cno.errors import (
     CnoError,
     ConnectionClosed,
+    HandshakeError,
     InvalidStream,
     ProtocolError,
     StreamReset,
     UsageError,
+    WebSocketError,
     WouldBlock,
 )
 
@@ -33,6 +35,6 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Channel", "Client", "Payload", "Push", "Request", "Response", "Server", "Service",
     "connect", "request", "serve",
-    "CnoError", "ConnectionClosed", "InvalidStream", "ProtocolError", "StreamReset",
-    "UsageError", "WouldBlock", "__version__",
+    "CnoError", "ConnectionClosed", "HandshakeError", "InvalidStream", "ProtocolError",
+    "StreamReset", "UsageError", "WebSocketError", "WouldBlock", "__version__",
 ]

@@ -143,3 +143,28 @@ class StreamReset(CnoError):
         """The peer refused the stream without processing it (REFUSED_STREAM, or above a
         GOAWAY's last-stream-id): a request is safe to retry elsewhere (RFC 9113 8.7)."""
         return self.remote and self.code == 0x7
+
+
+class WebSocketError(ProtocolError):
+    """A WebSocket peer broke RFC 6455 or RFC 7692, or went over a limit. ``code`` is the
+    close code to answer with (RFC 6455 7.4.1: 1002 protocol error, 1007 data that does
+    not match its type, such as invalid UTF-8 in a text message, 1009 message too big);
+    ``reason`` says why, in a few words (it goes in the close frame)."""
+
+    def __init__(self, code: int = 1002, reason: str = "") -> None:
+        super().__init__(reason or "WebSocket protocol error (close code %d)" % code)
+        self.code = code
+        self.reason = reason
+
+
+class HandshakeError(CnoError):
+    """A WebSocket opening handshake failed. A server answers ``status`` (400, or 426
+    for a version it does not speak, RFC 6455 4.2.2) with ``headers``; a client raises it
+    when the server's answer is not a valid acceptance (``status`` is then the status it
+    got, or None)."""
+
+    def __init__(self, message: str, status: "int | None" = 400,
+                 headers: "list[tuple[bytes, bytes]] | None" = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []

@@ -63,7 +63,8 @@ class StreamReceiver:
         """A 1xx response head (never the final one)."""
 
     def on_response(self, code: int, headers: list[Any]) -> None:
-        """The final response head."""
+        """The final response head; or a 101 that opened the tunnel an Upgrade request
+        asked for (HTTP/1.1), after which ``on_data`` carries the tunnel's bytes."""
 
     def on_data(self, data: bytes) -> None:
         """Response body bytes. They count against the stream's window (HTTP/2) or the
@@ -198,7 +199,7 @@ class Client(_Connection):
                         headers: list[Any]) -> None:
         receiver = self._receivers.get(stream)
         if receiver is not None:
-            if code < 200:
+            if code < 200 and code != 101:   # (101: the tunnel an Upgrade asked for)
                 receiver.on_informational(code, headers)
             else:
                 receiver.on_response(code, headers)

@@ -77,6 +77,10 @@ class Payload:
     _eof = False
     _exc: Optional[BaseException] = None
     _waiter: Optional["asyncio.Future[None]"] = None
+    # A tunnel's bytes (a WebSocket): its reader may wait on the peer for as long as the
+    # protocol inside likes (it has its own keepalive), so the server's progress check
+    # does not count it as waiting.
+    _tunnel = False
 
     def __init__(self, conn: "_Connection", stream: int) -> None:
         self._conn = conn
@@ -108,12 +112,15 @@ class Payload:
         if self._exc is not None:
             raise self._exc
         self._waiter = self._conn.loop.create_future()
-        self._conn._readers_waiting += 1   # (the server's progress check sees it)
+        counted = not self._tunnel
+        if counted:
+            self._conn._readers_waiting += 1   # (the server's progress check sees it)
         try:
             await self._waiter
         finally:
             self._waiter = None
-            self._conn._readers_waiting -= 1
+            if counted:
+                self._conn._readers_waiting -= 1
         if self._exc is not None and not self._buffer:
             raise self._exc
 

@@ -27,6 +27,7 @@ DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before re
 
 _TASK_NAME = "cno request handler"
 _CONTENT_LENGTH = ("content-length", b"content-length")
+_CONNECT = ("CONNECT", b"CONNECT")
 _INHERITED = (":authority", ":scheme", b":authority", b":scheme")   # by pushed requests
 
 
@@ -163,12 +164,31 @@ class Request:
 
     async def start(self, code: int, headers: Headers = ()) -> None:
         """Send the final response head; the body follows with write() and end()
-        (without a content-length it goes chunked over HTTP/1.1)."""
-        if code < 200:
+        (without a content-length it goes chunked over HTTP/1.1).
+
+        A 101 (HTTP/1.1, to a request with an Upgrade header) or a 2xx to CONNECT (and
+        to HTTP/2's extended CONNECT, RFC 8441) opens a tunnel instead: ``payload`` then
+        reads the peer's bytes, write() sends ours and end() closes it (the connection
+        in HTTP/1.1, the stream in HTTP/2)."""
+        if code < 200 and code != 101:
             raise UsageError("start() sends the final response; 1xx go with inform()")
-        await self._head(code, headers, False)
+        conn = self.conn
+        body = self.payload
+        tunnel = code == 101 or (code < 300 and self.method in _CONNECT)
+        if tunnel:
+            if not conn.is_http2:
+                # HTTP/1.1: the request (no body) has ended; the tunnel's bytes, which
+                # the engine hands out as soon as the head is written, are a new stream
+                # of bytes.
+                self.payload = Payload(conn, self.stream)
+            self.payload._tunnel = True
+        try:
+            await self._head(code, headers, False)
+        except BaseException:
+            self.payload = body
+            raise
         self.responded = True
-        self.conn.uncork()
+        conn.uncork()
 
     async def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Send body bytes after start(), waiting for the peer's windows and for the
@@ -229,12 +249,19 @@ class Server(_Connection):
                  min_progress_rate: int = DEFAULT_MIN_PROGRESS_RATE,
                  max_pending_input: int = DEFAULT_MAX_PENDING_INPUT,
                  limits: Optional[dict[str, int]] = None,
-                 bytes_headers: bool = False) -> None:
+                 bytes_headers: bool = False,
+                 enable_connect_protocol: bool = False) -> None:
         super().__init__(loop, True)
         self.handle = handle
         self.bytes_headers = bytes_headers
         self.disallow_h2_upgrade = False
-        self.update_settings(max_concurrent_streams=max_concurrent_streams)
+        if enable_connect_protocol:
+            # RFC 8441 3: HTTP/2 clients may open tunnels (WebSockets) with CONNECT
+            # and a :protocol
+            self.update_settings(max_concurrent_streams=max_concurrent_streams,
+                                 enable_connect_protocol=1)
+        else:
+            self.update_settings(max_concurrent_streams=max_concurrent_streams)
         for name, value in (limits or {}).items():
             if name not in _ENGINE_LIMITS:
                 raise UsageError("unknown limit %r (known: %s)"
@@ -456,7 +483,14 @@ class Server(_Connection):
 
     def _over(self, request: Request) -> None:
         self._tasks.discard(request._task)
-        if not request.payload._eof and request.responded and not self._lost \
+        if request.payload._tunnel:
+            if not self.closed and request.stream in self.open_streams:
+                # A tunnel its handler left open: nobody will carry it any more.
+                if self.is_http2:
+                    self.write_reset(request.stream, 0x8)   # CANCEL
+                else:
+                    self._end_after_error("the tunnel's handler returned")
+        elif not request.payload._eof and request.responded and not self._lost \
                 and not self.is_http2:
             # HTTP/1.1: the handler answered without reading all of the request's body,
             # and nobody will: the next request could only follow it. Close once the

@@ -399,9 +399,10 @@ cdef class Codec:
             if length >> 63:
                 return self.fail(1002, "frame length with the most significant bit set")
         # Limits, from the header alone: nothing is buffered for a frame that is too big.
-        if length > <uint64_t> self.max_frame_size:
-            return self.fail(1009, "frame too big")
+        # (Control frames have their own: 125 bytes.)
         if opcode < 8:
+            if length > <uint64_t> self.max_frame_size:
+                return self.fail(1009, "frame too big")
             if opcode != C_CONT:
                 self.m_opcode = opcode
                 self.m_compressed = rsv1

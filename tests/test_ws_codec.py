@@ -343,6 +343,21 @@ class TestUTF8:
     @pytest.mark.parametrize("bad", INVALID_TEXT)
     def test_invalid(self, bad):
         fails(server(), frame(OP_TEXT, bad), 1007)
+        fails(client(), frame(OP_TEXT, bad, key=None), 1007)
+
+    @pytest.mark.parametrize("bad", INVALID_TEXT)
+    def test_invalid_in_fragments(self, bad):
+        for cut in range(len(bad) + 1):
+            data = frame(OP_TEXT, bad[:cut], fin=False) + frame(OP_CONT, bad[cut:])
+            fails(server(), data, 1007)
+
+    @pytest.mark.parametrize("text", VALID_TEXT)
+    def test_valid_in_fragments_and_split_feeds(self, text):
+        raw = text.encode()
+        data = frame(OP_TEXT, raw[:len(raw) // 2], fin=False) + frame(OP_CONT, raw[len(raw) // 2:])
+        assert server().feed(data) == [(OP_TEXT, text)]
+        c, whole = server(), frame(OP_TEXT, raw)
+        assert c.feed(whole[:len(whole) - 1]) + c.feed(whole[len(whole) - 1:]) == [(OP_TEXT, text)]
 
     def test_matches_python_on_every_two_byte_sequence_edge(self):
         for lead in (0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4):
@@ -354,12 +369,16 @@ class TestUTF8:
                     expected = [(OP_TEXT, data.decode("utf-8"))]
                 except UnicodeDecodeError:
                     expected = None
-                c = server()
-                if expected is None:
-                    with pytest.raises(WebSocketError):
-                        c.feed(frame(OP_TEXT, data))
-                else:
-                    assert c.feed(frame(OP_TEXT, data)) == expected
+                # One frame (decoded in one go) and two fragments (the incremental DFA).
+                for wire in (frame(OP_TEXT, data),
+                             frame(OP_TEXT, data[:1], fin=False) + frame(OP_CONT, data[1:])):
+                    c = server()
+                    if expected is None:
+                        with pytest.raises(WebSocketError) as e:
+                            c.feed(wire)
+                        assert e.value.code == 1007
+                    else:
+                        assert c.feed(wire) == expected
 
     @pytest.mark.parametrize("text", ["é", "€", "𝄞", "a𝄞b€c"])
     def test_code_point_split_across_fragments(self, text):

@@ -76,8 +76,8 @@ class TestBaseFraming:
         assert out == frame(OP_BINARY, b"x" * n, key=None)
 
     def test_non_minimal_length_is_accepted(self):
-        # A 16-bit length for 5 bytes: RFC 6455 says "minimal", but every peer we know
-        # reads this, so the reader is liberal.
+        # A 16-bit length for 5 bytes: RFC 6455 5.2 asks the sender for the minimal
+        # encoding; the reader is liberal, as websockets is (wsproto refuses it).
         data = bytes([0x82, 0x80 | 126, 0, 5]) + KEY + mask(b"hello", KEY)
         assert server().feed(data) == [(OP_BINARY, b"hello")]
 

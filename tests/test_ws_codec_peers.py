@@ -21,6 +21,7 @@ DEFLATE = {
     "server-no-context": dict(server_no_context_takeover=True),
     "client-no-context": dict(client_no_context_takeover=True),
     "window-bits": dict(server_max_window_bits=10, client_max_window_bits=12),
+    "window-bits-9": dict(server_max_window_bits=9, client_max_window_bits=9),   # (neither peer takes 8)
 }
 
 TEXT = "Hello, wörld! 👋 " * 3

@@ -209,6 +209,9 @@ cdef class Codec:
     """One WebSocket connection's framing: feed() bytes in, get messages out; message(),
     ping(), pong() and close() return the bytes to send."""
 
+    def __cinit__(self):
+        self.entropy = b""   # (mask_key() reads it, even on an object __init__ never saw)
+
     def __init__(self, bint client, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  max_frame_size=None, bint deflate=False,
                  bint server_no_context_takeover=False, bint client_no_context_takeover=False,
@@ -233,8 +236,6 @@ cdef class Codec:
         if deflate:
             self.compressor = self.new_compressor()
             self.decompressor = self.new_decompressor()
-        self.entropy = b""
-        self.entropy_pos = 0
 
     cdef object new_compressor(self):
         # zlib refuses wbits=8 for raw deflate (madler/zlib#171) and raises it to 9 for

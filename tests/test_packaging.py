@@ -190,6 +190,7 @@ def test_sdist_holds_every_source_and_no_generated_file(dists):
     missing = sorted(expected - files)
     assert not missing, "tracked files missing from the sdist: %s" % missing
     for needed in ("cno/_h1.pxi", "cno/_core.pyx", "cno/_hpack.pxd", "cno/py.typed",
+                   "cno/_ws.pyx", "cno/_ws.pxd",
                    "cno/asgi/_http.pyx",
                    "tests/typing/uses_cno.py", "tests/data/README.md",
                    "tests/data/hpack-test-case/LICENSE",
@@ -206,7 +207,7 @@ def test_wheel_holds_extensions_stubs_and_no_sources(dists):
         metadata = zf.read(dist_info + "/METADATA").decode()
         entry_points = zf.read(dist_info + "/entry_points.txt").decode()
     package = {n for n in names if n.startswith("cno/")}
-    for module in ("_core", "_hpack", "asgi/_http"):
+    for module in ("_core", "_hpack", "_ws", "asgi/_http"):
         assert any(n.startswith("cno/%s." % module) and n.endswith((".so", ".pyd"))
                    for n in package), (module, sorted(package))
     tracked = [f for f in _tracked() if f.startswith("cno/")]

@@ -65,5 +65,5 @@ def test_stubs_match_runtime():
     result = _run(["mypy.stubtest", "--allowlist",
                    os.path.join(HERE, "typing", "stubtest-allowlist.txt"),
                    "cno._core", "cno._hpack", "cno.raw", "cno.errors", "cno.hpack",
-                   "cno.asgi._http"], env)
+                   "cno.asgi._http", "cno._ws"], env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,6 +27,7 @@ from cno.errors import (
     ProtocolError,
     StreamReset,
     UsageError,
+    WebSocketClosed,
     WebSocketError,
     WouldBlock,
 )
@@ -36,5 +37,6 @@ __all__ = [
     "Channel", "Client", "Payload", "Push", "Request", "Response", "Server", "Service",
     "connect", "request", "serve",
     "CnoError", "ConnectionClosed", "HandshakeError", "InvalidStream", "ProtocolError",
-    "StreamReset", "UsageError", "WebSocketError", "WouldBlock", "__version__",
+    "StreamReset", "UsageError", "WebSocketClosed", "WebSocketError", "WouldBlock",
+    "__version__",
 ]

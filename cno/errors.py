@@ -168,3 +168,20 @@ class HandshakeError(CnoError):
         super().__init__(message)
         self.status = status
         self.headers = headers or []
+
+
+class WebSocketClosed(ConnectionClosed):
+    """The WebSocket is closed: ``code`` and ``reason`` are the peer's close frame's
+    (RFC 6455 7.1.5), or ours when the peer sent none back, or 1006 and "" when the
+    connection ended without a close frame."""
+
+    def __init__(self, code: int = 1006, reason: str = "") -> None:
+        super().__init__("the WebSocket is closed (code %d%s)"
+                         % (code, ": " + reason if reason else ""))
+        self.code = code
+        self.reason = reason
+
+    @property
+    def ok(self) -> bool:
+        """A normal closure (1000) or one going away (1001): iteration ends quietly."""
+        return self.code in (1000, 1001)

@@ -37,6 +37,7 @@ class Request:
     # (defaults at class level: an instance sets them only when they change)
     trailers: Optional[list[Any]] = None
     responded = False
+    upgrade = False   # HTTP/1.1: the request asks to switch protocols (Upgrade, not h2c)
     _http_version: Optional[str] = None   # asked of the engine when first read
     _task: "Optional[asyncio.Task[None]]" = None   # what runs the handler
 
@@ -203,6 +204,17 @@ class Request:
             await self.conn._send_trailers(self.stream, trailers)
         else:
             await self.conn._write(self.stream, b"", True)
+
+    def reset(self, code: int = 0x8) -> None:
+        """Abandon the exchange at once: RST_STREAM (HTTP/2, CANCEL by default), or close
+        the connection (HTTP/1.1, and its tunnels, have no other way)."""
+        conn = self.conn
+        if conn.closed or self.stream not in conn.open_streams:
+            return
+        if conn.is_http2:
+            conn.write_reset(self.stream, code)
+        else:
+            conn._abort()
 
     @property
     def http_version(self) -> str:
@@ -439,6 +451,11 @@ class Server(_Connection):
         request._task = task
         self._tasks.add(task)
 
+    def on_upgrade(self, stream: int) -> None:
+        request = self._requests.get(stream)
+        if request is not None:
+            request.upgrade = True
+
     def on_message_data(self, stream: int, data: bytes) -> None:
         request = self._requests.get(stream)
         if request is not None:
@@ -487,7 +504,7 @@ class Server(_Connection):
             if not self.closed and request.stream in self.open_streams:
                 # A tunnel its handler left open: nobody will carry it any more.
                 if self.is_http2:
-                    self.write_reset(request.stream, 0x8)   # CANCEL
+                    request.reset()
                 else:
                     self._end_after_error("the tunnel's handler returned")
         elif not request.payload._eof and request.responded and not self._lost \

@@ -28,6 +28,8 @@ from typing import (Any, Awaitable, BinaryIO, Callable, Iterable, Optional,
 
 import cno
 from cno import hpack, raw
+from cno._ws import DEFAULT_MAX_MESSAGE_SIZE
+from cno.websocket.connection import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 
 # Exit codes: curl's number wherever curl has the same class of error (scripts written
@@ -127,6 +129,22 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("expected a number of seconds above 0, got %r" % text)
     return value
+
+
+def _optional_seconds(text: str) -> Optional[float]:
+    """Seconds, or None for 0 (off)."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds, got %r" % text)
+    return value or None
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "true", "1", "yes"):
+        return True
+    if text.lower() in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("expected on or off, got %r" % text)
 
 
 def _port(text: str) -> int:
@@ -246,7 +264,10 @@ def cmd_serve_app(args: argparse.Namespace) -> int:
         graceful_timeout=args.graceful_timeout, limit_concurrency=args.limit_concurrency,
         h2_max_concurrent_streams=args.h2_max_concurrent_streams,
         proxy_headers=args.proxy_headers, forwarded_allow_ips=args.forwarded_allow_ips,
-        access_log=args.access_log, workers=args.workers, loop=args.loop)
+        access_log=args.access_log, workers=args.workers, loop=args.loop,
+        ws=args.ws, ws_max_size=args.ws_max_size, ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate)
     reloader = None
     if args.reload:
         try:
@@ -972,6 +993,20 @@ def _parser() -> argparse.ArgumentParser:
                       help="requests running at once; more are answered 503 (default: no limit)")
     asgi.add_argument("--h2-max-concurrent-streams", type=int, default=100, metavar="N",
                       help="HTTP/2 streams a client may have open at once")
+    asgi.add_argument("--ws", choices=("auto", "none"), default="auto",
+                      help="WebSockets over HTTP/1.1 and HTTP/2 (none: an Upgrade is an "
+                           "HTTP request like another)")
+    asgi.add_argument("--ws-max-size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE,
+                      metavar="BYTES", help="the largest WebSocket message taken (close "
+                                            "1009 past it)")
+    asgi.add_argument("--ws-ping-interval", type=_optional_seconds, default=DEFAULT_PING_INTERVAL,
+                      metavar="SECONDS", help="a keepalive ping this often (0: none)")
+    asgi.add_argument("--ws-ping-timeout", type=_optional_seconds, default=DEFAULT_PING_TIMEOUT,
+                      metavar="SECONDS", help="the WebSocket closes (1011) if a keepalive "
+                                              "ping's pong takes longer (0: no limit)")
+    asgi.add_argument("--ws-per-message-deflate", type=_on_off, default=True,
+                      metavar="on|off", help="agree to permessage-deflate compression "
+                                             "when a client offers it")
     asgi.add_argument("--proxy-headers", action="store_true",
                       help="take the client address and scheme from X-Forwarded-For/-Proto "
                            "and Forwarded, when the peer is in --forwarded-allow-ips")

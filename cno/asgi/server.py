@@ -19,6 +19,11 @@ import cno
 from cno.asgi._http import DONE, request_scope, scope_template
 from cno.asgi.http import ASGIApp, ClientDisconnected, Cycle
 from cno.asgi.lifespan import Lifespan
+from cno.asgi.websocket import WebSocketCycle, asks_for_websocket
+from cno._ws import DEFAULT_MAX_MESSAGE_SIZE
+from cno.errors import HandshakeError
+from cno.websocket.connection import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from cno.websocket.handshake import read_request
 
 logger = logging.getLogger("cno.asgi")
 access_logger = logging.getLogger("cno.access")
@@ -50,6 +55,11 @@ class Config:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     access_log: bool = False
+    ws: str = "auto"                    # auto | none: WebSockets (HTTP/1.1 and HTTP/2)
+    ws_max_size: int = DEFAULT_MAX_MESSAGE_SIZE   # bytes in a WebSocket message (1009 past it)
+    ws_ping_interval: Optional[float] = DEFAULT_PING_INTERVAL   # keepalive pings (None: off)
+    ws_ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT     # a pong's time to arrive
+    ws_per_message_deflate: bool = True  # permessage-deflate (RFC 7692) when offered
     workers: int = 1                    # processes sharing the port (cno.asgi.run)
     loop: str = "auto"                  # auto | asyncio | uvloop (cno.asgi.run)
     reuse_port: bool = False            # SO_REUSEPORT (what workers bind with)
@@ -149,8 +159,10 @@ class ASGIServer(cno.Server):
         super().__init__(loop, None, idle_timeout=config.timeout_keep_alive,
                          header_timeout=config.header_timeout,
                          max_concurrent_streams=config.h2_max_concurrent_streams,
-                         limits=config.limits, bytes_headers=True)
+                         limits=config.limits, bytes_headers=True,
+                         enable_connect_protocol=config.ws != "none")
         self.shared = shared
+        self.websockets = config.ws != "none"
         self.client: Any = None
         self.server_address: Any = None
         self.extensions: dict[str, Any] = {}
@@ -224,6 +236,10 @@ class ASGIServer(cno.Server):
                     scope["client"] = [host, 0]
                 if proto in ("http", "https"):
                     scope["scheme"] = proto
+            if (request.upgrade or (http2 and request.method == b"CONNECT")) \
+                    and self.websockets and asks_for_websocket(request, http2):
+                await self._websocket(request, scope, http2)
+                return
             cycle = Cycle(request, self.done)
             shared.running += 1
             try:
@@ -247,6 +263,49 @@ class ASGIServer(cno.Server):
                 self._unanswered(request)   # (returned without any response: a 500)
         finally:
             self._over(request)
+
+
+    async def _websocket(self, request: cno.Request, scope: dict[str, Any],
+                         http2: bool) -> None:
+        """A WebSocket handshake: checked here (400, 426), then the application runs
+        with a websocket scope (cno/asgi/websocket.py)."""
+        shared = self.shared
+        config = shared.config
+        try:
+            offer = read_request(request.method, request.headers, http2=http2)
+        except HandshakeError as e:
+            await request.respond(e.status or 400, e.headers + [
+                (b"content-type", b"text/plain; charset=utf-8")], str(e).encode() + b"\n")
+            return
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+        scope["subprotocols"] = offer.subprotocols
+        extensions: dict[str, Any] = {"websocket.http.response": {}}
+        if "tls" in self.extensions:
+            extensions["tls"] = self.extensions["tls"]
+        scope["extensions"] = extensions
+        cycle = WebSocketCycle(request, offer, max_size=config.ws_max_size,
+                               ping_interval=config.ws_ping_interval,
+                               ping_timeout=config.ws_ping_timeout,
+                               per_message_deflate=config.ws_per_message_deflate)
+        failure: Optional[BaseException] = None
+        shared.running += 1
+        try:
+            await shared.app(scope, cycle.receive, cycle.send)
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            failure = exc
+            self.loop.call_exception_handler({
+                "message": "cno: ASGI websocket application failed", "exception": exc,
+                "protocol": self})
+        finally:
+            shared.running -= 1
+            await cycle.finish(failure)
+            if config.access_log:
+                access_logger.info('%s - "WEBSOCKET %s" %s', _who(scope["client"]),
+                                   request.path.decode("latin-1"), cycle.status or 500)
 
 
 def _who(client: Any) -> str:

@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import HandshakeError, UsageError
 
@@ -36,8 +36,8 @@ __all__ = [
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 Headers = list[tuple[bytes, bytes]]
-AnyHeaders = Iterable["tuple[bytes | str, bytes | str]"]
-ExtensionParams = list[tuple[str, "str | None"]]
+AnyHeaders = Iterable[tuple[bytes | str, bytes | str]]
+ExtensionParams = list[tuple[str, str | None]]
 
 # RFC 7230 3.2.6: token = 1*tchar.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -75,9 +75,9 @@ def _values(headers: Headers, name: bytes) -> list[bytes]:
     return [v for n, v in headers if n == name]
 
 
-def _split_list(value: str) -> list[str]:
-    """A comma list (RFC 7230 7) split outside quoted strings, OWS trimmed, empty
-    elements dropped ("a recipient MUST accept and ignore ... empty list elements")."""
+def _split(value: str, sep: str) -> list[str]:
+    """``value`` split at ``sep`` outside quoted strings (RFC 7230 3.2.6: a quoted
+    string may hold commas and semicolons, and a backslash escapes one character)."""
     out: list[str] = []
     start = 0
     quoted = escaped = False
@@ -85,17 +85,21 @@ def _split_list(value: str) -> list[str]:
         if escaped:
             escaped = False
         elif quoted:
-            if ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
+            escaped = ch == "\\"
+            quoted = ch != '"'
         elif ch == '"':
             quoted = True
-        elif ch == ",":
+        elif ch == sep:
             out.append(value[start:i])
             start = i + 1
     out.append(value[start:])
-    return [e.strip(_OWS) for e in out if e.strip(_OWS)]
+    return out
+
+
+def _split_list(value: str) -> list[str]:
+    """A comma list (RFC 7230 7), OWS trimmed, empty elements dropped ("a recipient
+    MUST accept and ignore ... empty list elements")."""
+    return [e.strip(_OWS) for e in _split(value, ",") if e.strip(_OWS)]
 
 
 def _list(headers: Headers, name: bytes) -> list[str]:
@@ -132,7 +136,7 @@ def _parse_extension(element: str) -> tuple[str, ExtensionParams]:
     extension = extension-token *( ";" extension-param );
     extension-param = token [ "=" (token | quoted-string) ], where a quoted value "after
     quoted-string unescaping MUST conform to the 'token' ABNF". Raises ValueError."""
-    parts = _split_params(element)
+    parts = _split(element, ";")
     name = parts[0].strip(_OWS)
     if not _is_token(name):
         raise ValueError("bad extension name %r" % name)
@@ -151,28 +155,6 @@ def _parse_extension(element: str) -> tuple[str, ExtensionParams]:
             raise ValueError("bad value %r for %s in extension %s" % (raw, key, name))
         params.append((key, value))
     return name, params
-
-
-def _split_params(element: str) -> list[str]:
-    # ";" inside a quoted value is not a separator.
-    out: list[str] = []
-    start = 0
-    quoted = escaped = False
-    for i, ch in enumerate(element):
-        if escaped:
-            escaped = False
-        elif quoted:
-            escaped = ch == "\\"
-            quoted = ch != '"' or escaped
-        elif ch == '"':
-            quoted = True
-        elif ch == ";":
-            out.append(element[start:i])
-            start = i + 1
-    if quoted:
-        raise ValueError("unterminated quoted string in %r" % element)
-    out.append(element[start:])
-    return out
 
 
 def _extensions(headers: Headers) -> list[tuple[str, ExtensionParams]]:

@@ -284,15 +284,20 @@ async def test_ws_none_leaves_upgrades_to_the_http_scope():
 @pytest.mark.parametrize("mode", ["h1", "h2c"])
 @aio()
 async def test_keepalive_ping_timeout_closes_with_1011(mode):
-    """The server pings every 0.1 s and gives a pong 0.1 s; a client that never reads
-    (so never answers) is closed with 1011."""
+    """The server pings every 0.1 s and gives a pong 0.1 s; a client that takes in
+    nothing (so never answers) is closed with 1011: the application's receive() gets
+    the disconnect with that code."""
+    ws_apps.events.clear()
     async with Server(mode, ws_ping_interval=0.1, ws_ping_timeout=0.1) as server:
         ws = await server.connect(ping_interval=None)
-        ws._pump = lambda: None   # (this client neither reads nor answers)
-        await asyncio.sleep(0.6)
-        with pytest.raises(cno.WebSocketClosed) as e:
-            await asyncio.wait_for(ws.recv(), T)
-        assert e.value.code == 1011
+        ws._payload.divert(lambda data: None)   # (this client hears nothing)
+        for _ in range(100):
+            if ws_apps.events:
+                break
+            await asyncio.sleep(0.02)
+        assert ws_apps.events == [{"type": "websocket.disconnect", "code": 1011,
+                                   "reason": "keepalive ping timeout"}]
+        ws.abort()
 
 
 @pytest.mark.parametrize("mode", ["h1", "h2c"])
@@ -309,8 +314,9 @@ async def test_keepalive_answered_keeps_the_websocket_open(mode):
 
 @aio()
 async def test_backpressure_stops_a_client_the_application_does_not_read():
-    """HTTP/2: the application never calls receive(); the stream's window (65,535
-    bytes) fills and the client's send waits."""
+    """HTTP/2: the application does not call receive(); the server takes MAX_QUEUE
+    messages for it, then stops crediting the stream, whose window (65,535 bytes) fills:
+    the client's send waits."""
     async with Server("h2c") as server:
         ws = await server.connect("/idle", compression=None)   # (bytes on the wire)
         sent = 0
@@ -318,7 +324,8 @@ async def test_backpressure_stops_a_client_the_application_does_not_read():
             while sent < 10 ** 7:
                 await asyncio.wait_for(ws.send(b"x" * 16384), 0.5)
                 sent += 16384
-        assert sent < 300000, sent
+        limit = (cno.websocket.MAX_QUEUE + 1) * 16384 + 65535
+        assert limit - 3 * 16384 < sent <= limit, sent
         ws.abort()
 
 

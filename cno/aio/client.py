@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 import urllib.parse
-from typing import Any, Optional, Union
+from typing import Any, Awaitable, Optional, Union
 
 from cno import raw
 from cno.errors import CnoError, ConnectionClosed, StreamReset, WouldBlock
@@ -264,6 +264,13 @@ class Client(_Connection):
         Bytes that fit at once go without suspending."""
         deadline = None if timeout is None else self.loop.time() + timeout
         await self._write(stream, data, end_stream, deadline)
+
+    def send_data_nowait(self, stream: int, data: Union[bytes, bytearray, memoryview],
+                         end_stream: bool = False) -> Optional[Awaitable[None]]:
+        """send_data() without waiting when it need not: what the peer's windows and the
+        transport take goes now; returns None if all of it went (and the stream ended,
+        if asked), else what writes the rest, to be awaited."""
+        return self._write_nowait(stream, data, end_stream)
 
     async def send_trailers(self, stream: int, trailers: Headers) -> None:
         """End the request on ``stream`` with trailers (HTTP/2; chunked HTTP/1.1)."""

@@ -4,10 +4,11 @@ response body can be written through)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 
 from cno.aio.protocol import _READ_BUFFER
+from cno.errors import UsageError
 
 if TYPE_CHECKING:
     from cno.aio.protocol import _Connection
@@ -81,6 +82,7 @@ class Payload:
     # protocol inside likes (it has its own keepalive), so the server's progress check
     # does not count it as waiting.
     _tunnel = False
+    _sink: Optional[Callable[[Union[bytes, BaseException]], None]] = None   # (divert)
 
     def __init__(self, conn: "_Connection", stream: int) -> None:
         self._conn = conn
@@ -90,18 +92,52 @@ class Payload:
     # -- fed by the protocol ---------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._sink(data)
+            return
         self._buffer += data
         self._wake()
 
     def _feed_eof(self) -> None:
         self._eof = True
-        if self._waiter is not None:
+        if self._sink is not None:
+            self._sink(b"")
+        elif self._waiter is not None:
             self._wake()
 
     def _fail(self, exc: BaseException) -> None:
         if not self._eof:
             self._exc = exc
-            self._wake()
+            if self._sink is not None:
+                self._sink(exc)
+            else:
+                self._wake()
+
+    def divert(self, sink: Callable[[Union[bytes, BaseException]], None]) -> None:
+        """Hand what arrives from now on to ``sink`` as it arrives, instead of buffering
+        it for the reading methods: ``sink(data)`` for bytes, ``sink(b"")`` at the end,
+        ``sink(exc)`` if the stream fails (what read() would raise). What is buffered
+        already goes to it at once. The sink runs inside the connection's event
+        dispatch: it must not write to the connection nor wait; it credits the peer
+        with credit() (what it does not credit, the peer cannot resend: a window
+        stays shut, or an HTTP/1.1 connection stops being read)."""
+        if self._credited:
+            # (bytes a reader put back are credited already: the sink would again)
+            raise UsageError("divert() after readuntil() or readline() left bytes behind")
+        self._sink = sink
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            sink(data)
+        if self._eof:
+            sink(b"")
+        elif self._exc is not None:
+            sink(self._exc)
+
+    def credit(self, n: int) -> None:
+        """Credit n bytes a divert() sink took back to the peer (HTTP/2 WINDOW_UPDATE;
+        HTTP/1.1 reads resume)."""
+        self._conn._consumed(self._stream, n)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -125,10 +161,18 @@ class Payload:
             raise self._exc
 
     def _take(self, n: int) -> bytes:
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        fresh = len(data) - min(len(data), self._credited)
-        self._credited -= len(data) - fresh
+        buffer = self._buffer
+        if n >= len(buffer):   # (all of it: one copy, no slice)
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = bytes(buffer[:n])
+            del buffer[:n]
+        if self._credited:
+            fresh = len(data) - min(len(data), self._credited)
+            self._credited -= len(data) - fresh
+        else:
+            fresh = len(data)
         self._conn._consumed(self._stream, fresh)
         return data
 

@@ -9,7 +9,7 @@ import logging
 import socket
 import sys
 import threading
-from typing import Any, AsyncIterable, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterable, Awaitable, Optional, Sequence, Tuple, Union
 
 from cno import raw
 from cno.errors import CnoError, ConnectionClosed, InvalidStream, StreamReset
@@ -369,6 +369,21 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
                 # until a window grows or the stream ends
                 await self._wait(self._waiters, deadline)
             # else: the next piece, once the transport takes more (pause_writing)
+
+    def _write_nowait(self, stream: int, data: Union[bytes, bytearray, memoryview],
+                      final: bool) -> Optional[Awaitable[None]]:
+        """Write what the windows and the transport take now: None if all of data went,
+        else what writes the rest (to be awaited)."""
+        if self.writing_paused or len(data) > _WRITE_PIECE:
+            return self._write(stream, data, final)
+        try:
+            n = self.write_data(stream, data, final)
+        except InvalidStream:
+            raise StreamReset(0x8, "stream %d is no longer open" % stream) from None
+        self._moved += n
+        if n >= len(data):
+            return None
+        return self._write(stream, memoryview(data).cast("B")[n:], final)
 
     async def _write_body(self, stream: int, data: Body, trailers: Optional[Headers]) -> None:
         """Send a body (bytes, or an async iterable of bytes) and end the message."""

@@ -197,6 +197,12 @@ class Request:
         if data:
             await self.conn._write(self.stream, data, False)
 
+    def write_nowait(self, data: Union[bytes, bytearray, memoryview]) -> Optional[Awaitable[None]]:
+        """write() without waiting when it need not: what the peer's windows and the
+        transport take goes now; returns None if all of it went, else what writes the
+        rest, to be awaited (StreamReset if the stream is gone)."""
+        return self.conn._write_nowait(self.stream, data, False) if data else None
+
     async def end(self, trailers: Optional[Headers] = None) -> None:
         """End the body, with trailers if given (dropped where the framing has no room
         for them: an HTTP/1.1 body with a content-length)."""

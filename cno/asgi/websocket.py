@@ -11,14 +11,15 @@ pause, HTTP/2 windows stay shut), ``send()`` waits for the transport and the win
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import asyncio
+from typing import Any, Awaitable, Optional
 
 from cno._ws import Codec
 from cno.asgi._http import ClientDisconnected, MessageError, bytes_pairs
 from cno.errors import (
     CnoError, ConnectionClosed, StreamReset, UsageError, WebSocketClosed,
 )
-from cno.websocket.connection import WebSocket
+from cno.websocket.connection import WebSocket, Write
 from cno.websocket.handshake import Offer, accept_headers, negotiate_deflate
 
 Message = dict[str, Any]
@@ -54,6 +55,7 @@ class WebSocketCycle:
                  ping_interval: Optional[float], ping_timeout: Optional[float],
                  per_message_deflate: bool) -> None:
         self.request = request
+        self.loop = request.conn.loop
         self.offer = offer
         self.max_size = max_size
         self.ping_interval = ping_interval
@@ -68,7 +70,24 @@ class WebSocketCycle:
 
     # -- receive ---------------------------------------------------------------------
 
-    async def receive(self) -> Message:
+    def receive(self) -> Awaitable[Message]:
+        """A message that has arrived comes in a future that is done already (no
+        coroutine); the rest wait in _receive."""
+        websocket = self.websocket
+        if websocket is not None and self.state == CONNECTED:
+            try:
+                data = websocket.recv_nowait()
+            except WebSocketClosed:
+                data = None   # (_receive reports it)
+            if data is not None:
+                message: "asyncio.Future[Message]" = self.loop.create_future()
+                message.set_result({"type": "websocket.receive", "text": data}
+                                   if type(data) is str else
+                                   {"type": "websocket.receive", "bytes": data})
+                return message
+        return self._receive()
+
+    async def _receive(self) -> Message:
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
@@ -93,11 +112,33 @@ class WebSocketCycle:
 
     # -- send ------------------------------------------------------------------------
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """websocket.send goes at once when the transport takes it (a future that is
+        done already); the rest, and what must wait, in _send_message."""
+        if message["type"] == "websocket.send" and self.state == CONNECTED:
+            websocket = self.websocket
+            assert websocket is not None
+            try:
+                rest = websocket.send(self._data(message))
+            except WebSocketClosed:
+                raise ClientDisconnected("the WebSocket is closed") from None
+            except (StreamReset, ConnectionClosed) as e:
+                raise ClientDisconnected("the client is gone: %s" % e) from None
+            # (a future is the one that is done already: the frame went)
+            return rest if isinstance(rest, asyncio.Future) else self._finish(rest)
+        return self._send_message(message)
+
+    async def _finish(self, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except (StreamReset, ConnectionClosed) as e:
+            raise ClientDisconnected("the client is gone: %s" % e) from None
+
+    async def _send_message(self, message: Message) -> None:
         kind = message["type"]
         try:
             if kind == "websocket.send":
-                await self._send(message)
+                self._data(message)   # (raises: sent in the wrong state)
             elif kind == "websocket.accept":
                 await self._accept(message)
             elif kind == "websocket.close":
@@ -111,11 +152,14 @@ class WebSocketCycle:
         except (StreamReset, ConnectionClosed) as e:
             raise ClientDisconnected("the client is gone: %s" % e) from None
 
-    async def _send(self, message: Message) -> None:
-        websocket = self.websocket
-        if websocket is None or self.state != CONNECTED:
-            raise MessageError("websocket.send %s" % (
-                "before websocket.accept" if self.state == CONNECTING else "after the close"))
+    def _data(self, message: Message) -> Any:
+        """websocket.send's text or bytes (MessageError if it has neither, or comes
+        before the accept; ClientDisconnected after the close)."""
+        if self.state != CONNECTED:
+            if self.state == CONNECTING:
+                raise MessageError("websocket.send before websocket.accept")
+            # ASGI 2.4: send() on a closed connection raises an OSError subclass
+            raise ClientDisconnected("the WebSocket is closed")
         data = message.get("bytes")
         if data is None:
             data = message.get("text")
@@ -124,7 +168,7 @@ class WebSocketCycle:
         elif not isinstance(data, (bytes, bytearray, memoryview)):
             raise MessageError("websocket.send: 'bytes' must be bytes, not %s"
                                % type(data).__name__)
-        await websocket.send(data)
+        return data
 
     async def _accept(self, message: Message) -> None:
         if self.state != CONNECTING:
@@ -220,18 +264,24 @@ class WebSocketCycle:
         elif self.state == RESPONSE or (self.state == CLOSED and self.websocket is None
                                         and request.responded and not request.ended):
             request.reset()
-        elif self.websocket is not None and not self.websocket.closed:
+        elif self.websocket is not None:
+            # (closed already, close() still sends the answer owed and ends the tunnel)
             self.state = CLOSED
-            await self.websocket.close(1011 if failure is not None else 1000,
-                                       "" if failure is None else "server error")
+            try:
+                await self.websocket.close(1011 if failure is not None else 1000,
+                                           "" if failure is None else "server error")
+            except CnoError:
+                pass
 
 
-def _tunnel_writer(request: Any) -> Any:
+def _tunnel_writer(request: Any) -> Write:
     """What a WebSocket writes its frames with: the request's tunnel."""
-    async def write(data: bytes, end: bool) -> None:
+    async def write_and_end(data: bytes) -> None:
         if data:
             await request.write(data)
-        if end:
-            await request.end()
+        await request.end()
+
+    def write(data: bytes, end: bool) -> Optional[Awaitable[None]]:
+        return write_and_end(data) if end else request.write_nowait(data)
     return write
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 import urllib.parse
-from typing import Any, Generator, Optional, Sequence, Union
+from typing import Any, Awaitable, Generator, Optional, Sequence, Union
 
 from cno._ws import DEFAULT_MAX_MESSAGE_SIZE, Codec
 from cno.aio.client import Client, StreamReceiver, connect as http_connect
@@ -178,10 +178,14 @@ class connect:
         options: dict[str, Any] = deflate.codec_options() if deflate is not None else {}
         codec = Codec(True, max_message_size=self.max_size, **options)
 
-        async def write(data: bytes, end: bool) -> None:
-            await client.send_data(stream, data, end)
+        async def write_and_close(data: bytes) -> None:
+            await client.send_data(stream, data, True)
+            client.close()   # (our own connection: it carried this WebSocket only)
+
+        def write(data: bytes, end: bool) -> Optional[Awaitable[None]]:
             if end and own and http2:
-                client.close()   # (our own connection: it carried this WebSocket only)
+                return write_and_close(data)
+            return client.send_data_nowait(stream, data, end)
 
         def abort() -> None:
             client.cancel(stream)

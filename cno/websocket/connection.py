@@ -3,11 +3,10 @@
 HTTP/1.1 connection after its 101, or an HTTP/2 stream after a 2xx to extended CONNECT
 (docs/websocket.md).
 
-Reading is pulled by the application: bytes are taken from the tunnel (and so credited
-to the peer: HTTP/2 WINDOW_UPDATE, HTTP/1.1 socket reads) only when ``recv()`` has no
-message queued, so a slow reader throttles its peer. Pings are answered and pongs noted
-as frames are parsed; the keepalive timer parses what has arrived too, so that a pong is
-seen while the application is busy elsewhere.
+The tunnel's bytes are parsed as they arrive (the payload is diverted to the codec), so
+pings are answered and pongs seen whatever the application does; they are credited back
+to the peer (HTTP/2 WINDOW_UPDATE, HTTP/1.1 socket reads) only while fewer than
+MAX_QUEUE messages wait for the application, so a slow reader stops its peer.
 """
 from __future__ import annotations
 
@@ -23,10 +22,12 @@ from cno.errors import CnoError, UsageError, WebSocketClosed, WebSocketError
 DEFAULT_PING_INTERVAL = 20.0   # seconds between keepalive pings (None: no pings)
 DEFAULT_PING_TIMEOUT = 20.0    # seconds a pong may take before the peer is given up
 DEFAULT_CLOSE_TIMEOUT = 10.0   # seconds the closing handshake may take
-MAX_QUEUE = 16                 # messages parsed ahead of the application before reading stops
+MAX_QUEUE = 16                 # messages waiting for the application before the peer is stopped
 
 Data = Union[str, bytes, bytearray, memoryview]
-Write = Callable[[bytes, bool], Awaitable[None]]   # (frame bytes, end the tunnel)
+# The tunnel's writer: (bytes, end the tunnel) -> None once written, or what writes the
+# rest (to be awaited) when the windows or the transport take only part.
+Write = Callable[[bytes, bool], Optional[Awaitable[None]]]
 
 
 class WebSocket:
@@ -60,39 +61,81 @@ class WebSocket:
         self._replies: list[bytes] = []     # pongs owed, written by the next reader or sender
         self._closed: Optional[WebSocketClosed] = None   # what recv() raises once over
         self._ended = False                 # the tunnel is ended (or aborted)
-        self._close_received: Optional["asyncio.Future[None]"] = None   # close() waits
-        self._lock = asyncio.Lock()         # one frame at a time on the tunnel
+        # while a frame is still going out (the others wait their turn: _send_frame)
+        self._writing: Optional["asyncio.Future[None]"] = None
+        self._done: "asyncio.Future[None]" = loop.create_future()   # what send() returns
+        self._done.set_result(None)                                 # when it wrote at once
         self._pings: dict[bytes, "asyncio.Future[float]"] = {}   # ping() waiters
         self._ping_sent: Optional[float] = None   # an unanswered keepalive ping (loop time)
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._tasks: "set[asyncio.Future[Any]]" = set()   # (_background's writes)
+        self._waiter: Optional["asyncio.Future[None]"] = None   # recv() waiting
+        self._held = 0            # bytes parsed but not credited (the application is behind)
+        self._flushing = False    # a _flush is scheduled
         if ping_interval:
             self._timer = loop.call_later(ping_interval, self._keepalive)
+        payload.divert(self._input)
 
     # -- receiving -------------------------------------------------------------------
 
+    def _input(self, data: Union[bytes, BaseException]) -> None:
+        """The tunnel's bytes as they arrive (Payload.divert's sink): parsed at once, so
+        that pings are answered and pongs seen whatever the application does; credited
+        back to the peer while fewer than MAX_QUEUE messages wait for the application,
+        held (the peer stopped) while more do."""
+        if isinstance(data, BaseException) or not data:
+            self._gone()   # (the end of the tunnel, or its failure)
+        else:
+            self._take(data)
+            if len(self._queue) < MAX_QUEUE:
+                self._payload.credit(len(data))
+            else:
+                self._held += len(data)
+            if (self._replies or self._closed is not None) and not self._flushing:
+                # (not from inside the connection's event dispatch: at the next turn)
+                self._flushing = True
+                self.loop.call_soon(self._background, self._flush())
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def recv_nowait(self) -> Optional[Union[str, bytes]]:
+        """A message that has arrived, without waiting, or None if none has. Raises
+        :class:`cno.WebSocketClosed` once the WebSocket is closed (and its messages
+        are all taken)."""
+        queue = self._queue
+        if queue:
+            if self._held:
+                self._release()
+            return queue.popleft()
+        if self._closed is not None:
+            raise self._closed
+        return None
+
     async def recv(self) -> Union[str, bytes]:
         """The next message: str (text) or bytes (binary). Raises
-        :class:`cno.WebSocketClosed` once the WebSocket is closed."""
+        :class:`cno.WebSocketClosed` once the WebSocket is closed (and its messages
+        are all taken)."""
         queue = self._queue
         while not queue:
             if self._closed is not None:
                 raise self._closed
-            payload = self._payload
+            self._waiter = self.loop.create_future()
             try:
-                data = payload.read_nowait()
-                if data is None:
-                    data = await payload.readany()
-            except CnoError:
-                data = b""   # (the stream was reset or the connection lost)
-            if not data:
-                self._gone()
-                continue
-            self._parse(data)
-            if self._replies:
-                await self._send_replies()
-            if self._closed is not None and not self._ended:
-                await self._end_tunnel()
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._held:
+            self._release()
         return queue.popleft()
+
+    def _release(self) -> None:
+        if len(self._queue) <= MAX_QUEUE // 2:
+            held, self._held = self._held, 0
+            self._payload.credit(held)
 
     def __aiter__(self) -> "WebSocket":
         return self
@@ -107,7 +150,7 @@ class WebSocket:
                 raise StopAsyncIteration from None
             raise
 
-    def _parse(self, data: bytes) -> None:
+    def _take(self, data: bytes) -> None:
         """Frames from tunnel bytes: messages queued, pings answered (queued), pongs
         noted, a close frame answered; a protocol error closes with its code."""
         try:
@@ -127,39 +170,30 @@ class WebSocket:
             elif op == OP_CLOSE:
                 self._peer_closed(value[0], value[1])
 
-    def _pump(self) -> None:
-        """Parse what has arrived without waiting (the keepalive's look at pongs), unless
-        the application is behind by MAX_QUEUE messages: then the peer waits."""
-        if self._closed is not None or len(self._queue) >= MAX_QUEUE:
-            return
+    async def _flush(self) -> None:
+        """Write the replies owed (pongs, the answer to a close); end the tunnel once
+        the WebSocket is closed."""
+        self._flushing = False
         try:
-            data = self._payload.read_nowait()
-        except CnoError:
-            data = b""
-        if data is None:
-            return
-        if not data:
+            if self._replies:
+                rest = self._send_frame(b"")
+                if rest is not None:
+                    await rest
+        except (CnoError, OSError):
             self._gone()
-            return
-        self._parse(data)
-        if self._replies or (self._closed is not None and not self._ended):
-            self._background(self._flush_after_pump())
-
-    async def _flush_after_pump(self) -> None:
-        if self._replies:
-            await self._send_replies()
         if self._closed is not None and not self._ended:
             await self._end_tunnel()
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, data: Data) -> None:
-        """Send a message: str as text, bytes-like as binary. Raises WebSocketClosed
-        once the WebSocket is closing or closed."""
+    def send(self, data: Data) -> Awaitable[None]:
+        """Send a message: str as text, bytes-like as binary (await it). It goes at once
+        when the tunnel takes it; the awaitable then is done already. Raises
+        WebSocketClosed once the WebSocket is closing or closed."""
         if self._closed is not None or self._codec.close_sent:
             raise self._closed or WebSocketClosed(self.close_code or 1006, self.close_reason)
-        frame = self._codec.message(data)
-        await self._write(frame)
+        rest = self._send_frame(self._codec.message(data))
+        return self._done if rest is None else rest
 
     async def ping(self, data: bytes = b"") -> "asyncio.Future[float]":
         """Send a ping; returns a future that gets the round-trip time (seconds) when
@@ -172,23 +206,21 @@ class WebSocket:
         if data in self._pings:
             raise UsageError("a ping with this payload is already waiting for its pong")
         waiter: "asyncio.Future[float]" = self.loop.create_future()
-        self._pings[bytes(data)] = waiter
-        await self._write(self._codec.ping(data))
         waiter.sent = self.loop.time()  # type: ignore[attr-defined]
+        self._pings[bytes(data)] = waiter
+        await self.send_frame(self._codec.ping(data))
         return waiter
 
     def _pong(self, data: bytes) -> None:
         # RFC 6455 5.5.3: a pong answers the latest ping; earlier ones are answered with it.
         now = self.loop.time()
-        if self._ping_sent is not None:
-            self._ping_sent = None
-        waiter = self._pings.get(data)
-        if waiter is None:
+        self._ping_sent = None
+        if data not in self._pings:
             return   # unsolicited (a heartbeat): nothing to do
         for key in list(self._pings):
-            w = self._pings.pop(key)
-            if not w.done():
-                w.set_result(now - getattr(w, "sent", now))
+            waiter = self._pings.pop(key)
+            if not waiter.done():
+                waiter.set_result(now - getattr(waiter, "sent", now))
             if key == data:
                 break
 
@@ -199,7 +231,7 @@ class WebSocket:
         if self._closed is None and not self._codec.close_sent:
             self.close_code, self.close_reason = code, reason
             try:
-                await self._write(self._codec.close(code, reason))
+                await self.send_frame(self._codec.close(code, reason))
             except (CnoError, OSError):
                 self._gone()
         if self._closed is None:
@@ -218,22 +250,41 @@ class WebSocket:
             except WebSocketClosed:
                 return
 
-    async def _write(self, frame: bytes) -> None:
-        async with self._lock:
-            if self._replies:
-                frame = b"".join(self._replies) + frame
-                self._replies.clear()
-            await self._write_tunnel(frame, False)
+    async def send_frame(self, frame: bytes) -> None:
+        """Write bytes already framed (``Codec``'s output) in turn with the others."""
+        rest = self._send_frame(frame)
+        if rest is not None:
+            await rest
 
-    async def _send_replies(self) -> None:
-        async with self._lock:
-            if self._replies:
-                frame = b"".join(self._replies)
-                self._replies.clear()
-                try:
-                    await self._write_tunnel(frame, False)
-                except (CnoError, OSError):
-                    self._gone()
+    def _send_frame(self, frame: bytes, end: bool = False) -> Optional[Awaitable[None]]:
+        """Write a frame, with the replies owed before it, at once if the tunnel takes
+        it (None); else what writes the rest, to be awaited. Frames never interleave:
+        while one is still going out, the next waits its turn."""
+        if self._writing is not None:
+            return self._send_later(frame, end)
+        if self._replies:
+            frame = b"".join(self._replies) + frame
+            self._replies.clear()
+        rest = self._write_tunnel(frame, end)
+        if rest is None:
+            return None
+        self._writing = self.loop.create_future()
+        return self._finish_write(rest)
+
+    async def _finish_write(self, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        finally:
+            writing, self._writing = self._writing, None
+            if writing is not None and not writing.done():
+                writing.set_result(None)
+
+    async def _send_later(self, frame: bytes, end: bool) -> None:
+        while self._writing is not None:
+            await asyncio.shield(self._writing)
+        rest = self._send_frame(frame, end)
+        if rest is not None:
+            await rest
 
     # -- the end ---------------------------------------------------------------------
 
@@ -248,6 +299,7 @@ class WebSocket:
             self.close_code, self.close_reason = code, reason
         self._closed = WebSocketClosed(code, reason)
         self._stop_timer()
+        self._wake()
 
     def _fail(self, code: int, reason: str) -> None:
         """Close after the peer broke the protocol (RFC 6455 7.1.7): our close frame
@@ -260,6 +312,7 @@ class WebSocket:
         self.close_code, self.close_reason = code, reason
         self._closed = WebSocketClosed(code, reason)
         self._stop_timer()
+        self._wake()
 
     def _gone(self) -> None:
         """The tunnel ended without a close frame (RFC 6455 7.1.5: code 1006)."""
@@ -269,6 +322,7 @@ class WebSocket:
             self._closed = WebSocketClosed(1006, "")
         self._ended = True
         self._stop_timer()
+        self._wake()
         for waiter in self._pings.values():
             if not waiter.done():
                 waiter.set_exception(self._closed)
@@ -282,10 +336,9 @@ class WebSocket:
             return
         self._ended = True
         try:
-            async with self._lock:
-                frame = b"".join(self._replies)
-                self._replies.clear()
-                await self._write_tunnel(frame, True)
+            rest = self._send_frame(b"", True)
+            if rest is not None:
+                await rest
         except (CnoError, OSError):
             self._abort_tunnel()
 
@@ -312,29 +365,29 @@ class WebSocket:
         self._timer = None
         if self._closed is not None or self._codec.close_sent:
             return
-        self._pump()
-        if self._closed is not None:
-            return
         now = self.loop.time()
         interval = self.ping_interval or 0.0
         if self._ping_sent is not None:
             if self.ping_timeout and now - self._ping_sent >= self.ping_timeout:
                 self._fail(1011, "keepalive ping timeout")
-                self._background(self._flush_after_pump())
+                self._background(self._flush())
                 return
         else:
             self._ping_sent = now
             self._replies.append(self._codec.ping(b"cno keepalive"))
-            self._background(self._send_replies())
+            self._background(self._flush())
         wait = interval if self._ping_sent is None or not self.ping_timeout else \
             min(interval, max(0.0, self._ping_sent + self.ping_timeout - now))
         self._timer = self.loop.call_later(max(wait, 0.01), self._keepalive)
 
     def _background(self, coro: Awaitable[None]) -> None:
+        """Write from a timer callback: a task, held until done (the loop holds
+        tasks weakly)."""
         task = asyncio.ensure_future(coro)
-        task.add_done_callback(_ignore)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
-
-def _ignore(task: "asyncio.Future[Any]") -> None:
-    if not task.cancelled():
-        task.exception()
+    def _task_done(self, task: "asyncio.Future[Any]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()   # (a write that failed: the tunnel's end reports it)

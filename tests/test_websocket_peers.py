@@ -26,6 +26,7 @@ import cno.websocket
 import ws_apps
 from aio_local import T, aio
 from aio_util import TESTS, External, ServeProcess, require_module
+from test_asgi import asgi_server
 from test_websocket import Server
 
 websockets = require_module("websockets")
@@ -514,8 +515,8 @@ async def test_h2_client_extended_connect_to_cno_serve(starlette_server):
         frame = await next_frame()
         assert frame.opcode == Opcode.CLOSE and frame.payload[0] == 4000, frame
         # (the server's side of the stream ends after its close frame: END_STREAM, the
-        # orderly close of RFC 8441 5; cno serve may then reset the stream with CANCEL
-        # if our END_STREAM is not there yet, see the report of this branch)
+        # orderly close of RFC 8441 5; then, if our END_STREAM is not there yet, an
+        # RST_STREAM NO_ERROR: test_h2_clean_close_is_not_a_cancel)
         ended = await pump(lambda e: isinstance(e, (h2.events.StreamEnded,
                                                     h2.events.StreamReset)))
         assert isinstance(ended, h2.events.StreamEnded) and ended.stream_id == stream
@@ -658,3 +659,53 @@ async def test_many_cno_websockets_multiplexed_on_one_connection_to_hypercorn(hy
         assert [ws.close_code for ws in sockets] == [4000 + i for i in range(10)]
     finally:
         client.close()
+
+
+@aio()
+async def test_h2_clean_close_is_not_a_cancel():
+    """RFC 8441 5: RST_STREAM CANCEL stands for a TCP reset (an abortive close). After a
+    clean closing handshake cno serve ends its side (END_STREAM) and, if the client's
+    END_STREAM is still on its way when the application returns, resets the stream with
+    NO_ERROR, never CANCEL."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    from wsproto.frame_protocol import FrameProtocol
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with asgi_server(app, lifespan="off") as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            conn.send_headers(1, [(":method", "CONNECT"), (":protocol", "websocket"),
+                                  (":scheme", "http"), (":path", "/"),
+                                  (":authority", "127.0.0.1"), ("sec-websocket-version", "13")])
+            writer.write(conn.data_to_send())
+            events = []
+            while not any(isinstance(e, h2.events.ResponseReceived) for e in events):
+                events += conn.receive_data(await asyncio.wait_for(reader.read(65536), 5))
+            # our close frame, without END_STREAM
+            conn.send_data(1, FrameProtocol(client=True, extensions=[]).close(1000))
+            writer.write(conn.data_to_send())
+            events = []
+            deadline = asyncio.get_running_loop().time() + 0.5
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), 0.1)
+                except asyncio.TimeoutError:
+                    continue
+                if not data:
+                    break
+                events += conn.receive_data(data)
+            assert any(isinstance(e, h2.events.StreamEnded) for e in events), events
+            resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+            assert all(e.error_code == 0 for e in resets), resets
+        finally:
+            writer.close()

@@ -38,6 +38,7 @@ class Request:
     trailers: Optional[list[Any]] = None
     responded = False
     upgrade = False   # HTTP/1.1: the request asks to switch protocols (Upgrade, not h2c)
+    _sent_all = False  # end() went out: our side of the stream is closed
     _http_version: Optional[str] = None   # asked of the engine when first read
     _task: "Optional[asyncio.Task[None]]" = None   # what runs the handler
 
@@ -210,6 +211,7 @@ class Request:
             await self.conn._send_trailers(self.stream, trailers)
         else:
             await self.conn._write(self.stream, b"", True)
+        self._sent_all = True
 
     def reset(self, code: int = 0x8) -> None:
         """Abandon the exchange at once: RST_STREAM (HTTP/2, CANCEL by default), or close
@@ -508,9 +510,12 @@ class Server(_Connection):
         self._tasks.discard(request._task)
         if request.payload._tunnel:
             if not self.closed and request.stream in self.open_streams:
-                # A tunnel its handler left open: nobody will carry it any more.
+                # A tunnel its handler left open: nobody will carry it any more. If our
+                # side ended cleanly (a WebSocket's closing handshake is done, the peer's
+                # END_STREAM still on its way), NO_ERROR: RFC 8441 5 reads CANCEL as
+                # a TCP reset, an abortive close.
                 if self.is_http2:
-                    request.reset()
+                    request.reset(0x0 if request._sent_all else 0x8)
                 else:
                     self._end_after_error("the tunnel's handler returned")
         elif not request.payload._eof and request.responded and not self._lost \

@@ -35,6 +35,7 @@ HARNESSES = {
     "fuzz_h2c_upgrade": 3000,
     "fuzz_pair": 2000,
     "fuzz_diff": 1000,
+    "fuzz_ws": 3000,
 }
 
 

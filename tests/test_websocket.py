@@ -315,7 +315,7 @@ async def test_keepalive_answered_keeps_the_websocket_open(mode):
 @aio()
 async def test_backpressure_stops_a_client_the_application_does_not_read():
     """HTTP/2: the application does not call receive(); the server takes MAX_QUEUE
-    messages for it, then stops crediting the stream, whose window (65,535 bytes) fills:
+    messages for it, then stops crediting the stream, whose window (H2_WINDOW) fills:
     the client's send waits."""
     async with Server("h2c") as server:
         ws = await server.connect("/idle", compression=None)   # (bytes on the wire)
@@ -324,7 +324,7 @@ async def test_backpressure_stops_a_client_the_application_does_not_read():
             while sent < 10 ** 7:
                 await asyncio.wait_for(ws.send(b"x" * 16384), 0.5)
                 sent += 16384
-        limit = (cno.websocket.MAX_QUEUE + 1) * 16384 + 65535
+        limit = (cno.websocket.MAX_QUEUE + 1) * 16384 + cno.websocket.connection.H2_WINDOW
         assert limit - 3 * 16384 < sent <= limit, sent
         ws.abort()
 

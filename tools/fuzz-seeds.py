@@ -7,7 +7,8 @@ the harness that plays that peer (see each harness's docstring): HTTP/2 byte str
 are cut into frames and written as records. The HPACK harness gets the header blocks of
 tests/data/hpack-test-case and round trips of their header lists; the HTTP/2 harnesses
 also get tests/data/http2-frame-test-case's frames. fuzz_pair and fuzz_diff get a few
-hand-written inputs.
+hand-written inputs; fuzz_ws frames of cno's own WebSocket codec, with and without
+permessage-deflate.
 
     python3 tools/fuzz-seeds.py          # rewrites fuzz/corpus/ (deterministic)
 
@@ -398,6 +399,24 @@ def run_pair():
             + bytes((11, 0, 3, 4)) + bytes((8, 1, 0, 8)) + bytes((10, 0, 0)) + everything)
 
 
+def run_ws():
+    # fuzz_ws: options, cutting mode, then frames a peer of the other role sent
+    from cno._ws import Codec
+    for options in (0, 1, 2, 3, 6, 7, 0x1A, 0x1B):
+        deflate = {}
+        if options & 2:
+            bits = (15, 12, 9, 8)[(options >> 3) & 3]
+            deflate = dict(deflate=True, server_no_context_takeover=bool(options & 4),
+                           client_no_context_takeover=bool(options & 4),
+                           server_max_window_bits=bits, client_max_window_bits=bits)
+        sender = Codec(not options & 1, **deflate)
+        wire = (sender.message("hello") + sender.message(b"\x00\xff" * 40)
+                + sender.message("fr\u00e9", fin=False) + sender.ping(b"p")
+                + sender.message("agment") + sender.pong(b"") + sender.message("x" * 300)
+                + sender.close(1000, "bye"))
+        add("fuzz_ws", bytes((options, options * 7 & 0xFF)) + wire)
+
+
 def run_diff():
     for s in sorted(seeds.get("fuzz_h2_server", ()))[:12]:
         add("fuzz_diff", b"\x00" + s[3:])
@@ -417,6 +436,7 @@ def main():
     run_hpack()
     run_pair()
     run_diff()
+    run_ws()
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
     total = 0

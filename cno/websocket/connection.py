@@ -23,6 +23,8 @@ DEFAULT_PING_INTERVAL = 20.0   # seconds between keepalive pings (None: no pings
 DEFAULT_PING_TIMEOUT = 20.0    # seconds a pong may take before the peer is given up
 DEFAULT_CLOSE_TIMEOUT = 10.0   # seconds the closing handshake may take
 MAX_QUEUE = 16                 # messages waiting for the application before the peer is stopped
+H2_WINDOW = 262144             # an HTTP/2 WebSocket stream's receive window: a 64 KiB message
+                               # must not wait for a WINDOW_UPDATE (the default is 65,535)
 
 Data = Union[str, bytes, bytearray, memoryview]
 # The tunnel's writer: (bytes, end the tunnel) -> None once written, or what writes the
@@ -75,6 +77,8 @@ class WebSocket:
         if ping_interval:
             self._timer = loop.call_later(ping_interval, self._keepalive)
         payload.divert(self._input)
+        if http2:
+            payload.credit(H2_WINDOW - 65535)
 
     # -- receiving -------------------------------------------------------------------
 

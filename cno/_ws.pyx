@@ -270,7 +270,10 @@ cdef class Codec:
         finally:
             PyBuffer_Release(&view)
         if r > 0:
-            raise WebSocketError(self.err_code, self.err_reason.decode("ascii"))
+            # (what came before the error in this call is not lost: it rides the error)
+            error = WebSocketError(self.err_code, self.err_reason.decode("ascii"))
+            error.events = events
+            raise error
         return events
 
     cdef int fail(self, int code, const char* reason) noexcept:

@@ -149,12 +149,15 @@ class WebSocketError(ProtocolError):
     """A WebSocket peer broke RFC 6455 or RFC 7692, or went over a limit. ``code`` is the
     close code to answer with (RFC 6455 7.4.1: 1002 protocol error, 1007 data that does
     not match its type, such as invalid UTF-8 in a text message, 1009 message too big);
-    ``reason`` says why, in a few words (it goes in the close frame)."""
+    ``reason`` says why, in a few words (it goes in the close frame). ``events`` are
+    what the codec's ``feed()`` parsed before the error in the call that raised it (the
+    messages the peer sent before breaking the protocol)."""
 
     def __init__(self, code: int = 1002, reason: str = "") -> None:
         super().__init__(reason or "WebSocket protocol error (close code %d)" % code)
         self.code = code
         self.reason = reason
+        self.events: "list[tuple[int, object]]" = []
 
 
 class HandshakeError(CnoError):

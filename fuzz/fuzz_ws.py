@@ -1,6 +1,7 @@
 """Fuzz cno._ws.Codec (the WebSocket codec): any bytes parse to events or raise
 WebSocketError (never anything else), and stay failed after it; how the bytes are cut
-into feed() calls changes nothing (the same events, or the same close code); the data
+into feed() calls changes nothing (the same events, those carried by the error
+included, and the same close code); the data
 messages parsed, sent again by a codec of the sender's role with the same settings,
 parse back to themselves.
 
@@ -35,6 +36,7 @@ def parse(options, data, mode):
         try:
             events += receiver.feed(piece)
         except WebSocketError as e:
+            events += e.events
             try:
                 receiver.feed(b"\x81\x80\x00\x00\x00\x00")
             except WebSocketError as again:

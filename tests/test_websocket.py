@@ -352,3 +352,45 @@ async def test_client_url_errors():
     sock.close()
     with pytest.raises(OSError):
         await cno.websocket.connect("ws://127.0.0.1:%d/" % port)
+
+
+@aio()
+async def test_messages_before_a_protocol_error_are_delivered():
+    """A message and a broken frame in one segment: the application still receives the
+    message, then the disconnect (1002); the client gets a close frame with 1002."""
+    from cno._ws import Codec
+    received = []
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    async with asgi_server(app, lifespan="off") as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n"
+                     b"connection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"sec-websocket-version: 13\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), T)).startswith(
+            b"HTTP/1.1 101 ")
+        codec = Codec(True)
+        writer.write(codec.message("first") + b"\x83\x80" + b"\x00" * 4)   # opcode 3
+        events = []
+        while not events:
+            data = await asyncio.wait_for(reader.read(65536), T)
+            assert data
+            events += codec.feed(data)
+        assert events[0][0] == cno.websocket.OP_CLOSE and events[0][1][0] == 1002
+        writer.close()
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [{"type": "websocket.receive", "text": "first"},
+                            {"type": "websocket.disconnect", "code": 1002,
+                             "reason": "unknown opcode"}]

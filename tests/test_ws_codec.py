@@ -437,6 +437,21 @@ class TestUTF8:
 # ----------------------------------------------------------------------------------------
 # Limits (1009)
 
+class TestErrorsKeepWhatCameBefore:
+    def test_events_before_the_error_ride_it(self):
+        """The messages a peer sent before breaking the protocol, in the same read, are
+        not lost: the error carries them (and the next call raises it again)."""
+        data = frame(OP_TEXT, b"one") + frame(OP_PING, b"p") + frame(0x3, b"bad opcode")
+        with pytest.raises(WebSocketError) as e:
+            server().feed(data)
+        assert e.value.code == 1002
+        assert e.value.events == [(OP_TEXT, "one"), (OP_PING, b"p")]
+
+    def test_no_events_no_list(self):
+        e = fails(server(), frame(0x3, b"x"), 1002)
+        assert e.events == []
+
+
 class TestLimits:
     def test_header_alone_announcing_2_to_the_40(self):
         head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1 << 40) + KEY

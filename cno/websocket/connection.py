@@ -157,11 +157,11 @@ class WebSocket:
     def _take(self, data: bytes) -> None:
         """Frames from tunnel bytes: messages queued, pings answered (queued), pongs
         noted, a close frame answered; a protocol error closes with its code."""
+        failure = None
         try:
             events: list[tuple[int, Any]] = self._codec.feed(data)
         except WebSocketError as e:
-            self._fail(e.code, e.reason)
-            return
+            events, failure = e.events, e   # (the messages before the error still count)
         queue = self._queue
         for op, value in events:
             if op == OP_TEXT or op == OP_BINARY:
@@ -173,6 +173,8 @@ class WebSocket:
                 self._pong(value)
             elif op == OP_CLOSE:
                 self._peer_closed(value[0], value[1])
+        if failure is not None:
+            self._fail(failure.code, failure.reason)
 
     async def _flush(self) -> None:
         """Write the replies owed (pongs, the answer to a close); end the tunnel once

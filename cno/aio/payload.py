@@ -219,12 +219,6 @@ class Payload:
             await self._wait()
         return self._take(n)
 
-    async def readany(self) -> bytes:
-        """All that has arrived, waiting until something has; b"" at the end."""
-        while not self._buffer and not self._eof:
-            await self._wait()
-        return self._take(len(self._buffer))
-
     async def readexactly(self, n: int) -> bytes:
         parts = bytearray()
         while len(parts) < n:

@@ -275,13 +275,10 @@ class Server(_Connection):
         self.handle = handle
         self.bytes_headers = bytes_headers
         self.disallow_h2_upgrade = False
-        if enable_connect_protocol:
-            # RFC 8441 3: HTTP/2 clients may open tunnels (WebSockets) with CONNECT
-            # and a :protocol
-            self.update_settings(max_concurrent_streams=max_concurrent_streams,
-                                 enable_connect_protocol=1)
-        else:
-            self.update_settings(max_concurrent_streams=max_concurrent_streams)
+        # RFC 8441 3: with enable_connect_protocol, HTTP/2 clients may open tunnels
+        # (WebSockets) with CONNECT and a :protocol
+        self.update_settings(max_concurrent_streams=max_concurrent_streams,
+                             **({"enable_connect_protocol": 1} if enable_connect_protocol else {}))
         for name, value in (limits or {}).items():
             if name not in _ENGINE_LIMITS:
                 raise UsageError("unknown limit %r (known: %s)"

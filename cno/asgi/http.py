@@ -31,6 +31,15 @@ __all__ = ["ASGI_VERSION", "ASGIApp", "BODY_CHUNK", "ClientDisconnected", "Cycle
            "Message", "MessageError", "PATHSEND_CHUNK", "Receive", "Send", "build_scope"]
 
 
+async def finish_send(rest: Awaitable[None]) -> None:
+    """Await what a send() left to write (the windows or the transport took only part);
+    a client gone meanwhile is ClientDisconnected (the websocket scope's too)."""
+    try:
+        await rest
+    except (StreamReset, ConnectionClosed) as e:
+        raise ClientDisconnected("the client is gone: %s" % e) from None
+
+
 class Cycle(CycleBase):
     """``receive`` and ``send`` of one request (see the module's docstring): CycleBase
     (compiled, cno/asgi/_http.pyx) answers at once what needs no waiting (a whole body in
@@ -60,11 +69,8 @@ class Cycle(CycleBase):
             self.body_done = True
         return {"type": "http.request", "body": data, "more_body": more}
 
-    async def _finish(self, rest: Awaitable[None]) -> None:
-        try:
-            await rest
-        except (StreamReset, ConnectionClosed) as e:
-            raise ClientDisconnected("the client is gone: %s" % e) from None
+    def _finish(self, rest: Awaitable[None]) -> Awaitable[None]:
+        return finish_send(rest)
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]

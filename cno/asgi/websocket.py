@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Optional
 
 from cno._ws import Codec
 from cno.asgi._http import ClientDisconnected, MessageError, bytes_pairs
+from cno.asgi.http import finish_send
 from cno.errors import (
     CnoError, ConnectionClosed, StreamReset, UsageError, WebSocketClosed,
 )
@@ -125,14 +126,9 @@ class WebSocketCycle:
             except (StreamReset, ConnectionClosed) as e:
                 raise ClientDisconnected("the client is gone: %s" % e) from None
             # (a future is the one that is done already: the frame went)
-            return rest if isinstance(rest, asyncio.Future) else self._finish(rest)
+            return rest if isinstance(rest, asyncio.Future) else finish_send(rest)
         return self._send_message(message)
 
-    async def _finish(self, rest: Awaitable[None]) -> None:
-        try:
-            await rest
-        except (StreamReset, ConnectionClosed) as e:
-            raise ClientDisconnected("the client is gone: %s" % e) from None
 
     async def _send_message(self, message: Message) -> None:
         kind = message["type"]

@@ -29,7 +29,6 @@ class _Handshake(StreamReceiver):
         self.client = client
         self.head: "asyncio.Future[tuple[int, list[Any]]]" = client.loop.create_future()
         self.payload = Payload(client, 0)
-        self.payload._tunnel = True   # (a WebSocket waits on its peer as long as it likes)
 
     def on_response(self, code: int, headers: list[Any]) -> None:
         if not self.head.done():

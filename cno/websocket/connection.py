@@ -67,7 +67,8 @@ class WebSocket:
         self._writing: Optional["asyncio.Future[None]"] = None
         self._done: "asyncio.Future[None]" = loop.create_future()   # what send() returns
         self._done.set_result(None)                                 # when it wrote at once
-        self._pings: dict[bytes, "asyncio.Future[float]"] = {}   # ping() waiters
+        # ping() waiters by payload: (future, when sent)
+        self._pings: dict[bytes, tuple["asyncio.Future[float]", float]] = {}
         self._ping_sent: Optional[float] = None   # an unanswered keepalive ping (loop time)
         self._timer: Optional[asyncio.TimerHandle] = None
         self._tasks: "set[asyncio.Future[Any]]" = set()   # (_background's writes)
@@ -212,8 +213,7 @@ class WebSocket:
         if data in self._pings:
             raise UsageError("a ping with this payload is already waiting for its pong")
         waiter: "asyncio.Future[float]" = self.loop.create_future()
-        waiter.sent = self.loop.time()  # type: ignore[attr-defined]
-        self._pings[bytes(data)] = waiter
+        self._pings[bytes(data)] = (waiter, self.loop.time())
         await self.send_frame(self._codec.ping(data))
         return waiter
 
@@ -224,9 +224,9 @@ class WebSocket:
         if data not in self._pings:
             return   # unsolicited (a heartbeat): nothing to do
         for key in list(self._pings):
-            waiter = self._pings.pop(key)
+            waiter, sent = self._pings.pop(key)
             if not waiter.done():
-                waiter.set_result(now - getattr(waiter, "sent", now))
+                waiter.set_result(now - sent)
             if key == data:
                 break
 
@@ -329,7 +329,7 @@ class WebSocket:
         self._ended = True
         self._stop_timer()
         self._wake()
-        for waiter in self._pings.values():
+        for waiter, _ in self._pings.values():
             if not waiter.done():
                 waiter.set_exception(self._closed)
         self._pings.clear()

@@ -370,6 +370,17 @@ _SERVER_OWNED = frozenset({b"sec-websocket-accept", b"upgrade", b"sec-websocket-
                            b"connection", b"sec-websocket-protocol"})
 
 
+def _with_extra(out: Headers, headers: AnyHeaders, owned: "frozenset[bytes]") -> Headers:
+    """The caller's extra fields after the handshake's own; a name the handshake owns is
+    a UsageError."""
+    for name, value in _normalise(headers):
+        if name in owned:
+            raise UsageError("%s is written by the handshake, not by the caller"
+                             % name.decode("latin-1"))
+        out.append((name, value))
+    return out
+
+
 def accept_headers(offer: Offer, *, subprotocol: str | None = None,
                    deflate: DeflateParams | None = None,
                    headers: AnyHeaders = ()) -> Headers:
@@ -392,12 +403,7 @@ def accept_headers(offer: Offer, *, subprotocol: str | None = None,
         out.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
     if deflate is not None:
         out.append((b"sec-websocket-extensions", deflate.header()))
-    for name, value in _normalise(headers):
-        if name in _SERVER_OWNED:
-            raise UsageError("%s is written by the handshake, not by the caller"
-                             % name.decode("latin-1"))
-        out.append((name, value))
-    return out
+    return _with_extra(out, headers, _SERVER_OWNED)
 
 
 # ----------------------------------------------------------------------------------------
@@ -440,12 +446,7 @@ def request_headers(*, http2: bool, key: bytes | None = None, subprotocols: Sequ
         # RFC 7692 7.1.2.2: offering client_max_window_bits lets the server limit our
         # window; we compress with whatever it answers.
         out.append((b"sec-websocket-extensions", _OFFER))
-    for name, value in _normalise(headers):
-        if name in _CLIENT_OWNED:
-            raise UsageError("%s is written by the handshake, not by the caller"
-                             % name.decode("latin-1"))
-        out.append((name, value))
-    return out
+    return _with_extra(out, headers, _CLIENT_OWNED)
 
 
 def check_response(code: int, headers: AnyHeaders, *, http2: bool, key: bytes | None,

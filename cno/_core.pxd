@@ -4,6 +4,7 @@
 # connection error (GOAWAY written, the error stored on the connection, the connection
 # closed), or -1 with a Python exception set (a user callback raised, or no memory).
 # Public methods turn CONN_ERROR into one raise at the Python boundary.
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, int64_t
 cimport cython
 from cno._buffer cimport WriteBuffer
@@ -126,6 +127,9 @@ cdef class Connection:
     cdef public Py_ssize_t max_head_size
     cdef public Py_ssize_t max_header_count
     cdef public Py_ssize_t max_chunk_line
+    # Regular fields that passed RFC 9113 8.2's checks, remembered by identity (one
+    # reference each): the HPACK decoder hands out one tuple per table entry.
+    cdef PyObject* checked[64]
     cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF
     cdef Py_ssize_t h1_scanned   # how far the current head was searched for its end
     cdef Stream h1_rs            # the stream whose message is being read

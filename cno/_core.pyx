@@ -11,8 +11,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeLatin1
-from cpython.list cimport PyList_GET_SIZE
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_CheckExact, PyTuple_GET_ITEM
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free, buf_trim
 from cno._fields cimport is_field, field_ptr
@@ -137,6 +137,7 @@ for _i in range(256):
 
 cdef list STATUS_STR = [str(i) for i in range(1000)]
 cdef list STATUS_BYTES = [str(i).encode() for i in range(1000)]
+cdef list STATUS_FIELDS = [(b":status", b) for b in STATUS_BYTES]   # written as they are
 
 _EVENT_NAMES = (
     "on_writev", "on_stream_start", "on_stream_end", "on_flow_increase",
@@ -276,10 +277,40 @@ cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
         if p[i] < 0x30 or p[i] > 0x39:
             return -1
         d = p[i] - 0x30
-        if v > (0x7FFFFFFFFFFFFFFF - d) // 10:
+        # 18 digits cannot overflow; the 19th may not take v past 2^63-1 = 9223372036854775807
+        if i == 18 and (v > 922337203685477580 or (v == 922337203685477580 and d > 7)):
             return -1
         v = v * 10 + d
     return v
+
+
+# A field repeated by the peer through its HPACK table decodes to the very same tuple
+# each time (the decoder keeps one per table entry), so a regular field found valid
+# once is remembered by identity and not checked again. Each slot holds a reference:
+# the address cannot be reused by another object while it is remembered. Only short
+# fields are kept, so the slots hold little memory.
+cdef enum:
+    CHECKED_SLOTS = 64     # (the size of Connection.checked): pairs of two ways
+    CHECKED_MAX_LEN = 256  # name + value bytes of a field worth remembering
+
+
+cdef inline Py_ssize_t checked_slot(object item) noexcept:
+    """The even slot of the item's pair (the top bits of a multiplicative hash)."""
+    return <Py_ssize_t>(((<uint64_t><size_t><PyObject*> item) * 0x9E3779B97F4A7C15ULL)
+                        >> 58) & ~1
+
+
+cdef inline bint is_checked(Connection c, object item, Py_ssize_t slot) noexcept:
+    return (c.checked[slot] == <PyObject*> item
+            or c.checked[slot + 1] == <PyObject*> item)
+
+
+cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
+    """Into the item's pair, the newest first; the older of two full ways goes."""
+    Py_INCREF(item)
+    Py_XDECREF(c.checked[slot + 1])
+    c.checked[slot + 1] = c.checked[slot]
+    c.checked[slot] = <PyObject*> item
 
 
 # ----------------------------------------------------------------------------------------
@@ -1016,17 +1047,23 @@ cdef inline bint bytes_equal_obj(object o, const char* lit, Py_ssize_t m) noexce
 
 cdef object parse_request(Connection c, list headers):
     """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return (method, path,
-    fields without :method and :path, content-length or -1), or None if malformed."""
+    fields, content-length or -1), or None if malformed. `fields` is `headers` itself,
+    with :method and :path taken out."""
     cdef object method = None, path = None, scheme = None, authority = None, protocol = None
-    cdef list fields = []
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
-    cdef Py_ssize_t nn, vn
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), method_at = -1, path_at = -1
+    cdef Py_ssize_t slot
     cdef int kind
     cdef bint regular_seen = False
     cdef int64_t length = -1, v
-    for item in headers:
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        slot = checked_slot(item)
+        if is_checked(c, item, slot):
+            regular_seen = True   # checked before, as a regular field
+            continue
         name = (<tuple> item)[0]
         value = (<tuple> item)[1]
         np = field_ptr(name, &nn)
@@ -1037,9 +1074,11 @@ cdef object parse_request(Connection c, list headers):
             kind = pseudo_kind(np, nn)
             if kind == PSEUDO_METHOD and method is None:
                 method = value
+                method_at = i
                 continue
             if kind == PSEUDO_PATH and path is None:
                 path = value
+                path_at = i
                 continue
             if kind == PSEUDO_SCHEME and scheme is None:
                 scheme = value
@@ -1052,19 +1091,20 @@ cdef object parse_request(Connection c, list headers):
                 return None   # unknown, duplicate, or not allowed in a request
             if not value_valid(vp, vn):
                 return None
-            fields.append(item)
             continue
         regular_seen = True
         if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
             return None
-        if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
-            return None
-        if bytes_equal(np, nn, "content-length", 14):
+        if bytes_equal(np, nn, "te", 2):
+            if not bytes_equal(vp, vn, "trailers", 8):
+                return None
+        elif bytes_equal(np, nn, "content-length", 14):
             v = parse_digits(vp, vn)
             if v < 0 or (length >= 0 and v != length):
                 return None
             length = v
-        fields.append(item)
+        elif nn + vn <= CHECKED_MAX_LEN:
+            remember_checked(c, item, slot)
     if method is None:
         return None
     if bytes_equal_obj(method, "CONNECT", 7) and protocol is None:
@@ -1083,26 +1123,40 @@ cdef object parse_request(Connection c, list headers):
     vp = field_ptr(path, &vn)
     if not value_valid(vp, vn):
         return None
-    return method, path, fields, length
+    # The delivered list is the decoded one without :method and :path (later one first).
+    if path_at > method_at:
+        del headers[path_at]
+        del headers[method_at]
+    else:
+        del headers[method_at]
+        if path_at >= 0:   # (CONNECT has none)
+            del headers[path_at]
+    return method, path, headers, length
 
 
 cdef object parse_response(Connection c, list headers):
     """Validate a response's fields (8.3.2); return (code, fields, content-length or -1),
-    or None if malformed."""
+    or None if malformed. `fields` is `headers` itself, with :status taken out."""
     cdef object status = None
-    cdef list fields = []
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
-    cdef Py_ssize_t nn, vn
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), slot
     cdef bint regular_seen = False
     cdef int64_t length = -1, v, code
-    for item in headers:
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        slot = checked_slot(item)
+        if is_checked(c, item, slot):
+            regular_seen = True   # checked before, as a regular field
+            continue
         name = (<tuple> item)[0]
         value = (<tuple> item)[1]
         np = field_ptr(name, &nn)
         vp = field_ptr(value, &vn)
         if nn and np[0] == 0x3A:
+            # (a pseudo-header after a regular field, or a second one, is malformed:
+            # so :status, if valid, is the first field)
             if regular_seen or status is not None or pseudo_kind(np, nn) != PSEUDO_STATUS:
                 return None
             status = value
@@ -1110,21 +1164,24 @@ cdef object parse_response(Connection c, list headers):
         regular_seen = True
         if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
             return None
-        if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
-            return None
-        if bytes_equal(np, nn, "content-length", 14):
+        if bytes_equal(np, nn, "te", 2):
+            if not bytes_equal(vp, vn, "trailers", 8):
+                return None
+        elif bytes_equal(np, nn, "content-length", 14):
             v = parse_digits(vp, vn)
             if v < 0 or (length >= 0 and v != length):
                 return None
             length = v
-        fields.append(item)
+        elif nn + vn <= CHECKED_MAX_LEN:
+            remember_checked(c, item, slot)
     if status is None:
         return None
     vp = field_ptr(status, &vn)
     code = parse_digits(vp, vn)
     if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
         return None
-    return code, fields, length
+    del headers[0]
+    return code, headers, length
 
 
 cdef bint validate_trailers(Connection c, list headers):
@@ -1445,25 +1502,42 @@ cdef enum:
     FIELDS_TRAILERS = 2   # no pseudo-headers
 
 
-cdef list check_headers(Connection c, object headers, int kind):
-    """The caller's headers as a list of (name, value[, sensitive]) field tuples, checked
-    (RFC 9113 8.2, 8.3): names lower case, values without CR, LF, NUL or whitespace at
-    the ends, pseudo-headers only where allowed and before the others."""
-    cdef list out = []
+cdef int check_headers(Connection c, list out, object headers, int kind) except -1:
+    """Append the caller's headers to `out` as (name, value[, sensitive]) field tuples,
+    checked (RFC 9113 8.2, 8.3): names lower case, values without CR, LF, NUL or
+    whitespace at the ends, pseudo-headers only where allowed and before the others.
+    A plain (name, value) tuple of exact str/bytes fields goes in as it is (no copy)."""
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
-    cdef Py_ssize_t nn, vn, k
+    cdef Py_ssize_t nn, vn, k, slot = 0
     cdef int pseudo
-    cdef bint regular_seen = False
+    cdef bint regular_seen = False, same
     if headers is None:
-        return out
+        return 0
     for item in headers:
-        k = len(item)
-        if k != 2 and k != 3:
-            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
-        name = field_object(item[0])
-        value = field_object(item[1])
+        if PyTuple_CheckExact(item):
+            k = PyTuple_GET_SIZE(item)
+            if k != 2 and k != 3:
+                raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+            slot = checked_slot(item)
+            if is_checked(c, item, slot):
+                regular_seen = True   # a plain regular field, checked before
+                out.append(item)
+                continue
+            name = <object> PyTuple_GET_ITEM(item, 0)
+            value = <object> PyTuple_GET_ITEM(item, 1)
+            same = k == 2 and is_field(name) and is_field(value)
+            if not same:
+                name = field_object(name)
+                value = field_object(value)
+        else:
+            k = len(item)
+            if k != 2 and k != 3:
+                raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+            same = False
+            name = field_object(item[0])
+            value = field_object(item[1])
         np = field_ptr(name, &nn)
         vp = field_ptr(value, &vn)
         if nn and np[0] == 0x3A:
@@ -1482,11 +1556,17 @@ cdef list check_headers(Connection c, object headers, int kind):
                                  % (name,))
         if not value_valid(vp, vn):
             raise UsageError("invalid value for header %r" % (name,))
-        if k == 3:
+        if same:
+            out.append(item)
+            if (not regular_seen or nn + vn > CHECKED_MAX_LEN or bytes_equal(np, nn, "te", 2)
+                    or bytes_equal(np, nn, "content-length", 14)):
+                continue
+            remember_checked(c, item, slot)   # (regular: the pseudo-header branch raises)
+        elif k == 3:
             out.append((name, value, bool(item[2])))
         else:
             out.append((name, value))
-    return out
+    return 0
 
 
 cdef int check_open(Connection c) except -1:
@@ -1621,6 +1701,9 @@ cdef class Connection:
         self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(CHECKED_SLOTS):
+            Py_XDECREF(self.checked[i])
         buf_free(&self.inbuf)
         buf_free(&self.out)
         buf_free(&self.hblock)
@@ -2122,7 +2205,7 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
     method = field_object(method)
     path = field_object(path)
     fields = [(b":method", method), (b":path", path)]
-    fields.extend(check_headers(c, headers, FIELDS_REQUEST))
+    check_headers(c, fields, headers, FIELDS_REQUEST)
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     if c.ev_stream_start is not None:
@@ -2153,8 +2236,8 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
         raise UsageError("101 Switching Protocols does not exist in HTTP/2")
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
-    fields = [(b":status", STATUS_BYTES[code])]
-    fields.extend(check_headers(c, headers, FIELDS_RESPONSE))
+    fields = [STATUS_FIELDS[code]]
+    check_headers(c, fields, headers, FIELDS_RESPONSE)
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
     if code >= 200:
         s.saw_final_head = True
@@ -2210,8 +2293,9 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
     cdef Stream s = writable_stream(c, sid)
     if s.w_state != W_DATA:
         raise InvalidStream("stream %d: write_head first" % sid)
-    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0,
-                       check_headers(c, trailers, FIELDS_TRAILERS))
+    cdef list fields = []
+    check_headers(c, fields, trailers, FIELDS_TRAILERS)
+    write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0, fields)
     s.w_state = W_CLOSED
     return maybe_end(c, s)
 
@@ -2232,7 +2316,8 @@ cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object
         return 0
     method = field_object(method)
     path = field_object(path)
-    user = check_headers(c, headers, FIELDS_REQUEST)
+    user = []
+    check_headers(c, user, headers, FIELDS_REQUEST)
     fields = [(b":method", method), (b":path", path)]
     fields.extend(user)
     write_header_block(c, FRAME_PUSH_PROMISE, 0, parent_id, promised, fields)

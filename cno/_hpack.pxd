@@ -30,11 +30,16 @@ cdef enum:
 
 # A dynamic table entry of the decoder. The four objects are the name and value as
 # latin-1 str and as bytes; either pair may be NULL until a caller asks for that form.
+# pair_str and pair_bytes cache the (name, value) tuple an indexed field decodes to, so
+# a field repeated by reference costs no allocation (tuples are immutable: sharing one
+# between header lists is safe).
 cdef struct DecodedEntry:
     PyObject* name_str
     PyObject* value_str
     PyObject* name_bytes
     PyObject* value_bytes
+    PyObject* pair_str
+    PyObject* pair_bytes
     Py_ssize_t size           # len(name) + len(value) + 32 (RFC 7541 section 4.1)
 
 

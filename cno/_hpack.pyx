@@ -403,6 +403,22 @@ cdef inline object entry_value(DecodedEntry* e, bint raw):
     return <object> e.value_str
 
 
+cdef inline object entry_pair(DecodedEntry* e, bint raw):
+    """The entry's (name, value) tuple, made once per form and then shared."""
+    cdef object t
+    if raw:
+        if e.pair_bytes == NULL:
+            t = (entry_name(e, True), entry_value(e, True))
+            Py_INCREF(t)
+            e.pair_bytes = <PyObject*> t
+        return <object> e.pair_bytes
+    if e.pair_str == NULL:
+        t = (entry_name(e, False), entry_value(e, False))
+        Py_INCREF(t)
+        e.pair_str = <PyObject*> t
+    return <object> e.pair_str
+
+
 cdef inline Py_ssize_t field_len(object o) noexcept:
     if PyBytes_CheckExact(o):
         return PyBytes_GET_SIZE(o)
@@ -414,6 +430,8 @@ cdef inline void entry_clear(DecodedEntry* e) noexcept:
     Py_XDECREF(e.value_str)
     Py_XDECREF(e.name_bytes)
     Py_XDECREF(e.value_bytes)
+    Py_XDECREF(e.pair_str)
+    Py_XDECREF(e.pair_bytes)
     memset(e, 0, sizeof(DecodedEntry))
 
 
@@ -674,7 +692,7 @@ cdef class Decoder:
                 list_size += e.size
                 fields += 1
                 if list_size <= self.list_limit and fields <= self.count_limit:
-                    out.append((entry_name(e, raw), entry_value(e, raw)))
+                    out.append(entry_pair(e, raw))
                 continue
             if (b & 0xE0) == 0x20:
                 # 6.3 Dynamic Table Size Update: only before the first field (4.2)

@@ -1,0 +1,169 @@
+"""The engine's field fast paths (issue 13) keep RFC 9113 8.2's rules.
+
+- The HPACK decoder hands out one (name, value) tuple per table entry, so a field the peer
+  repeats by index decodes to the same object every time (no allocation).
+- The engine remembers, by identity, a few regular fields that passed the checks of
+  RFC 9113 8.2 and does not check them again; the tuples the caller writes go to the
+  encoder as they are. A remembered field still counts as a regular field (a
+  pseudo-header after it is malformed, 8.3), a remembered tuple holds one reference until
+  the connection goes, and long fields are not remembered.
+- The delivered header list is the decoded one without :method and :path (or :status).
+"""
+import gc
+import sys
+
+import pytest
+
+import cno
+import cno.hpack
+import cno.raw as raw
+from raw_frames import (
+    PROTOCOL_ERROR, assert_alive, expect_stream_error, headers, make_client, make_server,
+)
+
+UA = ("user-agent", "field-reuse-test/1.0")
+ACCEPT = ("accept", "text/html")
+
+
+def request_fields(path="/", extra=(UA, ACCEPT)):
+    return [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"),
+            (":path", path), *extra]
+
+
+@pytest.mark.parametrize("raw_mode", [False, True], ids=["str", "bytes"])
+def test_indexed_fields_decode_to_one_tuple_per_entry(raw_mode):
+    enc, dec = cno.hpack.Encoder(), cno.hpack.Decoder()
+    fields = request_fields()
+    first = dec.decode(enc.encode(fields), raw=raw_mode)
+    second = dec.decode(enc.encode(fields), raw=raw_mode)
+    assert first == second
+    assert [type(t) for t in second] == [tuple] * len(fields)
+    # :method GET and :scheme https are static entries; the rest were indexed by the
+    # first block and come back as references to the dynamic table.
+    for a, b in zip(first[:2], second[:2]):
+        assert a is b
+    for a, b in zip(first[2:], second[2:]):
+        assert b == a
+    third = dec.decode(enc.encode(fields), raw=raw_mode)
+    for a, b in zip(second, third):
+        assert a is b, (a, b)
+
+
+def test_shared_tuples_are_released_with_the_table():
+    enc, dec = cno.hpack.Encoder(), cno.hpack.Decoder()
+    fields = [("x-one", "a" * 40)]
+    dec.decode(enc.encode(fields))
+    t = dec.decode(enc.encode(fields))[0]
+    base = sys.getrefcount(t)
+    dec.header_table_size = 0        # evicts the entry, and the tuple it cached
+    assert sys.getrefcount(t) == base - 1
+
+
+def test_server_delivers_the_same_fields_whatever_the_pseudo_header_order():
+    c = make_server()
+    orders = [
+        [(":path", "/p"), (":authority", "example.com"), (":method", "GET"),
+         (":scheme", "https"), UA],
+        [(":scheme", "https"), (":method", "GET"), (":path", "/p"), UA, ACCEPT],
+        [(":method", "GET"), (":path", "/p"), (":scheme", "https"), UA],
+    ]
+    for i, fields in enumerate(orders):
+        sid = 1 + 2 * i
+        c.feed(headers(sid, c.block(fields), end_stream=True))
+        head = c.of("head")[-1]
+        assert head[:5] == ("head", sid, 0, "GET", "/p")
+        assert head[5] == [f for f in fields if f[0] not in (":method", ":path")]
+    assert_alive(c)
+
+
+def test_a_remembered_field_still_counts_as_regular():
+    """RFC 9113 8.3: pseudo-header fields come before the regular ones; a regular field the
+    engine already checked (and so does not check again) still closes the pseudo part."""
+    c = make_server()
+    c.feed(headers(1, c.block(request_fields()), end_stream=True))
+    assert c.of("head")
+    late = [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"), UA,
+            (":path", "/late")]
+    expect_stream_error(c, headers(3, c.block(late), end_stream=True), 3, PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+@pytest.mark.parametrize("bad", [
+    ("connection", "keep-alive"),
+    ("user-agent", " padded"),
+    ("te", "gzip"),
+    ("User-Agent", "x"),
+], ids=["connection-specific", "padded-value", "te-not-trailers", "upper-case-name"])
+def test_checks_still_apply_after_valid_fields_were_remembered(bad):
+    c = make_server()
+    c.feed(headers(1, c.block(request_fields()), end_stream=True))
+    c.feed(headers(3, c.block(request_fields()), end_stream=True))
+    assert len(c.of("head")) == 2
+    expect_stream_error(c, headers(5, c.block(request_fields(extra=(UA, ACCEPT, bad))),
+                                   end_stream=True), 5, PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_content_length_is_read_every_time():
+    """content-length is never skipped: a repeated one still binds the body (8.1.1)."""
+    c = make_server()
+    fields = [(":method", "POST"), (":scheme", "https"), (":authority", "example.com"),
+              (":path", "/"), ("content-length", "3")]
+    for sid in (1, 3):   # 3 bytes promised, none sent
+        expect_stream_error(c, headers(sid, c.block(fields), end_stream=True), sid,
+                            PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_client_response_fields_without_status():
+    c = make_client()
+    for _ in range(2):
+        sid = c.next_stream
+        c.write_head(sid, 0, "GET", "/", [(":scheme", "https"), (":authority", "a")], True)
+        resp = [(":status", "200"), ("content-type", "text/plain"), ("x-a", "1")]
+        c.feed(headers(sid, c.block(resp), end_stream=True))
+        head = c.of("head")[-1]
+        assert head[:3] == ("head", sid, 200)
+        assert head[5] == resp[1:]
+
+
+def test_written_fields_checked_once_still_close_the_pseudo_part():
+    c = make_client()
+    ua = ("user-agent", "x")
+    c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ua], True)
+    c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ua], True)
+    with pytest.raises(cno.UsageError, match="pseudo-header"):
+        c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ua,
+                                                    (":authority", "a")], True)
+    with pytest.raises(cno.UsageError, match="invalid value"):
+        c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ua,
+                                                    ("x-bad", "a\r\nb")], True)
+
+
+def test_written_fields_go_out_unchanged():
+    """The caller's tuples are encoded as they are: the same block as a copy would give."""
+    fields = [(":scheme", "https"), ("user-agent", "x"), (b"accept", b"*/*"),
+              ("cookie", "a=b", True)]
+    blocks = []
+    for reuse in (True, False):
+        c = make_client()
+        c.write_head(c.next_stream, 0, "GET", "/",
+                     fields if reuse else [tuple(list(f)) for f in fields], True)
+        c.write_head(c.next_stream, 0, "GET", "/", fields, True)
+        blocks.append(b"".join(f.payload for f in c.take()))
+    assert blocks[0] == blocks[1]
+
+
+def test_remembered_tuples_hold_one_reference_until_the_connection_goes():
+    short = ("x-short", "v")
+    long = ("x-long", "v" * 300)      # over the length worth remembering
+    base_short, base_long = sys.getrefcount(short), sys.getrefcount(long)
+    c = make_client()
+    c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), short, long], True)
+    assert sys.getrefcount(short) == base_short + 1
+    assert sys.getrefcount(long) == base_long
+    c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), short, long], True)
+    assert sys.getrefcount(short) == base_short + 1
+    del c
+    gc.collect()
+    assert sys.getrefcount(short) == base_short

@@ -305,6 +305,13 @@ cdef inline bint is_checked(Connection c, object item, Py_ssize_t slot) noexcept
             or c.checked[slot + 1] == <PyObject*> item)
 
 
+cdef void forget_checked(Connection c) noexcept:
+    cdef Py_ssize_t i
+    for i in range(CHECKED_SLOTS):
+        Py_XDECREF(c.checked[i])
+        c.checked[i] = NULL
+
+
 cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
     """Into the item's pair, the newest first; the older of two full ways goes."""
     Py_INCREF(item)
@@ -1701,9 +1708,7 @@ cdef class Connection:
         self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
 
     def __dealloc__(self):
-        cdef Py_ssize_t i
-        for i in range(CHECKED_SLOTS):
-            Py_XDECREF(self.checked[i])
+        forget_checked(self)
         buf_free(&self.inbuf)
         buf_free(&self.out)
         buf_free(&self.hblock)

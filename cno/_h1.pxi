@@ -224,6 +224,54 @@ cdef object field_from(const uint8_t* p, Py_ssize_t n, bint as_bytes):
     return obj
 
 
+# Recent header lines, whole: a line that repeats byte for byte ("User-Agent: ..."
+# on every request of a client) gives the same (name, value) tuple without being
+# parsed again. Only lines of fields the engine does not act on are kept (the ones it
+# acts on must be read every time), up to LINE_MAX bytes from the name to the value's
+# end; each slot owns a copy of the line, to compare, and the tuple.
+cdef enum:
+    LINE_SLOTS = 512
+    LINE_MAX = 160
+
+cdef struct LineSlot:
+    uint64_t key
+    Py_ssize_t n
+    PyObject* line     # bytes: the raw line, name to value
+    PyObject* pair     # (name, value) as the engine delivers it
+
+cdef LineSlot STR_LINES[LINE_SLOTS]
+cdef LineSlot BYTES_LINES[LINE_SLOTS]
+
+
+cdef inline LineSlot* line_slot(const uint8_t* p, Py_ssize_t n, bint as_bytes,
+                                uint64_t* key) noexcept:
+    key[0] = quick_key(p, n)
+    return (&BYTES_LINES[0] if as_bytes else &STR_LINES[0]) + \
+        ((key[0] ^ (key[0] >> 29)) & (LINE_SLOTS - 1))
+
+
+cdef inline object line_hit(LineSlot* slot, uint64_t key, const uint8_t* p, Py_ssize_t n):
+    """The slot's tuple if it holds this line, else None."""
+    if slot.pair != NULL and slot.key == key and slot.n == n and \
+            memcmp(PyBytes_AS_STRING(<object> slot.line), p, n) == 0:
+        return <object> slot.pair
+    return None
+
+
+cdef int line_keep(LineSlot* slot, uint64_t key, const uint8_t* p, Py_ssize_t n,
+                   object pair) except -1:
+    cdef object line = PyBytes_FromStringAndSize(<const char*> p, n)
+    Py_XDECREF(slot.line)
+    Py_XDECREF(slot.pair)
+    Py_INCREF(line)
+    Py_INCREF(pair)
+    slot.line = <PyObject*> line
+    slot.pair = <PyObject*> pair
+    slot.key = key
+    slot.n = n
+    return 0
+
+
 cdef object h1_field(Connection c, const uint8_t* p, Py_ssize_t n, bint lower):
     cdef uint8_t buf[64]
     cdef Py_ssize_t i
@@ -313,9 +361,11 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
     cdef uint8_t lname[64]
     cdef uint8_t b
     cdef const uint8_t* q
-    cdef object name
+    cdef object name, pair
     cdef int64_t v
     cdef bint lowered
+    cdef LineSlot* lslot = NULL
+    cdef uint64_t lkey = 0
     while pos < end:
         lf = find_lf(p, pos, end)
         if lf < 0:
@@ -333,6 +383,18 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
         nlen = (q - p) - pos
         if nlen == 0:
             return 400
+        if e - ns <= LINE_MAX:
+            lslot = line_slot(p + ns, e - ns, c.bytes_headers, &lkey)
+            pair = line_hit(lslot, lkey, p + ns, e - ns)
+            if pair is not None:   # (so not a field the engine acts on)
+                count += 1
+                if count > c.max_header_count:
+                    return 431
+                pos = lf + 1
+                fields.append(pair)
+                continue
+        else:
+            lslot = NULL
         # The name: tchar only (so no whitespace before the colon, 5.1), lower-cased.
         lowered = nlen <= 64
         for i in range(nlen):
@@ -389,8 +451,20 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
             name = field_from(lname, nlen, c.bytes_headers)
         else:
             name = h1_field(c, p + ns, nlen, True)
-        fields.append((name, field_from(p + vs, ve - vs, c.bytes_headers)))
+        pair = (name, field_from(p + vs, ve - vs, c.bytes_headers))
+        fields.append(pair)
+        if lslot != NULL and lowered and not acted_on(lname, nlen):
+            line_keep(lslot, lkey, p + ns, e - ns, pair)
     return 0
+
+
+cdef inline bint acted_on(const uint8_t* n, Py_ssize_t nn) noexcept:
+    """Whether parse_fields acts on a field of this (lower-case) name."""
+    return (bytes_equal(n, nn, "content-length", 14) or bytes_equal(n, nn, "connection", 10)
+            or bytes_equal(n, nn, "host", 4) or bytes_equal(n, nn, "keep-alive", 10)
+            or bytes_equal(n, nn, "proxy-connection", 16)
+            or bytes_equal(n, nn, "http2-settings", 14)
+            or bytes_equal(n, nn, "transfer-encoding", 17) or bytes_equal(n, nn, "upgrade", 7))
 
 
 cdef int read_transfer_encoding(Connection c, const uint8_t* p, Py_ssize_t n, Head* h,
@@ -875,6 +949,7 @@ cdef int switch_to_h2(Connection c, bint client) except -1:
     """Continue in HTTP/2: prior knowledge (server) or a 101 to our h2c upgrade (client)."""
     c.h2 = True
     c.h1_rs = None
+    forget_checked(c)   # (remembered as fine for HTTP/1.1, which is not HTTP/2's check)
     if client:
         c.state = ST_SETTINGS
         buf_put(&c.out, <const uint8_t*> PyBytes_AS_STRING(PREFACE), 24)
@@ -932,7 +1007,8 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
     are skipped: the request line and host carry them). Notes Connection: close and
     Upgrade on s; returns 1 if a content-length was among them. A bad header raises
     (UsageError, TypeError) and nothing of the block stays written."""
-    cdef Py_ssize_t mark = c.out.len, nn, vn, k
+    cdef Py_ssize_t mark = c.out.len, nn, vn, k, slot
+    cdef bint plain
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
@@ -943,6 +1019,24 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
     try:
         for item in headers:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
+                slot = checked_slot(item)
+                if is_checked(c, item, slot):
+                    # Written before as it is (lower-case name, a value fine for
+                    # HTTP/1.1, no field the engine writes or acts on): copy it again.
+                    name = <object> PyTuple_GET_ITEM(item, 0)
+                    value = <object> PyTuple_GET_ITEM(item, 1)
+                    np = field_ptr(name, &nn)
+                    vp = field_ptr(value, &vn)
+                    buf_reserve(&c.out, nn + vn + 4)
+                    o = c.out.data + c.out.len
+                    memcpy(o, np, nn)
+                    o[nn] = 0x3A
+                    o[nn + 1] = 0x20
+                    memcpy(o + nn + 2, vp, vn)
+                    o[nn + 2 + vn] = 0x0D
+                    o[nn + 3 + vn] = 0x0A
+                    c.out.len += nn + vn + 4
+                    continue
                 name = (<tuple> item)[0]
                 value = (<tuple> item)[1]
             else:
@@ -969,8 +1063,10 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
                 raise UsageError("invalid value for header %r" % (name,))
             if nn == 4 and kind == FIELDS_REQUEST and name_is(np, nn, "host", 4):
                 continue   # written by the engine, first, from :authority or this value
+            plain = True   # (remembered once written, unless the engine acts on it)
             if nn == 14 and name_is(np, nn, "content-length", 14):
                 has_length = 1
+                plain = False
             elif nn == 10 and name_is(np, nn, "connection", 10):
                 if list_has_token(vp, vn, "close", 5):
                     s.close_after = True
@@ -981,12 +1077,18 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
             elif nn == 7 and kind == FIELDS_REQUEST and name_is(np, nn, "upgrade", 7):
                 s.upgrade = UPGRADE_OTHER
                 buf_put_obj(&c.out, b"connection: upgrade\r\n")
+                plain = False
             buf_reserve(&c.out, nn + vn + 4)
             o = c.out.data + c.out.len
             for k in range(nn):   # token characters only, written in lower case
                 o[k] = NAME_LOWER[np[k]]
                 if o[k] == 0:
                     raise UsageError("invalid header name %r" % (name,))
+                plain = plain and o[k] == np[k]
+            if plain and nn + vn <= CHECKED_MAX_LEN and type(item) is tuple \
+                    and PyTuple_GET_SIZE(item) == 2 and is_field(<object> PyTuple_GET_ITEM(item, 0)) \
+                    and is_field(<object> PyTuple_GET_ITEM(item, 1)):
+                remember_checked(c, item, checked_slot(item))
             o[nn] = 0x3A
             o[nn + 1] = 0x20
             memcpy(o + nn + 2, vp, vn)

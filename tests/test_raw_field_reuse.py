@@ -17,6 +17,7 @@ import pytest
 import cno
 import cno.hpack
 import cno.raw as raw
+import h1_util
 from raw_frames import (
     PROTOCOL_ERROR, assert_alive, expect_stream_error, headers, make_client, make_server,
 )
@@ -167,3 +168,74 @@ def test_remembered_tuples_hold_one_reference_until_the_connection_goes():
     del c
     gc.collect()
     assert sys.getrefcount(short) == base_short
+
+
+# -- HTTP/1.1 ----------------------------------------------------------------------------
+
+def h1_heads(c):
+    return [e for e in c.events if e[0] == "head"]
+
+
+def test_h1_repeated_lines_give_the_same_tuple():
+    line = ("User-Agent", "field-reuse-test/1.0 (a browser, more or less)")
+    c = h1_util.server()
+    c.data_received(h1_util.get("/a", extra=[line]) + h1_util.get("/b", extra=[line]))
+    c2 = h1_util.server()
+    c2.data_received(h1_util.get("/c", extra=[line]))
+    fields = [e[5] for e in h1_heads(c) + h1_heads(c2)]
+    ua = [[f for f in fs if f[0] == "user-agent"][0] for fs in fields]
+    assert ua[0] == ("user-agent", line[1])
+    assert ua[0] is ua[1] is ua[2]
+
+
+def test_h1_a_line_that_differs_inside_is_parsed_again():
+    """The line cache compares whole lines: a line of the same length whose first and last
+    bytes match a cached one, with a control character inside, is still refused
+    (RFC 9110 5.5)."""
+    good = "x-test: " + "a" * 40
+    bad = "x-test: " + "a" * 20 + "\x01" + "a" * 19
+    c = h1_util.server()
+    c.data_received(h1_util.request(headers=[("Host", "a"), good]))
+    assert len(h1_heads(c)) == 1
+    h1_util.expect_error(c, h1_util.request(headers=[("Host", "a"), bad]), 400)
+
+
+def test_h1_fields_the_engine_acts_on_are_read_every_time():
+    body_line = ("Content-Length", "3")
+    c = h1_util.server()
+    c.data_received(h1_util.request("POST", headers=[("Host", "a"), body_line], body=b"abc")
+                    + h1_util.request("POST", headers=[("Host", "a"), body_line],
+                                      body=b"xyz"))
+    data = [e[1:] for e in h1_util.merge_data(c.events) if e[0] == "data"]
+    assert data == [(1, b"abc"), (3, b"xyz")]
+    # a second Host line is refused every time (RFC 9112 3.2), not served from a cache
+    h1_util.expect_error(c, h1_util.request(headers=[("Host", "a"), ("Host", "a")]), 400)
+
+
+@pytest.mark.parametrize("bytes_headers", [False, True], ids=["str", "bytes"])
+def test_h1_written_fields_go_out_the_same_every_time(bytes_headers):
+    conv = (lambda s: s.encode()) if bytes_headers else (lambda s: s)
+    fields = [(conv("content-type"), conv("text/plain")), (conv("X-Upper"), conv("v")),
+              (conv("server"), conv("w3"))]
+    c = h1_util.server()
+    c.data_received(h1_util.get("/1") + h1_util.get("/2") + h1_util.get("/3"))
+    wires = []
+    for sid in (1, 3, 5):
+        h1_util.answer(c, sid, headers=fields, body=b"hi")
+        wires.append(h1_util.split_head(c.take())[1])
+    assert wires[0] == wires[1] == wires[2]
+    assert wires[0] == [("content-type", "text/plain"), ("x-upper", "v"), ("server", "w3"),
+                        ("content-length", "2")]
+
+
+def test_h1_content_length_written_is_noted_every_time():
+    """The engine acts on content-length (no chunked framing then): never remembered."""
+    c = h1_util.server()
+    c.data_received(h1_util.get("/1") + h1_util.get("/2"))
+    cl = ("content-length", "2")
+    for sid in (1, 3):
+        c.write_head(sid, 200, "", "", [cl], False)
+        c.write_data(sid, b"ok", True)
+        start, fields, rest = h1_util.split_head(c.take())
+        assert ("transfer-encoding", "chunked") not in fields
+        assert rest == b"ok"

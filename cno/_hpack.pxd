@@ -101,6 +101,13 @@ cdef class Encoder:
     cdef Py_ssize_t pending_min     # smallest limit set since the last block, or -1
     cdef Py_ssize_t pending_final   # last limit set since the last block
     cdef WriteBuffer block          # output of encode()
+    # Fields sent as an index, remembered by identity (the caller's exact tuple, one
+    # reference each; 32 pairs of two ways): the next time the same tuple is encoded,
+    # the index goes out without a look-up. ident_id < 0: a static index (negated);
+    # >= 0: a dynamic entry id (stale once evicted: id < oldest_id).
+    cdef PyObject* ident_key[64]
+    cdef int64_t ident_id[64]
+    cdef int64_t sent_index         # set by _encode_field: see encode_into
 
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1
     cdef list _normalize(self, object headers)

@@ -746,6 +746,16 @@ cdef class Decoder:
 # ----------------------------------------------------------------------------------------
 # Encoder
 
+cdef enum:
+    IDENT_MAX_LEN = 256   # name + value bytes of a field worth remembering (Encoder.ident_key)
+
+
+cdef inline Py_ssize_t ident_slot(object field) noexcept:
+    """The even slot of a field's pair in Encoder.ident_key (a multiplicative hash)."""
+    return <Py_ssize_t>(((<uint64_t><size_t><PyObject*> field) * 0x9E3779B97F4A7C15ULL)
+                        >> 58) & ~1
+
+
 cdef inline void enc_entry_clear(EncodedEntry* e) noexcept:
     Py_XDECREF(e.name)
     Py_XDECREF(e.value)
@@ -792,6 +802,10 @@ cdef class Encoder:
         self._apply_limit()
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(64):
+            Py_XDECREF(self.ident_key[i])
+            self.ident_key[i] = NULL
         if self.entries != NULL:
             self._evict_to(0)
             free(self.entries)
@@ -845,6 +859,8 @@ cdef class Encoder:
         cdef object item
         cdef tuple field
         cdef object fields
+        cdef Py_ssize_t slot, way
+        cdef int64_t id
         cdef bint plain = type(headers) is list or type(headers) is tuple
         # Check every field before the first one touches the table: an error halfway
         # through a block must leave the encoder in step with the peer's decoder.
@@ -863,9 +879,34 @@ cdef class Encoder:
                 put_int(out, 0x20, 5, self.pending_min)
             put_int(out, 0x20, 5, self.pending_final)
             self.pending_min = self.pending_final = -1
+        if not plain:
+            for item in fields:
+                field = <tuple> item
+                self._encode_field(out, field[0], field[1], field[2], huffman)
+            return 0
         for item in fields:
             field = <tuple> item
-            self._encode_field(out, field[0], field[1], 0 if plain else field[2], huffman)
+            slot = ident_slot(field)
+            way = slot if self.ident_key[slot] == <PyObject*> field else (
+                slot + 1 if self.ident_key[slot + 1] == <PyObject*> field else -1)
+            if way >= 0:
+                id = self.ident_id[way]
+                if id < 0:
+                    put_int(out, 0x80, 7, -id)   # 6.1, a static entry
+                    continue
+                if id >= self.oldest_id:
+                    put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)   # 6.1
+                    continue
+            self.sent_index = 0
+            self._encode_field(out, field[0], field[1], 0, huffman)
+            if self.sent_index and field_len(field[0]) + field_len(field[1]) <= IDENT_MAX_LEN:
+                Py_INCREF(field)
+                Py_XDECREF(self.ident_key[slot + 1])
+                self.ident_key[slot + 1] = self.ident_key[slot]
+                self.ident_id[slot + 1] = self.ident_id[slot]
+                self.ident_key[slot] = <PyObject*> field
+                self.ident_id[slot] = self.sent_index if self.sent_index < 0 \
+                    else self.sent_index - 1
         return 0
 
     cdef list _normalize(self, object headers):
@@ -910,6 +951,7 @@ cdef class Encoder:
             if not sensitive:
                 for i in range(first, STATIC_GROUP_END[first] + 1):
                     if field_equals(STATIC_ENC[i].value, vp, vlen):
+                        self.sent_index = -i
                         return put_int(out, 0x80, 7, i)   # 6.1 Indexed Header Field
             name_index = first
         # Dynamic table (a sensitive field is never sent as an index to an entry, so a
@@ -918,6 +960,7 @@ cdef class Encoder:
             id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
                             np, nlen, vp, vlen, True)
             if id >= 0:
+                self.sent_index = id + 1
                 return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
         if name_index == 0:
             id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
@@ -937,6 +980,7 @@ cdef class Encoder:
         put_string(out, vp, vlen, huffman)
         if prefix == 6:
             self._insert(name, value, nh, ph, size)
+            self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
         return 0
 
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept:
@@ -957,11 +1001,20 @@ cdef class Encoder:
 
     cdef void _evict_to(self, Py_ssize_t limit) noexcept:
         cdef EncodedEntry* e
+        cdef int64_t oldest = self.oldest_id
+        cdef Py_ssize_t i
         while self.size > limit and self.oldest_id < self.next_id:
             e = &self.entries[self.oldest_id & self.ring_mask]
             self.size -= e.size
             enc_entry_clear(e)
             self.oldest_id += 1
+        if self.oldest_id != oldest:
+            # Remembered tuples of evicted entries go too: what leaves the table is
+            # released with it.
+            for i in range(64):
+                if self.ident_key[i] != NULL and 0 <= self.ident_id[i] < self.oldest_id:
+                    Py_XDECREF(self.ident_key[i])
+                    self.ident_key[i] = NULL
 
     cdef int _insert(self, object name, object value, Py_hash_t name_hash,
                      Py_hash_t pair_hash, Py_ssize_t size) except -1:

@@ -12,6 +12,8 @@
 import gc
 import sys
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 import cno
@@ -161,10 +163,11 @@ def test_remembered_tuples_hold_one_reference_until_the_connection_goes():
     base_short, base_long = sys.getrefcount(short), sys.getrefcount(long)
     c = make_client()
     c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), short, long], True)
-    assert sys.getrefcount(short) == base_short + 1
+    # one reference for the checked fields, one for the HPACK encoder's sent indexes
+    assert sys.getrefcount(short) == base_short + 2
     assert sys.getrefcount(long) == base_long
     c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), short, long], True)
-    assert sys.getrefcount(short) == base_short + 1
+    assert sys.getrefcount(short) == base_short + 2
     del c
     gc.collect()
     assert sys.getrefcount(short) == base_short
@@ -239,3 +242,43 @@ def test_h1_content_length_written_is_noted_every_time():
         start, fields, rest = h1_util.split_head(c.take())
         assert ("transfer-encoding", "chunked") not in fields
         assert rest == b"ok"
+
+
+# -- HPACK encoder: fields sent as an index, remembered by identity ------------------------
+
+POOL = [(":method", "GET"), (":path", "/"), ("accept", "*/*"), ("user-agent", "u" * 30),
+        ("x-a", "1"), ("x-b", "2" * 60), ("x-c", "3" * 200), ("cookie", "k=v"),
+        ("x-big", "b" * 300), (b"x-bytes", b"v"), ("accept-encoding", "gzip, deflate")]
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    blocks=st.lists(st.lists(st.integers(0, len(POOL) - 1), max_size=8), max_size=12),
+    table=st.sampled_from([0, 64, 200, 4096]),
+    resize_at=st.integers(0, 12))
+def test_encoder_reusing_tuples_writes_what_copies_would(blocks, table, resize_at):
+    """The same tuple objects again and again, against fresh equal tuples each time: the
+    wire is identical, through evictions and table size changes (RFC 7541 4.3, 6.3)."""
+    reused, fresh = cno.hpack.Encoder(), cno.hpack.Encoder()
+    for enc in (reused, fresh):
+        enc.header_table_size = table
+    for k, block in enumerate(blocks):
+        if k == resize_at:
+            for enc in (reused, fresh):
+                enc.header_table_size = 100
+        fields = [POOL[i] for i in block]
+        a = reused.encode(fields)
+        b = fresh.encode([tuple(list(f)) for f in fields])
+        assert a == b
+
+
+def test_encoder_holds_one_reference_per_remembered_tuple():
+    field = ("x-remembered", "v")
+    base = sys.getrefcount(field)
+    enc = cno.hpack.Encoder()
+    enc.encode([field])
+    enc.encode([field])
+    assert sys.getrefcount(field) == base + 1
+    del enc
+    gc.collect()
+    assert sys.getrefcount(field) == base

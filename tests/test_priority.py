@@ -10,6 +10,7 @@ import pytest
 
 import cno.raw as raw
 from cno import errors
+from h2_pair import AUTHORITY, SCHEME, CnoPeer, cno_pair, pump
 from raw_frames import (
     DATA, ENHANCE_YOUR_CALM, FRAME_SIZE_ERROR, PREFACE, PROTOCOL_ERROR, REQ, RESP, SETTINGS,
     assert_alive, expect_connection_error, frame, headers, make_client, make_server,
@@ -845,3 +846,27 @@ def test_client_request_bodies_in_order():
     assert [(f.stream, len(f.payload)) for f in c.take(DATA)] == [(b, 3000), (a, 1000)]
     assert c.of("flow") == [("flow", b), ("flow", a), ("flow", 0)]
 
+
+
+# ---------------------------------------------------------------------------------------------
+# cno client and cno server, in memory
+
+def test_cno_pair_signals_both_ways():
+    class Server(CnoPeer):
+        def on_priority_update(self, stream, urgency, incremental):
+            self._ev(("prio", stream, urgency, incremental))
+
+    c, s = cno_pair(server_cls=Server)
+    assert c.remote_settings["no_rfc7540_priorities"] == 1
+    st = c.next_stream
+    c.write_head(st, 0, "GET", "/", [(":scheme", SCHEME), (":authority", AUTHORITY),
+                                     ("priority", "u=4")], True)
+    pump(c, s)
+    assert (c.priority(st), s.priority(st)) == ((4, False), (4, False))
+    c.write_priority(st, 0, True)
+    pump(c, s)
+    assert s.priority(st) == (0, True)
+    assert [e for e in s.events if e[0] == "prio"] == [("prio", st, 0, True)]
+    s.write_head(st, 200, "", "", [("priority", "i=?0")], False)
+    pump(c, s)
+    assert (c.priority(st), s.priority(st)) == ((0, False), (0, False))

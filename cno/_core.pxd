@@ -13,7 +13,7 @@ from cno._hpack cimport Encoder, Decoder
 
 cdef enum:
     CONN_ERROR = 1
-    SETTINGS_COUNT = 9          # ids 1..8, index 0 unused
+    SETTINGS_COUNT = 10         # ids 1..9, index 0 unused
 
 
 # An abuse budget: `left` goes down with each suspicious event and back up (to `limit`)
@@ -46,6 +46,9 @@ cdef class Stream:
     cdef bint close_after        # the connection closes once this exchange is done
     cdef bint connect            # a CONNECT request
     cdef uint8_t upgrade         # UPGRADE_NONE, UPGRADE_H2C, UPGRADE_OTHER: what the request asked
+    # RFC 9218 priority (see "Extensible priorities" in _core.pyx)
+    cdef uint8_t urgency         # 0 (served first) to 7; 3 by default
+    cdef bint incremental        # its response is used as it arrives: share the bandwidth
 
 
 cdef class Connection:
@@ -146,6 +149,13 @@ cdef class Connection:
     cdef Budget controls         # PING/SETTINGS/stream errors while our replies go unread
     cdef Budget errors           # streams we reset because the peer broke their rules
 
+    # RFC 9218 priorities (see "Extensible priorities" in _core.pyx)
+    cdef int hdr_prio            # the priority field of the head being read or written (PRIO_*)
+    cdef dict prio_idle          # peer stream id -> PRIORITY_UPDATE that came before its HEADERS
+    cdef dict waiting            # id -> Stream whose write a window cut short (None: none yet)
+    cdef uint32_t rr_last[8]     # per urgency: the incremental stream that last sent DATA
+    cdef bint got_settings_frame # the peer's first SETTINGS frame was applied (RFC 9218 2.1)
+
     # the error that closed the connection
     cdef object error_class
     cdef object error_message
@@ -155,3 +165,4 @@ cdef class Connection:
     cdef object ev_writev, ev_stream_start, ev_stream_end, ev_flow_increase
     cdef object ev_message_head, ev_message_data, ev_message_tail, ev_message_push
     cdef object ev_frame, ev_frame_send, ev_pong, ev_settings, ev_close, ev_upgrade
+    cdef object ev_priority_update

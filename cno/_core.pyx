@@ -72,6 +72,7 @@ cdef enum:
     S_MAX_FRAME_SIZE = 5
     S_MAX_HEADER_LIST_SIZE = 6
     S_ENABLE_CONNECT_PROTOCOL = 8
+    S_NO_RFC7540_PRIORITIES = 9   # RFC 9218 2.1
 
     # connection states
     ST_IDLE = 0        # before connection_made
@@ -98,7 +99,7 @@ cdef uint32_t NO_LIMIT = 0xFFFFFFFFu
 
 # RFC 9113 6.5.2 initial values: what each side assumes until SETTINGS say otherwise.
 cdef uint32_t STANDARD[SETTINGS_COUNT]
-STANDARD[:] = [0, 4096, 1, NO_LIMIT, 65535, 16384, NO_LIMIT, 0, 0]
+STANDARD[:] = [0, 4096, 1, NO_LIMIT, 65535, 16384, NO_LIMIT, 0, 0, 0]
 
 # Limits, each a run-time attribute of Connection with this default.
 DEFAULT_MAX_CONCURRENT_STREAMS = 100      # RFC 9113 6.5.2 recommends at least 100
@@ -121,6 +122,7 @@ SETTINGS_NAMES = {
     "max_frame_size": S_MAX_FRAME_SIZE,
     "max_header_list_size": S_MAX_HEADER_LIST_SIZE,
     "enable_connect_protocol": S_ENABLE_CONNECT_PROTOCOL,
+    "no_rfc7540_priorities": S_NO_RFC7540_PRIORITIES,
 }
 cdef dict _SETTINGS_BY_ID = {v: k for k, v in SETTINGS_NAMES.items()}
 
@@ -143,6 +145,7 @@ _EVENT_NAMES = (
     "on_writev", "on_stream_start", "on_stream_end", "on_flow_increase",
     "on_message_head", "on_message_data", "on_message_tail", "on_message_push",
     "on_frame", "on_frame_send", "on_pong", "on_settings", "on_close", "on_upgrade",
+    "on_priority_update",
 )
 cdef dict _event_cache = {}   # subclass -> tuple of event callables (None: not defined)
 
@@ -338,6 +341,7 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.recv_window = c.local[S_INITIAL_WINDOW_SIZE]
     s.remaining = -1
     s.w_left = -1
+    s.urgency = DEFAULT_URGENCY
     c.streams[sid] = s
     c.stream_count[LOCAL if local else REMOTE] += 1
     if not local:
@@ -381,6 +385,8 @@ cdef int end_stream(Connection c, Stream s, int code, int side) except -1:
     s.r_state = R_CLOSED   # (a DATA frame in progress on it stops being delivered)
     s.w_state = W_CLOSED
     c.stream_count[LOCAL if s.local else REMOTE] -= 1
+    if c.waiting:
+        c.waiting.pop(s.id, None)
     if c.ev_stream_end is not None:
         c.ev_stream_end(c, s.id, code, side)
     return maybe_close(c)
@@ -494,7 +500,7 @@ cdef int write_goaway(Connection c, uint32_t code) except -1:
 
 
 cdef int write_settings(Connection c, dict changes) except -1:
-    cdef uint8_t p[6 * 8]
+    cdef uint8_t p[6 * SETTINGS_COUNT]
     cdef Py_ssize_t n = 0
     for key in sorted(changes):
         p[n] = 0
@@ -733,6 +739,8 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
         return on_window_update_frame(c, sid, p, n)
     if type == FRAME_CONTINUATION:
         return on_continuation_frame(c, flags, sid, p, n)
+    if type == FRAME_PRIORITY_UPDATE:
+        return on_priority_update_frame(c, sid, p, n)
     return 0   # RFC 9113 4.1: unknown frame types are ignored
 
 
@@ -1034,6 +1042,8 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     if out is None:
         return stream_error(c, sid, PROTOCOL_ERROR)
     method, path, fields, length = out
+    if c.hdr_prio or c.prio_idle:
+        take_request_priority(c, s)
     s.remaining = length
     if length > 0 and flags & FLAG_END_STREAM:
         return stream_error(c, sid, PROTOCOL_ERROR)
@@ -1065,11 +1075,12 @@ cdef object parse_request(Connection c, list headers):
     cdef int kind
     cdef bint regular_seen = False
     cdef int64_t length = -1, v
+    c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
         slot = checked_slot(item)
         if is_checked(c, item, slot):
-            regular_seen = True   # checked before, as a regular field
+            regular_seen = True   # checked before, as a regular field (not priority)
             continue
         name = (<tuple> item)[0]
         value = (<tuple> item)[1]
@@ -1110,6 +1121,8 @@ cdef object parse_request(Connection c, list headers):
             if v < 0 or (length >= 0 and v != length):
                 return None
             length = v
+        elif nn == 8 and memcmp(np, b"priority", 8) == 0:
+            c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
         elif nn + vn <= CHECKED_MAX_LEN:
             remember_checked(c, item, slot)
     if method is None:
@@ -1151,11 +1164,12 @@ cdef object parse_response(Connection c, list headers):
     cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), slot
     cdef bint regular_seen = False
     cdef int64_t length = -1, v, code
+    c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
         slot = checked_slot(item)
         if is_checked(c, item, slot):
-            regular_seen = True   # checked before, as a regular field
+            regular_seen = True   # checked before, as a regular field (not priority)
             continue
         name = (<tuple> item)[0]
         value = (<tuple> item)[1]
@@ -1179,6 +1193,8 @@ cdef object parse_response(Connection c, list headers):
             if v < 0 or (length >= 0 and v != length):
                 return None
             length = v
+        elif nn == 8 and memcmp(np, b"priority", 8) == 0:
+            c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
         elif nn + vn <= CHECKED_MAX_LEN:
             remember_checked(c, item, slot)
     if status is None:
@@ -1215,6 +1231,8 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
     if out is None:
         return stream_error(c, s.id, PROTOCOL_ERROR)
     code, fields, length = out
+    if c.hdr_prio:
+        apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
     if code < 200:
         if end:
             return stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1: a 1xx cannot end a stream
@@ -1283,11 +1301,12 @@ cdef int on_settings_frame(Connection c, uint8_t flags, uint32_t sid, const uint
     r = apply_remote_settings(c, p, n)
     if r:
         return r
+    c.got_settings_frame = True
     write_simple_frame(c, FRAME_SETTINGS, FLAG_ACK, 0, NULL, 0)
     if c.ev_settings is not None:
         c.ev_settings(c)
-    if window_grew and c.ev_flow_increase is not None:
-        c.ev_flow_increase(c, 0)
+    if window_grew:
+        return flow_increased(c)
     return 0
 
 
@@ -1330,6 +1349,10 @@ cdef int apply_remote_settings(Connection c, const uint8_t* p, uint32_t n) excep
             if value > 1 or (value == 0 and c.remote[S_ENABLE_CONNECT_PROTOCOL] == 1):
                 return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                                   "invalid ENABLE_CONNECT_PROTOCOL")   # RFC 8441 3
+        elif key == S_NO_RFC7540_PRIORITIES:
+            if no_rfc7540_invalid(c, value):
+                return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                                  "invalid or changed NO_RFC7540_PRIORITIES (RFC 9218 2.1)")
         elif key == S_HEADER_TABLE_SIZE:
             c.encoder.header_table_size = value
         if 1 <= key < SETTINGS_COUNT:
@@ -1423,6 +1446,8 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
         c.ev_stream_start(c, promised)
     if out is None:
         return stream_error(c, promised, PROTOCOL_ERROR)
+    if c.hdr_prio:
+        apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method, path, fields, _ = out
     # 8.4: promised requests must be safe and cacheable, and carry no content.
     if not (bytes_equal_obj(method, "GET", 3) or bytes_equal_obj(method, "HEAD", 4)):
@@ -1482,9 +1507,7 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
         if c.send_window > MAX_WINDOW:
             return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
                               "connection window above 2^31-1")
-        if c.ev_flow_increase is not None:
-            c.ev_flow_increase(c, 0)
-        return 0
+        return flow_increased(c)
     s = c.streams.get(sid)
     if s is None:
         if is_idle(c, sid):
@@ -1495,8 +1518,481 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
     s.send_window += inc
     if s.send_window > MAX_WINDOW:
         return stream_error(c, sid, FLOW_CONTROL_ERROR)
+    if c.waiting:
+        c.waiting.pop(sid, None)   # (told now; a write cut short again puts it back)
     if c.ev_flow_increase is not None:
         c.ev_flow_increase(c, sid)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Extensible priorities (RFC 9218)
+#
+# A stream's priority is (urgency 0-7, incremental), 3 and false by default (4.1, 4.2). It
+# comes from the `priority` field of the request (5), a PRIORITY_UPDATE frame (7.1, from a
+# client, perhaps before the stream opens), the response's field (8: only the parameters it
+# gives), or the application (write_priority, or a `priority` field it writes). The
+# scheduler (10) decides the order in which streams whose writes a window cut short hear
+# on_flow_increase, and priority_order() tells it to the layer above.
+
+cdef enum:
+    FRAME_PRIORITY_UPDATE = 0x10
+    DEFAULT_URGENCY = 3
+    # A priority signal as read (Connection.hdr_prio, Connection.prio_idle): the parameters
+    # it gives; 0 when there is none.
+    PRIO_URGENCY = 0x07      # the urgency, with PRIO_HAS_U
+    PRIO_HAS_U = 0x08
+    PRIO_INC = 0x10          # incremental, with PRIO_HAS_I
+    PRIO_HAS_I = 0x20
+    PRIO_BAD = 0x40          # the field is not a valid Dictionary: it is ignored
+
+    # RFC 8941 / RFC 9651 bare item types
+    SF_INTEGER = 1
+    SF_DECIMAL = 2
+    SF_STRING = 3
+    SF_TOKEN = 4
+    SF_BYTES = 5
+    SF_BOOLEAN = 6
+    SF_DATE = 7
+    SF_DISPLAY = 8
+    SF_INNER_LIST = 9
+
+# RFC 8941 3.3.4: the characters of a Token after its first (tchar, ":" and "/").
+cdef uint8_t SF_TOKEN_CHAR[256]
+for _i in range(256):
+    SF_TOKEN_CHAR[_i] = (0x30 <= _i <= 0x39 or 0x41 <= _i <= 0x5A or 0x61 <= _i <= 0x7A
+                         or chr(_i) in "!#$%&'*+-.^_`|~:/")
+
+
+cdef inline bint sf_lcalpha(uint8_t b) noexcept:
+    return 0x61 <= b <= 0x7A
+
+
+cdef inline bint sf_digit(uint8_t b) noexcept:
+    return 0x30 <= b <= 0x39
+
+
+cdef Py_ssize_t sf_key(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """RFC 8941 4.2.3.3: the end of the key at p[i], or -1."""
+    cdef uint8_t b
+    if i >= n or not (sf_lcalpha(p[i]) or p[i] == 0x2A):   # lcalpha / "*"
+        return -1
+    i += 1
+    while i < n:
+        b = p[i]
+        if not (sf_lcalpha(b) or sf_digit(b) or b == 0x5F or b == 0x2D or b == 0x2E
+                or b == 0x2A):   # "_" "-" "." "*"
+            break
+        i += 1
+    return i
+
+
+cdef Py_ssize_t sf_number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind,
+                          int64_t* value) noexcept:
+    """RFC 8941 4.2.4: an Integer (its value) or a Decimal at p[i]; the end, or -1."""
+    cdef bint negative = False
+    cdef Py_ssize_t size = 0, frac = -1   # characters of the number; digits after "."
+    cdef int64_t v = 0
+    if i < n and p[i] == 0x2D:
+        negative = True
+        i += 1
+    if i >= n or not sf_digit(p[i]):
+        return -1
+    while i < n:
+        if sf_digit(p[i]):
+            if frac < 0:
+                v = v * 10 + (p[i] - 0x30)
+            else:
+                frac += 1
+        elif frac < 0 and p[i] == 0x2E:
+            if size > 12:
+                return -1
+            frac = 0
+        else:
+            break
+        size += 1
+        i += 1
+        if size > (15 if frac < 0 else 16):
+            return -1
+    if frac == 0 or frac > 3:   # a Decimal ends with "." or has over 3 fraction digits
+        return -1
+    kind[0] = SF_INTEGER if frac < 0 else SF_DECIMAL
+    value[0] = -v if negative else v
+    return i
+
+
+cdef Py_ssize_t sf_string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """RFC 8941 4.2.5: a String starting at the DQUOTE at p[i]; its end, or -1."""
+    cdef uint8_t b
+    i += 1
+    while i < n:
+        b = p[i]
+        i += 1
+        if b == 0x5C:   # "\" escapes only DQUOTE and itself
+            if i >= n or (p[i] != 0x22 and p[i] != 0x5C):
+                return -1
+            i += 1
+        elif b == 0x22:
+            return i
+        elif b < 0x20 or b > 0x7E:
+            return -1
+    return -1
+
+
+cdef Py_ssize_t sf_display_string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """RFC 9651 4.2.10: a Display String ("%" DQUOTE ...) at p[i], percent-encoded UTF-8;
+    its end, or -1."""
+    cdef int need = 0, d, k
+    cdef uint8_t b, lo = 0x80, hi = 0xBF
+    if i + 1 >= n or p[i + 1] != 0x22:
+        return -1
+    i += 2
+    while i < n:
+        b = p[i]
+        i += 1
+        if b < 0x20 or b > 0x7E:
+            return -1
+        if b == 0x22:
+            return i if need == 0 else -1
+        if b == 0x25:   # "%" and two lower-case hex digits: one byte
+            if i + 2 > n:
+                return -1
+            b = 0
+            for k in range(2):
+                d = p[i + k]
+                if sf_digit(d):
+                    b = b * 16 + (d - 0x30)
+                elif 0x61 <= d <= 0x66:
+                    b = b * 16 + (d - 0x61 + 10)
+                else:
+                    return -1
+            i += 2
+        # the bytes must be UTF-8 (RFC 3629 4: no overlong forms, no surrogates)
+        if need:
+            if b < lo or b > hi:
+                return -1
+            need -= 1
+            lo, hi = 0x80, 0xBF
+        elif b >= 0x80:
+            if 0xC2 <= b <= 0xDF:
+                need = 1
+            elif 0xE0 <= b <= 0xEF:
+                need = 2
+                if b == 0xE0:
+                    lo = 0xA0
+                elif b == 0xED:
+                    hi = 0x9F
+            elif 0xF0 <= b <= 0xF4:
+                need = 3
+                if b == 0xF0:
+                    lo = 0x90
+                elif b == 0xF4:
+                    hi = 0x8F
+            else:
+                return -1
+    return -1
+
+
+cdef Py_ssize_t sf_bare_item(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind,
+                             int64_t* value) noexcept:
+    """RFC 8941 4.2.3.1 (and RFC 9651's Date and Display String): the bare item at p[i];
+    its type in kind, an Integer's or Boolean's value in value; its end, or -1."""
+    cdef uint8_t b
+    if i >= n:
+        return -1
+    b = p[i]
+    if b == 0x2D or sf_digit(b):
+        return sf_number(p, n, i, kind, value)
+    if b == 0x22:
+        kind[0] = SF_STRING
+        return sf_string(p, n, i)
+    if b == 0x2A or sf_lcalpha(b | 0x20):   # Token (4.2.6): ALPHA / "*", then tchar ":" "/"
+        kind[0] = SF_TOKEN
+        i += 1
+        while i < n and SF_TOKEN_CHAR[p[i]]:
+            i += 1
+        return i
+    if b == 0x3A:   # Byte Sequence (4.2.7): base64 between colons
+        kind[0] = SF_BYTES
+        i += 1
+        while i < n and p[i] != 0x3A:
+            b = p[i]
+            if not (sf_digit(b) or sf_lcalpha(b | 0x20) or b == 0x2B or b == 0x2F or b == 0x3D):
+                return -1
+            i += 1
+        return i + 1 if i < n else -1
+    if b == 0x3F:   # Boolean (4.2.8): ?0 or ?1
+        if i + 1 >= n or (p[i + 1] != 0x30 and p[i + 1] != 0x31):
+            return -1
+        kind[0] = SF_BOOLEAN
+        value[0] = p[i + 1] == 0x31
+        return i + 2
+    if b == 0x40:   # Date (RFC 9651 4.2.9): "@" and an Integer
+        i = sf_number(p, n, i + 1, kind, value)
+        if i < 0 or kind[0] != SF_INTEGER:
+            return -1
+        kind[0] = SF_DATE
+        return i
+    if b == 0x25:
+        kind[0] = SF_DISPLAY
+        return sf_display_string(p, n, i)
+    return -1
+
+
+cdef Py_ssize_t sf_parameters(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """RFC 8941 4.2.3.2: skip the Parameters at p[i] (no priority parameter has any);
+    their end, or -1."""
+    cdef int kind
+    cdef int64_t value
+    while i < n and p[i] == 0x3B:   # ";"
+        i += 1
+        while i < n and p[i] == 0x20:
+            i += 1
+        i = sf_key(p, n, i)
+        if i < 0:
+            return -1
+        if i < n and p[i] == 0x3D:   # "=" and a bare item; else the value is true
+            i = sf_bare_item(p, n, i + 1, &kind, &value)
+            if i < 0:
+                return -1
+    return i
+
+
+cdef Py_ssize_t sf_inner_list(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept:
+    """RFC 8941 4.2.1.2: skip the Inner List at the "(" at p[i]; its end, or -1."""
+    cdef int kind
+    cdef int64_t value
+    i += 1
+    while i < n:
+        while i < n and p[i] == 0x20:
+            i += 1
+        if i < n and p[i] == 0x29:   # ")" and the list's parameters
+            return sf_parameters(p, n, i + 1)
+        i = sf_bare_item(p, n, i, &kind, &value)
+        if i >= 0:
+            i = sf_parameters(p, n, i)
+        if i < 0 or i >= n or (p[i] != 0x20 and p[i] != 0x29):
+            return -1
+    return -1
+
+
+cdef int scan_priority(int acc, const uint8_t* p, Py_ssize_t n) noexcept:
+    """One field line of a priority signal (RFC 9218 4, 5), read into acc (PRIO_*).
+
+    The value is a Dictionary (RFC 8941 4.2.2); the lines of one head make one Dictionary
+    (RFC 8941 4.2), a later member overriding an earlier one, and a head whose value does
+    not parse gets PRIO_BAD: it is ignored. RFC 9218 4: "unknown priority parameters,
+    priority parameters with out-of-range values, or values of unexpected types MUST be
+    ignored": such a `u` or `i` leaves that parameter unset (its default applies)."""
+    cdef Py_ssize_t i = 0, start
+    cdef int kind
+    cdef int64_t value
+    cdef uint8_t key
+    if acc & PRIO_BAD:
+        return acc
+    while i < n and p[i] == 0x20:   # 4.2: leading SP (the Dictionary takes trailing OWS)
+        i += 1
+    while i < n:
+        start = i
+        i = sf_key(p, n, i)
+        if i < 0:
+            return acc | PRIO_BAD
+        key = p[start] if i - start == 1 else 0   # "u" and "i" are one letter
+        if i < n and p[i] == 0x3D:
+            i += 1
+            if i < n and p[i] == 0x28:
+                kind = SF_INNER_LIST
+                i = sf_inner_list(p, n, i)
+            else:
+                i = sf_bare_item(p, n, i, &kind, &value)
+                if i >= 0:
+                    i = sf_parameters(p, n, i)
+        else:   # a key alone is the Boolean true (with parameters)
+            kind = SF_BOOLEAN
+            value = 1
+            i = sf_parameters(p, n, i)
+        if i < 0:
+            return acc | PRIO_BAD
+        if key == 0x75:   # u: an Integer 0-7 (4.1)
+            acc &= ~(PRIO_HAS_U | PRIO_URGENCY)
+            if kind == SF_INTEGER and 0 <= value <= 7:
+                acc |= PRIO_HAS_U | <int> value
+        elif key == 0x69:   # i: a Boolean (4.2)
+            acc &= ~(PRIO_HAS_I | PRIO_INC)
+            if kind == SF_BOOLEAN:
+                acc |= PRIO_HAS_I | (PRIO_INC if value else 0)
+        while i < n and (p[i] == 0x20 or p[i] == 0x09):
+            i += 1
+        if i >= n:
+            break
+        if p[i] != 0x2C:   # ","
+            return acc | PRIO_BAD
+        i += 1
+        while i < n and (p[i] == 0x20 or p[i] == 0x09):
+            i += 1
+        if i >= n:
+            return acc | PRIO_BAD   # a trailing comma
+    return acc
+
+
+cdef inline int full_priority(int prio) noexcept:
+    """A signal that stands for all the parameters (a request's field, a PRIORITY_UPDATE:
+    "Omitting a priority parameter is a signal to use its default value", 7)."""
+    if not prio & PRIO_HAS_U:
+        prio |= PRIO_HAS_U | DEFAULT_URGENCY
+    return prio | PRIO_HAS_I
+
+
+cdef inline void apply_priority(Stream s, int prio) noexcept:
+    """The parameters a signal gives replace the stream's (RFC 9218 8: a response's field
+    changes only those it names); an invalid field changes nothing."""
+    if prio & PRIO_BAD:
+        return
+    if prio & PRIO_HAS_U:
+        s.urgency = prio & PRIO_URGENCY
+    if prio & PRIO_HAS_I:
+        s.incremental = (prio & PRIO_INC) != 0
+
+
+cdef int take_request_priority(Connection c, Stream s) except -1:
+    """A request opened s: its priority field, then a PRIORITY_UPDATE that came first ("the
+    most recently received PRIORITY_UPDATE frame can be considered as the most up-to-date
+    information that overrides any other signal", RFC 9218 7)."""
+    cdef object early
+    apply_priority(s, c.hdr_prio)
+    if c.prio_idle:
+        early = c.prio_idle.pop(s.id, None)
+        if early is not None:
+            apply_priority(s, early)
+    return 0
+
+
+cdef bint no_rfc7540_invalid(Connection c, uint32_t value) noexcept:
+    """RFC 9218 2.1: "Any value other than 0 or 1 MUST be treated as a connection error ...
+    of type PROTOCOL_ERROR", and "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
+    value after the first SETTINGS frame. Receivers that detect a change MAY treat it as a
+    connection error of type PROTOCOL_ERROR" (which cno does)."""
+    return value > 1 or (c.got_settings_frame and value != c.remote[S_NO_RFC7540_PRIORITIES])
+
+
+cdef int on_priority_update_frame(Connection c, uint32_t sid, const uint8_t* p,
+                                  uint32_t n) except -1:
+    """RFC 9218 7.1."""
+    cdef uint32_t target
+    cdef int prio
+    cdef Stream s
+    if c.client:
+        # "Servers MUST NOT send PRIORITY_UPDATE frames. If a client receives a
+        # PRIORITY_UPDATE frame, it MUST respond with a connection error of type
+        # PROTOCOL_ERROR."
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PRIORITY_UPDATE from a server")
+    if sid != 0:
+        # "The Stream Identifier field ... MUST be zero (0x0). Receiving a PRIORITY_UPDATE
+        # frame with a field of any other value MUST be treated as a connection error of
+        # type PROTOCOL_ERROR."
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PRIORITY_UPDATE on a stream")
+    if n < 4:   # (RFC 9113 4.2: too small for its Prioritized Stream ID)
+        return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "PRIORITY_UPDATE too short")
+    # A flood of these costs us work: counted as the other control frames are.
+    if spend_control_budget(c):
+        return CONN_ERROR
+    target = read_u32(p) & MAX_STREAM_ID   # (the reserved bit is ignored)
+    if target == 0:
+        # "If a PRIORITY_UPDATE frame is received with a prioritized stream ID of 0x0, the
+        # recipient MUST respond with a connection error of type PROTOCOL_ERROR."
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PRIORITY_UPDATE for stream 0")
+    s = c.streams.get(target)
+    if s is None and not target & 1 and is_idle(c, target):
+        # "Servers that receive a PRIORITY_UPDATE for a push stream in the "idle" state
+        # MUST respond with a connection error of type PROTOCOL_ERROR."
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                          "PRIORITY_UPDATE for a push stream never promised")
+    prio = scan_priority(0, p + 4, n - 4)
+    if prio & PRIO_BAD:
+        return 0   # "Failure to parse the Priority Field Value MAY be treated as a
+                   # connection error": cno ignores the frame, as nghttp2 does
+    prio = full_priority(prio)
+    if s is None:
+        if is_idle(c, target) and not ignored_after_goaway(c, target):
+            return remember_idle_priority(c, target, prio)
+        return 0   # closed: "Servers can discard frames where the prioritized stream ID
+                   # refers to a stream in the ... "closed" state"
+    apply_priority(s, prio)
+    if c.ev_priority_update is not None:
+        c.ev_priority_update(c, target, s.urgency, s.incremental)
+    return 0
+
+
+cdef int remember_idle_priority(Connection c, uint32_t target, int prio) except -1:
+    """A PRIORITY_UPDATE before its stream's HEADERS: "Servers SHOULD buffer the most
+    recently received PRIORITY_UPDATE frame and apply it once the referenced stream is
+    opened" (RFC 9218 7). The memory is bounded as 7.1 bounds the peer: "The number of
+    streams that have been prioritized but remain in the "idle" state plus the number of
+    active streams ... MUST NOT exceed the value of the SETTINGS_MAX_CONCURRENT_STREAMS
+    parameter. Servers that receive such a PRIORITY_UPDATE MUST respond with a connection
+    error of type PROTOCOL_ERROR.\""""
+    cdef uint32_t last = c.last_stream[REMOTE]
+    if c.prio_idle is None:
+        c.prio_idle = {}
+    elif c.prio_idle:
+        # ids at or below the peer's last stream can no longer open (RFC 9113 5.1.1)
+        for k in [k for k in c.prio_idle if k <= last]:
+            del c.prio_idle[k]
+    if target not in c.prio_idle and \
+            len(c.prio_idle) + c.stream_count[REMOTE] >= stream_limit(c):
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                          "PRIORITY_UPDATE for more idle streams than max_concurrent_streams")
+    c.prio_idle[target] = prio
+    return 0
+
+
+cdef inline int64_t sched_key(Connection c, Stream s) noexcept:
+    """Where s comes in the scheduler's order (RFC 9218 10): lower urgency first; at one
+    urgency the non-incremental streams by id ("Non-incremental responses of the same
+    urgency SHOULD be served ... in ascending order of the stream ID": one finishes before
+    the next starts), then the incremental ones round-robin ("sharing bandwidth among
+    them"): by id, starting after the one that last sent DATA. Keys are unique: the id is
+    the low 31 bits."""
+    cdef int64_t rank = s.id
+    if s.incremental and s.id <= c.rr_last[s.urgency]:
+        rank += 1 << 31   # (after those above it: the turn goes round)
+    return (<int64_t> s.urgency << 33) | (<int64_t> s.incremental << 32) | rank
+
+
+cdef inline int wait_for_flow(Connection c, Stream s) except -1:
+    """A window cut s's write short: s hears on_flow_increase when one grows."""
+    if c.waiting is None:
+        c.waiting = {}
+    c.waiting[s.id] = s
+    return 0
+
+
+cdef int flow_increased(Connection c) except -1:
+    """Every stream may send more (the connection window grew, or SETTINGS grew the stream
+    windows): the streams whose writes were cut short hear on_flow_increase(stream), one
+    by one in the scheduler's order, while the connection window lasts (a stream whose own
+    window is still closed waits for its WINDOW_UPDATE); then on_flow_increase(0)."""
+    cdef list keys
+    cdef Stream s
+    cdef int64_t key
+    cdef uint32_t sid
+    if c.ev_flow_increase is None:
+        c.waiting = None
+        return 0
+    if c.waiting:
+        keys = [sched_key(c, s) for s in c.waiting.values()]
+        keys.sort()
+        for key in keys:
+            if c.send_window <= 0 or c.is_closed:
+                break   # the rest wait for the next one, in order
+            sid = <uint32_t>(key & MAX_STREAM_ID)
+            s = c.waiting.get(sid)
+            if s is None or s.send_window <= 0:
+                continue   # told meanwhile or gone; or its own window is still closed
+            del c.waiting[sid]
+            if s.w_state == W_DATA:
+                c.ev_flow_increase(c, sid)
+    c.ev_flow_increase(c, 0)
     return 0
 
 
@@ -1520,6 +2016,7 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
     cdef Py_ssize_t nn, vn, k, slot = 0
     cdef int pseudo
     cdef bint regular_seen = False, same
+    c.hdr_prio = 0
     if headers is None:
         return 0
     for item in headers:
@@ -1561,13 +2058,16 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             if connection_specific(np, nn):
                 raise UsageError("connection-specific header %r is not allowed in HTTP/2"
                                  % (name,))
+            if nn == 8 and kind != FIELDS_TRAILERS and memcmp(np, b"priority", 8) == 0:
+                c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
         if not value_valid(vp, vn):
             raise UsageError("invalid value for header %r" % (name,))
         if same:
             out.append(item)
             if (not regular_seen or nn + vn > CHECKED_MAX_LEN or bytes_equal(np, nn, "te", 2)
-                    or bytes_equal(np, nn, "content-length", 14)):
-                continue
+                    or bytes_equal(np, nn, "content-length", 14)
+                    or bytes_equal(np, nn, "priority", 8)):
+                continue   # (fields the engine reads every time)
             remember_checked(c, item, slot)   # (regular: the pseudo-header branch raises)
         elif k == 3:
             out.append((name, value, bool(item[2])))
@@ -1666,7 +2166,7 @@ cdef class Connection:
         (self.ev_writev, self.ev_stream_start, self.ev_stream_end, self.ev_flow_increase,
          self.ev_message_head, self.ev_message_data, self.ev_message_tail,
          self.ev_message_push, self.ev_frame, self.ev_frame_send, self.ev_pong,
-         self.ev_settings, self.ev_close, self.ev_upgrade) = events
+         self.ev_settings, self.ev_close, self.ev_upgrade, self.ev_priority_update) = events
         self.streams = {}
         self.recently_reset = set()
         self.reset_order = collections.deque()
@@ -1697,6 +2197,8 @@ cdef class Connection:
         self.client = not server
         self.wanted[S_MAX_CONCURRENT_STREAMS] = DEFAULT_MAX_CONCURRENT_STREAMS
         self.wanted[S_MAX_HEADER_LIST_SIZE] = DEFAULT_MAX_HEADER_LIST_SIZE
+        # RFC 9218 2.1: cno reads no RFC 7540 priority signal and sends none (docs/raw.md)
+        self.wanted[S_NO_RFC7540_PRIORITIES] = 1
         if self.client:
             # A client accepts pushes exactly when it has somewhere to put them (the
             # libcno defect: clients always sent 0).
@@ -1851,6 +2353,26 @@ cdef class Connection:
             raise InvalidStream("stream %d is not open" % stream)
         return "2" if self.h2 else ("1.0" if s.h10 else "1.1")
 
+    def priority(self, uint32_t stream):
+        """An open stream's priority (RFC 9218): ``(urgency, incremental)``, urgency 0
+        (first) to 7, ``(3, False)`` unless a signal said otherwise."""
+        cdef Stream s = self.streams.get(stream)
+        if s is None:
+            raise InvalidStream("stream %d is not open" % stream)
+        return (s.urgency, s.incremental)
+
+    def priority_order(self, streams):
+        """The open streams among ``streams`` (ids) in the order the scheduler serves them
+        (docs/raw.md, Priorities); ids of streams not open are left out."""
+        cdef list keys = []
+        cdef Stream s
+        for sid in streams:
+            s = self.streams.get(sid)
+            if s is not None:
+                keys.append(sched_key(self, s))
+        keys.sort()
+        return [key & MAX_STREAM_ID for key in keys]
+
     def cork(self):
         """Hold the output of the calls that follow until uncork(), which hands it to
         on_writev in one call (a response's head and body in one write). A close
@@ -1876,8 +2398,13 @@ cdef class Connection:
             value = int(value)
             if value < 0 or value > 0xFFFFFFFF:
                 raise UsageError("%s out of range" % name)
-            if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL) and value > 1:
+            if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL, S_NO_RFC7540_PRIORITIES) \
+                    and value > 1:
                 raise UsageError("%s must be 0 or 1" % name)
+            if key == S_NO_RFC7540_PRIORITIES and self.started and value != self.wanted[key]:
+                # RFC 9218 2.1: "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
+                # value after the first SETTINGS frame."
+                raise UsageError("no_rfc7540_priorities cannot change after connection_made()")
             if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
                 raise UsageError("initial_window_size must be at most 2^31-1")
             if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
@@ -2077,6 +2604,38 @@ cdef class Connection:
             self.depth -= 1
             end_call(self)
 
+    def write_priority(self, uint32_t stream, int urgency, bint incremental=False):
+        """Set an open stream's priority (RFC 9218). An HTTP/2 client also tells the
+        server, with a PRIORITY_UPDATE frame, unless the server said it does not read them
+        or the response is complete; a server (which sends none, 7.1) and HTTP/1.1 only
+        change the order here."""
+        cdef Stream s
+        cdef bytes payload
+        check_open(self)
+        if not 0 <= urgency <= 7:
+            raise UsageError("urgency must be 0 to 7 (RFC 9218 4.1)")
+        s = self.streams.get(stream)
+        if s is None:
+            raise InvalidStream("stream %d is not open" % stream)
+        s.urgency = urgency
+        s.incremental = incremental
+        # 2.1.1: "until the client receives the SETTINGS frame from the server, the client
+        # SHOULD send both ..." and after a 0 (or none) "it SHOULD stop sending
+        # PRIORITY_UPDATE frames"; 7.1: only for streams "where data might still be
+        # received".
+        if not (self.client and self.h2 and s.r_state != R_CLOSED and (
+                not self.got_settings_frame or self.remote[S_NO_RFC7540_PRIORITIES] == 1)):
+            return
+        payload = int(stream).to_bytes(4, "big") + (
+            (b"u=%d, i" if incremental else b"u=%d") % urgency)
+        self.depth += 1
+        try:
+            write_simple_frame(self, FRAME_PRIORITY_UPDATE, 0, 0,
+                               <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
+        finally:
+            self.depth -= 1
+            end_call(self)
+
     def write_frame(self, int type, int flags, uint32_t stream, payload):
         """Send a raw frame: PRIORITY or an extension type (>= 0xa) only."""
         check_open(self)
@@ -2165,6 +2724,7 @@ cdef class Connection:
     def on_settings(self): pass
     def on_close(self): pass
     def on_upgrade(self, stream): pass
+    def on_priority_update(self, stream, urgency, incremental): pass
 
 
 def _find_events(cls):
@@ -2213,6 +2773,8 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
     check_headers(c, fields, headers, FIELDS_REQUEST)
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    if c.hdr_prio:
+        apply_priority(s, c.hdr_prio)
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, sid)
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
@@ -2243,6 +2805,8 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
         raise UsageError("a 1xx response cannot end the stream")
     fields = [STATUS_FIELDS[code]]
     check_headers(c, fields, headers, FIELDS_RESPONSE)
+    if c.hdr_prio:
+        apply_priority(s, c.hdr_prio)   # RFC 9218 8: our view overrides where it speaks
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
     if code >= 200:
         s.saw_final_head = True
@@ -2271,6 +2835,7 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
         elif n > min(c.send_window, s.send_window):
             n = max(0, min(c.send_window, s.send_window))
             final = False   # what does not fit is still to come
+            wait_for_flow(c, s)
         if n == 0 and not final:
             return 0 if not (s.head_request and not s.local) else total
         while True:
@@ -2283,6 +2848,8 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
                 break
         c.send_window -= n
         s.send_window -= n
+        if s.incremental and n:
+            c.rr_last[s.urgency] = sid   # (round-robin: see sched_key)
         if c.ev_frame_send is not None:
             c.ev_frame_send(c, Frame(FRAME_DATA, FLAG_END_STREAM if final else 0, sid,
                                      PyBytes_FromStringAndSize(<char*> p, n)))
@@ -2329,6 +2896,8 @@ cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object
     s = new_stream(c, promised, True)
     s.r_state = R_CLOSED    # reserved (local): the request is complete, we answer it
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
+    if c.hdr_prio:
+        apply_priority(s, c.hdr_prio)   # (the promised request's priority field)
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if c.bytes_headers:

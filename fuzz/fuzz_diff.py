@@ -368,6 +368,8 @@ INTENDED = [
     (1, "cno", r"invalid (MAX_FRAME_SIZE|INITIAL_WINDOW_SIZE|ENABLE_CONNECT_PROTOCOL)|"
      r"INITIAL_WINDOW_SIZE above", "SETTINGS values out of range", None),
     (1, "cno", r"invalid promised stream id", "promised stream ids", None),
+    (0, "cno", r"NO_RFC7540_PRIORITIES|PRIORITY_UPDATE", "RFC 9218 rules", None),
+    (1, "cno", r"NO_RFC7540_PRIORITIES|PRIORITY_UPDATE", "RFC 9218 rules", None),
     (0, "h2", r"Frame data missing or invalid", "ALTSVC is an unknown type", h2_fails_on_altsvc),
     (1, "h2", r"Frame data missing or invalid", "ALTSVC is an unknown type", h2_fails_on_altsvc),
     (0, "h2", r"invalid padding", "padding may fill the payload", padding_valid),

@@ -16,7 +16,7 @@ from raw_frames import (
 
 SETTING_NAMES = ["header_table_size", "enable_push", "max_concurrent_streams",
                  "initial_window_size", "max_frame_size", "max_header_list_size",
-                 "enable_connect_protocol"]
+                 "enable_connect_protocol", "no_rfc7540_priorities"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -282,3 +282,19 @@ def test_encoder_holds_one_reference_per_remembered_tuple():
     del enc
     gc.collect()
     assert sys.getrefcount(field) == base
+
+
+def test_priority_fields_are_read_every_time():
+    """RFC 9218 4: each request's priority field sets that stream's priority, even when
+    the peer repeats it by index (the same tuple), and when the caller writes the same
+    tuple again."""
+    c = make_server()
+    prio = ("priority", "u=1, i")
+    for sid in (1, 3):
+        c.feed(headers(sid, c.block(request_fields(extra=(UA, prio)))))
+        assert c.priority(sid) == (1, True)
+    client = make_client()
+    for _ in range(2):
+        sid = client.next_stream
+        client.write_head(sid, 0, "GET", "/", [(":scheme", "https"), prio], False)
+        assert client.priority(sid) == (1, True)

@@ -945,7 +945,7 @@ def test_settings_unknown_ids_ignored():
     # unsupported identifier MUST ignore that setting."
     c = make_server()
     before = dict(c.remote_settings)
-    c.feed(settings([(0x0, 1), (0x7, 5), (0x9, 9), (0x99, 0xFFFFFFFF), (0xFFFF, 0)]))
+    c.feed(settings([(0x0, 1), (0x7, 5), (0xA, 9), (0x99, 0xFFFFFFFF), (0xFFFF, 0)]))
     assert [f.flags for f in c.take(SETTINGS)] == [ACK]
     assert c.remote_settings == before
 

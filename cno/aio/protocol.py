@@ -69,9 +69,10 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self.loop = loop or asyncio.get_event_loop()
         self.transport: Any = None
         self.manual_flow_control = True
-        # futures woken when windows grow or writing resumes / when any stream ends
-        self._waiters: "set[asyncio.Future[None]]" = set()
-        self._ended: "set[asyncio.Future[None]]" = set()
+        # futures woken when windows grow or writing resumes (each with the stream whose
+        # writer waits: they wake in priority order) / when any stream ends
+        self._waiters: "dict[asyncio.Future[None], int]" = {}
+        self._ended: "dict[asyncio.Future[None], int]" = {}
         self._max_buffer = DEFAULT_MAX_BODY_BUFFER
         self._h1_buffered = 0         # HTTP/1.1 body bytes received, not yet read
         self._reading_paused = False  # ... stopped reading for that
@@ -296,30 +297,38 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
     # -- helpers ----------------------------------------------------------------------
 
     def _wake_all(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
+        waiters, self._waiters = self._waiters, {}
+        order: Any = waiters
+        if len(waiters) > 1 and self.is_http2:
+            # Writers resume (their tasks run) in the order their futures are woken: the
+            # engine's priority order (RFC 9218, docs/raw.md Priorities); writers of
+            # streams already gone first (they only find out).
+            rank = {s: i for i, s in enumerate(self.priority_order(set(waiters.values())))}
+            order = sorted(waiters, key=lambda w: rank.get(waiters[w], -1))
+        for waiter in order:
             if not waiter.done():
                 waiter.set_result(None)
 
     def _stream_ended(self) -> None:
-        ended, self._ended = self._ended, set()
+        ended, self._ended = self._ended, {}
         for waiter in ended:
             if not waiter.done():
                 waiter.set_result(None)
         self._wake_all()
 
-    async def _wait(self, pool: "set[asyncio.Future[None]]",
-                    deadline: Optional[float] = None) -> None:
-        """Until a future of ``pool`` is woken; TimeoutError at ``deadline`` (loop time)."""
+    async def _wait(self, pool: "dict[asyncio.Future[None], int]",
+                    deadline: Optional[float] = None, stream: int = 0) -> None:
+        """Until a future of ``pool`` is woken; TimeoutError at ``deadline`` (loop time);
+        ``stream``: whose writer waits."""
         if self._lost:
             raise ConnectionClosed("the connection is closed")
         waiter = self.loop.create_future()
-        pool.add(waiter)
+        pool[waiter] = stream
         timer = None if deadline is None else self.loop.call_at(deadline, _time_out, waiter)
         try:
             await waiter
         finally:
-            pool.discard(waiter)
+            pool.pop(waiter, None)
             if timer is not None:
                 timer.cancel()
 
@@ -354,7 +363,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         while True:
             if self.writing_paused:
-                await self._wait(self._waiters, deadline)
+                await self._wait(self._waiters, deadline, stream)
                 continue
             piece = view if len(view) <= _WRITE_PIECE else memoryview(view)[:_WRITE_PIECE]
             try:
@@ -367,7 +376,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
             view = memoryview(view)[n:]
             if n < len(piece):
                 # until a window grows or the stream ends
-                await self._wait(self._waiters, deadline)
+                await self._wait(self._waiters, deadline, stream)
             # else: the next piece, once the transport takes more (pause_writing)
 
     def _write_nowait(self, stream: int, data: Union[bytes, bytearray, memoryview],
@@ -400,7 +409,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
 
     async def _send_trailers(self, stream: int, trailers: Headers) -> None:
         while self.writing_paused:
-            await self._wait(self._waiters)
+            await self._wait(self._waiters, None, stream)
         try:
             self.write_tail(stream, trailers)
         except InvalidStream:

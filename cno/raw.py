@@ -17,6 +17,7 @@ from cno._core import (  # ("X as X": re-exported, for type checkers)
     DEFAULT_MAX_HEADER_LIST_SIZE as DEFAULT_MAX_HEADER_LIST_SIZE,
     DEFAULT_RESET_BUDGET as DEFAULT_RESET_BUDGET,
     DEFAULT_STREAM_ERROR_BUDGET as DEFAULT_STREAM_ERROR_BUDGET,
+    DEFAULT_ZERO_COPY_THRESHOLD as DEFAULT_ZERO_COPY_THRESHOLD,
     Connection as Connection,
     Frame as Frame,
 )

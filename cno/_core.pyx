@@ -440,7 +440,7 @@ cdef int flush(Connection c) except -1:
     return 0
 
 
-cdef bint may_borrow(Connection c, object data, Py_ssize_t n):
+cdef inline bint may_borrow(Connection c, object data, Py_ssize_t n) noexcept:
     """Whether n payload bytes of data (a buffer) go to on_writev by reference rather than
     copied into the output: large enough to be worth a chunk of their own, and immutable
     (bytes, or a memoryview of bytes) unless the caller promised to leave its mutable
@@ -861,7 +861,11 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                 pos[0] += take
                 c.data_left -= take
                 if c.ev_message_data is not None:
-                    c.ev_message_data(c, s.id, body_chunk(c, p + pos[0] - take, take))
+                    if c.data_views:
+                        c.ev_message_data(c, s.id, body_view(c, p + pos[0] - take, take))
+                    else:
+                        c.ev_message_data(c, s.id,
+                                          PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
                 if not c.manual_flow:
                     # No stream credit for the frame that ends the stream: it is done.
                     credit(c, None if c.data_flags & FLAG_END_STREAM else s, take)
@@ -883,14 +887,12 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
     return 0
 
 
-cdef object body_chunk(Connection c, const uint8_t* p, Py_ssize_t n):
-    """What on_message_data gets for n body bytes at p: bytes; with data_views, a read-only
+cdef object body_view(Connection c, const uint8_t* p, Py_ssize_t n):
+    """What on_message_data gets for n body bytes at p with data_views: a read-only
     memoryview of data_received's argument where they lie in it (no copy; it holds that
     object, so it is safe to keep, but documented valid only during the callback: a
     reused read buffer changes under it), else of a copy (the bytes were buffered)."""
     cdef Py_ssize_t off
-    if not c.data_views:
-        return PyBytes_FromStringAndSize(<const char*> p, n)
     if c.in_obj is not None and p >= c.in_base and p + n <= c.in_base + c.in_len:
         if c.in_view is None:
             c.in_view = byte_view(c.in_obj).toreadonly()
@@ -2251,7 +2253,6 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
     cdef Py_buffer view
     cdef Py_ssize_t n, total, sent = 0, take, max_frame = c.remote[S_MAX_FRAME_SIZE]
     cdef const uint8_t* p
-    cdef object whole = None
     if s.w_state != W_DATA:
         raise InvalidStream("stream %d: write_head first" % sid)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -2267,27 +2268,17 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
             final = False   # what does not fit is still to come
         if n == 0 and not final:
             return 0 if not (s.head_request and not s.local) else total
-        if may_borrow(c, data, n):
-            # Zero-copy: each frame's header, then a slice of the caller's buffer (the
-            # bytes object itself when it is the whole payload of one frame).
-            if n == total and n <= max_frame and PyBytes_CheckExact(data):
-                put_frame_header(&c.out, <uint32_t> n, FRAME_DATA,
-                                 FLAG_END_STREAM if final else 0, sid)
-                out_borrow(c, data)
-                sent = n
-            else:
-                whole = byte_view(data)
-        while sent < n or n == 0:
-            take = min(n - sent, max_frame)
-            put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
-                             FLAG_END_STREAM if final and sent + take == n else 0, sid)
-            if whole is not None:
-                out_borrow(c, whole[sent:sent + take])
-            else:
+        if n >= c.zero_copy_threshold and may_borrow(c, data, n):
+            write_borrowed_frames(c, sid, data, n, n == total, final)
+        else:
+            while True:
+                take = min(n - sent, max_frame)
+                put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
+                                 FLAG_END_STREAM if final and sent + take == n else 0, sid)
                 buf_put(&c.out, p + sent, take)
-            sent += take
-            if sent >= n:
-                break
+                sent += take
+                if sent >= n:
+                    break
         c.send_window -= n
         s.send_window -= n
         if c.ev_frame_send is not None:
@@ -2299,6 +2290,26 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
         s.w_state = W_CLOSED
         maybe_end(c, s)
     return total if (s.head_request and not s.local) else n
+
+
+cdef int write_borrowed_frames(Connection c, uint32_t sid, object data, Py_ssize_t n,
+                               bint whole, bint final) except -1:
+    """write_data's frames without copying the payload (the first n bytes of data; whole:
+    that is all of it): each frame's header, then a slice of the caller's buffer, or the
+    bytes object itself when it is the whole payload of one frame."""
+    cdef Py_ssize_t sent = 0, take, max_frame = c.remote[S_MAX_FRAME_SIZE]
+    cdef object view
+    if whole and n <= max_frame and PyBytes_CheckExact(data):
+        put_frame_header(&c.out, <uint32_t> n, FRAME_DATA, FLAG_END_STREAM if final else 0, sid)
+        return out_borrow(c, data)
+    view = byte_view(data)
+    while sent < n:
+        take = min(n - sent, max_frame)
+        put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
+                         FLAG_END_STREAM if final and sent + take == n else 0, sid)
+        out_borrow(c, view[sent:sent + take])
+        sent += take
+    return 0
 
 
 cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:

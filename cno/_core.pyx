@@ -1706,9 +1706,14 @@ cdef class Connection:
 
     def __sizeof__(self):
         """The object and the C buffers it holds (input tail, output, header blocks): what
-        ``sys.getsizeof`` reports. Not counted: the streams and the HPACK tables."""
+        ``sys.getsizeof`` reports, with the output chunks held for on_writev (cork(): the
+        borrowed bodies too). Not counted: the streams and the HPACK tables."""
+        cdef Py_ssize_t held = 0
+        if self.out_chunks is not None:
+            for chunk in self.out_chunks:
+                held += len(chunk)
         return (object.__sizeof__(self) + self.inbuf.cap + self.out.cap + self.hblock.cap
-                + self.scratch.cap)
+                + self.scratch.cap + held)
 
     # -- properties ------------------------------------------------------------------
 

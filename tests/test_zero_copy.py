@@ -223,6 +223,20 @@ def test_cork_holds_borrowed_chunks_for_one_writev():
     assert b"".join(bytes(v) for v in borrowed(zero, b)) == b
 
 
+def test_held_chunks_count_in_getsizeof():
+    """While cork() holds borrowed chunks, the connection's size says so."""
+    import sys
+    data = payload(100000)
+    server, _ = h2_server(0, initial_window_size=1 << 20)
+    server.write_head(1, 200, "", "", [], False)
+    idle = sys.getsizeof(server)
+    server.cork()
+    assert server.write_data(1, data, False) == 65535
+    assert sys.getsizeof(server) >= idle + 65535
+    server.uncork()
+    assert sys.getsizeof(server) < idle + 65535
+
+
 def test_caller_may_release_its_memoryview():
     """The chunks are the engine's own views of the buffer: releasing the caller's
     memoryview (while corked, before on_writev) leaves them valid."""

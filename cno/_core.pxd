@@ -74,6 +74,15 @@ cdef class Connection:
     cdef WriteBuffer inbuf       # only an incomplete tail of the input
     cdef Py_ssize_t in_off       # inbuf bytes already parsed (dropped lazily: amortised O(1))
     cdef WriteBuffer out         # output of the current public call
+    cdef list out_chunks         # ... when it borrows the caller's buffers: the chunks before
+                                 # `out` (None when nothing was borrowed; see write_data)
+    cdef public Py_ssize_t zero_copy_threshold   # borrow payloads of at least this many bytes
+    cdef public bint borrow_buffers  # ... mutable ones too (the caller keeps them unchanged)
+    cdef public bint data_views  # on_message_data gets memoryviews of the input
+    cdef object in_obj           # data_received's argument, while data_views is on
+    cdef object in_view          # ... a byte view of it, made at the first delivery
+    cdef const uint8_t* in_base  # ... its bytes
+    cdef Py_ssize_t in_len
     cdef WriteBuffer hblock      # header block being assembled from CONTINUATIONs
     cdef WriteBuffer scratch     # encoded header blocks on their way out
 

@@ -8,7 +8,13 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy, memmove, memchr, memset
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
+from cpython.bytes cimport (
+    PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_Check,
+)
+from cpython.memoryview cimport PyMemoryView_FromObject, PyMemoryView_Check, PyMemoryView_GET_BUFFER
+cdef extern from "Python.h":
+    # The object a memoryview's buffer comes from (NULL for raw memory).
+    PyObject* memoryview_base "PyMemoryView_GET_BASE" (object)
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
@@ -110,6 +116,10 @@ DEFAULT_RESET_BUDGET = 1000               # rapid reset (CVE-2023-44487)
 DEFAULT_EMPTY_FRAME_BUDGET = 100          # empty DATA/HEADERS floods (CVE-2019-9518)
 DEFAULT_CONTROL_FRAME_BUDGET = 10000      # PING/SETTINGS floods (CVE-2019-9512, -9515)
 DEFAULT_STREAM_ERROR_BUDGET = 1000        # streams the peer makes us reset (CVE-2025-8671)
+# write_data payloads of at least this many bytes reach on_writev as references to the
+# caller's buffer, not copies (docs/raw.md, "Zero-copy output"); bench/zero_copy.py measured
+# where the copy stops being the cheaper of the two.
+DEFAULT_ZERO_COPY_THRESHOLD = 16384
 # Internal buffers that grew past this for one large message give the memory back once
 # empty: an idle connection keeps only small buffers.
 cdef Py_ssize_t TRIM_ABOVE = 65536
@@ -452,15 +462,65 @@ cdef int flush(Connection c) except -1:
     """Hand what this public call wrote to on_writev, in one call (or, while corked,
     keep it for uncork())."""
     cdef bytes data
+    cdef list chunks
     if c.corked:
         return 0
-    if c.out.len:
+    if c.out_chunks is not None:
+        # Borrowed payloads (out_borrow) with the bytes written around them, in order.
+        chunks = c.out_chunks
+        c.out_chunks = None
+        if c.out.len:
+            chunks.append(PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len))
+            c.out.len = 0
+        if c.ev_writev is not None:
+            c.ev_writev(c, chunks)
+    elif c.out.len:
         data = PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len)
         c.out.len = 0
         if c.ev_writev is not None:
             c.ev_writev(c, [data])
     if c.out.cap > TRIM_ABOVE and not writing_body(c):
         buf_trim(&c.out, TRIM_ABOVE)   # (kept while a body streams out: no realloc per write)
+    return 0
+
+
+cdef inline bint may_borrow(Connection c, object data, Py_ssize_t n) noexcept:
+    """Whether n payload bytes of data (a buffer) go to on_writev by reference rather than
+    copied into the output: large enough to be worth a chunk of their own, and immutable
+    (bytes, or a memoryview of bytes) unless the caller promised to leave its mutable
+    buffers alone (borrow_buffers)."""
+    cdef PyObject* base
+    if n < c.zero_copy_threshold or n == 0:
+        return False
+    if PyBytes_Check(data):
+        return True
+    if PyMemoryView_Check(data):
+        base = memoryview_base(data)
+        if base != NULL and PyBytes_Check(<object> base):
+            return True
+    return c.borrow_buffers
+
+
+cdef object byte_view(object data):
+    """A new one-dimensional memoryview of unsigned bytes over data's buffer (which the
+    caller already got as PyBUF_SIMPLE: it is contiguous). It keeps that buffer alive, and
+    stays valid if the caller releases its own memoryview."""
+    cdef object mv = PyMemoryView_FromObject(data)
+    cdef Py_buffer* b = PyMemoryView_GET_BUFFER(mv)
+    if b.ndim != 1 or not (b.format == NULL or (b.format[0] == 66 and b.format[1] == 0)):
+        mv = mv.cast("B")   # (66: "B"; a multi-byte or signed format would count items)
+    return mv
+
+
+cdef int out_borrow(Connection c, object chunk) except -1:
+    """Append a borrowed chunk to this call's output: what `out` holds so far becomes a
+    chunk before it (flush adds the rest)."""
+    if c.out_chunks is None:
+        c.out_chunks = []
+    if c.out.len:
+        c.out_chunks.append(PyBytes_FromStringAndSize(<char*> c.out.data, c.out.len))
+        c.out.len = 0
+    c.out_chunks.append(chunk)
     return 0
 
 
@@ -847,8 +907,11 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                 pos[0] += take
                 c.data_left -= take
                 if c.ev_message_data is not None:
-                    c.ev_message_data(c, s.id,
-                                      PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
+                    if c.data_views:
+                        c.ev_message_data(c, s.id, body_view(c, p + pos[0] - take, take))
+                    else:
+                        c.ev_message_data(c, s.id,
+                                          PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
                 if not c.manual_flow:
                     # No stream credit for the frame that ends the stream: it is done.
                     credit(c, None if c.data_flags & FLAG_END_STREAM else s, take)
@@ -868,6 +931,20 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
         if c.data_flags & FLAG_END_STREAM and s.r_state == R_DATA:
             return end_of_message(c, s, None)
     return 0
+
+
+cdef object body_view(Connection c, const uint8_t* p, Py_ssize_t n):
+    """What on_message_data gets for n body bytes at p with data_views: a read-only
+    memoryview of data_received's argument where they lie in it (no copy; it holds that
+    object, so it is safe to keep, but documented valid only during the callback: a
+    reused read buffer changes under it), else of a copy (the bytes were buffered)."""
+    cdef Py_ssize_t off
+    if c.in_obj is not None and p >= c.in_base and p + n <= c.in_base + c.in_len:
+        if c.in_view is None:
+            c.in_view = byte_view(c.in_obj).toreadonly()
+        off = p - c.in_base
+        return c.in_view[off:off + n]
+    return PyMemoryView_FromObject(PyBytes_FromStringAndSize(<const char*> p, n))
 
 
 cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
@@ -2192,6 +2269,7 @@ cdef class Connection:
         self.max_head_size = DEFAULT_MAX_HEAD_SIZE
         self.max_header_count = DEFAULT_MAX_HEADER_COUNT
         self.max_chunk_line = DEFAULT_MAX_CHUNK_LINE
+        self.zero_copy_threshold = DEFAULT_ZERO_COPY_THRESHOLD
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
         self.client = not server
@@ -2218,9 +2296,14 @@ cdef class Connection:
 
     def __sizeof__(self):
         """The object and the C buffers it holds (input tail, output, header blocks): what
-        ``sys.getsizeof`` reports. Not counted: the streams and the HPACK tables."""
+        ``sys.getsizeof`` reports, with the output chunks held for on_writev (cork(): the
+        borrowed bodies too). Not counted: the streams and the HPACK tables."""
+        cdef Py_ssize_t held = 0
+        if self.out_chunks is not None:
+            for chunk in self.out_chunks:
+                held += len(chunk)
         return (object.__sizeof__(self) + self.inbuf.cap + self.out.cap + self.hblock.cap
-                + self.scratch.cap)
+                + self.scratch.cap + held)
 
     # -- properties ------------------------------------------------------------------
 
@@ -2483,9 +2566,14 @@ cdef class Connection:
         if self.consuming:
             raise UsageError("data_received() called from an event handler")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        if self.data_views:
+            self.in_obj = data
+            self.in_base = <const uint8_t*> view.buf
+            self.in_len = view.len
         try:
             r = feed(self, <const uint8_t*> view.buf, view.len)
         finally:
+            self.in_obj = self.in_view = None
             PyBuffer_Release(&view)
             if self.depth == 0:
                 flush(self)
@@ -2838,14 +2926,17 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
             wait_for_flow(c, s)
         if n == 0 and not final:
             return 0 if not (s.head_request and not s.local) else total
-        while True:
-            take = min(n - sent, max_frame)
-            put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
-                             FLAG_END_STREAM if final and sent + take == n else 0, sid)
-            buf_put(&c.out, p + sent, take)
-            sent += take
-            if sent >= n:
-                break
+        if n >= c.zero_copy_threshold and may_borrow(c, data, n):
+            write_borrowed_frames(c, sid, data, n, n == total, final)
+        else:
+            while True:
+                take = min(n - sent, max_frame)
+                put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
+                                 FLAG_END_STREAM if final and sent + take == n else 0, sid)
+                buf_put(&c.out, p + sent, take)
+                sent += take
+                if sent >= n:
+                    break
         c.send_window -= n
         s.send_window -= n
         if s.incremental and n:
@@ -2859,6 +2950,26 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
         s.w_state = W_CLOSED
         maybe_end(c, s)
     return total if (s.head_request and not s.local) else n
+
+
+cdef int write_borrowed_frames(Connection c, uint32_t sid, object data, Py_ssize_t n,
+                               bint whole, bint final) except -1:
+    """write_data's frames without copying the payload (the first n bytes of data; whole:
+    that is all of it): each frame's header, then a slice of the caller's buffer, or the
+    bytes object itself when it is the whole payload of one frame."""
+    cdef Py_ssize_t sent = 0, take, max_frame = c.remote[S_MAX_FRAME_SIZE]
+    cdef object view
+    if whole and n <= max_frame and PyBytes_CheckExact(data):
+        put_frame_header(&c.out, <uint32_t> n, FRAME_DATA, FLAG_END_STREAM if final else 0, sid)
+        return out_borrow(c, data)
+    view = byte_view(data)
+    while sent < n:
+        take = min(n - sent, max_frame)
+        put_frame_header(&c.out, <uint32_t> take, FRAME_DATA,
+                         FLAG_END_STREAM if final and sent + take == n else 0, sid)
+        out_borrow(c, view[sent:sent + take])
+        sent += take
+    return 0
 
 
 cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:

@@ -587,7 +587,10 @@ cdef inline int hex_value(uint8_t b) noexcept:
 cdef int deliver_h1(Connection c, const uint8_t* p, Py_ssize_t n) except -1:
     cdef Stream s = c.h1_rs
     if n and s is not None and s.r_state == R_DATA and c.ev_message_data is not None:
-        c.ev_message_data(c, s.id, PyBytes_FromStringAndSize(<const char*> p, n))
+        if c.data_views:
+            c.ev_message_data(c, s.id, body_view(c, p, n))
+        else:
+            c.ev_message_data(c, s.id, PyBytes_FromStringAndSize(<const char*> p, n))
     return 0
 
 
@@ -1387,17 +1390,26 @@ cdef Py_ssize_t write_data_h1(Connection c, Stream s, object data, bint final) e
             if n:
                 size_line = b"%X\r\n" % n
                 buf_put_obj(&c.out, size_line)
-                buf_put(&c.out, <const uint8_t*> view.buf, n)
+                put_body(c, data, &view)
                 buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
             if final:
                 buf_put_obj(&c.out, b"0\r\n\r\n")
         else:
-            buf_put(&c.out, <const uint8_t*> view.buf, n)
+            put_body(c, data, &view)
     finally:
         PyBuffer_Release(&view)
     if final:
         end_write_h1(c, s)
     return n
+
+
+cdef inline int put_body(Connection c, object data, Py_buffer* view) except -1:
+    """Body bytes into the output: copied, or borrowed (zero-copy, see may_borrow)."""
+    if view.len >= c.zero_copy_threshold and may_borrow(c, data, view.len):
+        out_borrow(c, data if PyBytes_CheckExact(data) else byte_view(data))
+    else:
+        buf_put(&c.out, <const uint8_t*> view.buf, view.len)
+    return 0
 
 
 cdef int end_write_h1(Connection c, Stream s) except -1:

@@ -474,7 +474,7 @@ class _Client(cno.Client):
                 self._received_head = None   # not a head: no use keeping it
         super().buffer_updated(nbytes)
 
-    def on_writev(self, chunks: Sequence[bytes]) -> None:
+    def on_writev(self, chunks: Sequence[Union[bytes, memoryview]]) -> None:
         if self._sent_head is not None and not self.is_http2:
             for chunk in chunks:
                 self._sent_head += chunk

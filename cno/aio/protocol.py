@@ -30,16 +30,46 @@ _WRITE_PIECE = 262144            # body bytes handed to the transport per write:
 
 # CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines() never
 # pauses the protocol (gh-127655), so a writer would never wait and a peer that does not
-# read would grow the buffer without bound. There the chunks go out as one write().
+# read would grow the buffer without bound. There the chunks go out through write().
 _WRITELINES_PAUSES = not ((3, 12) <= sys.version_info[:3] < (3, 12, 9)
                           or (3, 13) <= sys.version_info[:3] < (3, 13, 2))
+# asyncio's default writelines() joins its arguments into one bytes (a copy of them all):
+# CPython 3.11's selector transport has no other. Where it would run, a chunk this large
+# (a body the engine passed by reference: see zero_copy_threshold in docs/raw.md) goes
+# to write() on its own, which sends it from the caller's buffer and copies only what the
+# socket did not take; smaller chunks around it are joined in groups of about that size,
+# so that an HTTP/2 frame header and its 16 KiB payload cost one copy, not a send() each.
+_WRITE_ALONE = 65536
+_JOINING_WRITELINES = asyncio.WriteTransport.writelines
 
 
-def _writelines(transport: Any, chunks: Sequence[bytes]) -> None:
-    if _WRITELINES_PAUSES:
+def _writelines(transport: Any, chunks: Sequence[Any]) -> None:
+    """Hand one on_writev's chunks (bytes, or memoryviews of a caller's bytes) to the
+    transport: writelines() where it takes them as they are (uvloop: one vectored write;
+    newer CPython: sendmsg()), else write() as above."""
+    if len(chunks) == 1:
+        transport.write(chunks[0])
+    elif _WRITELINES_PAUSES and type(transport).writelines is not _JOINING_WRITELINES:
         transport.writelines(chunks)
     else:
-        transport.write(b"".join(chunks))
+        small: list[Any] = []
+        size = 0
+        for chunk in chunks:
+            n = len(chunk)
+            if n < _WRITE_ALONE:
+                small.append(chunk)
+                size += n
+                if size < _WRITE_ALONE:
+                    continue
+                chunk = None   # (a full group: joined copies stay at most ~2 x _WRITE_ALONE)
+            if small:
+                transport.write(b"".join(small) if len(small) > 1 else small[0])
+                small.clear()
+                size = 0
+            if chunk is not None:
+                transport.write(chunk)
+        if small:
+            transport.write(b"".join(small) if len(small) > 1 else small[0])
 
 
 def _read_buffer() -> memoryview:
@@ -79,7 +109,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
         self._input_paused = False    # ... or (servers) for pipelined input waiting unparsed
         self._readers_waiting = 0     # body readers waiting for bytes from the peer
         self._lost = False
-        self._pending: list[bytes] = []   # output of this loop iteration, written at its end
+        self._pending: list[Union[bytes, memoryview]] = []   # output of this loop iteration, written at its end
         self._pending_size = 0
         self._flush_handle: Optional[asyncio.Handle] = None
         self._batch = False           # several requests came in one read: batch the answers
@@ -178,7 +208,7 @@ class _Connection(raw.Connection, asyncio.BufferedProtocol):  # type: ignore[mis
 
     # -- engine events shared by both sides --------------------------------------------
 
-    def on_writev(self, chunks: Sequence[bytes]) -> None:
+    def on_writev(self, chunks: Sequence[Union[bytes, memoryview]]) -> None:
         # When one read brought several requests, their answers (written by as many
         # handler tasks in this loop iteration) go to the transport in one writelines;
         # so do the requests an HTTP/2 client's tasks write in one iteration; otherwise

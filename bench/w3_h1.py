@@ -960,18 +960,22 @@ def stale_sources(cno_module):
                   and os.path.getmtime(os.path.join(pkg, f)) > built)
 
 
-def profile(n, case, kind, chunk):
-    """cno alone: n units after 20 of warm-up, for callgrind or perf."""
+def profile(n, case, kind, chunk, libs, lib="cno"):
+    """One library alone (cno by default): n units after 20 of warm-up, for callgrind or
+    perf. zttp's server is table (b)'s "list" mode, or (c)'s for ``access``."""
+    h11, httptools, zttp = libs
     if case in ("server", "access"):
-        _, run = cno_server_run(kind, chunk, access=case == "access")
+        table = "c" if case == "access" else "b"
+        make = server_cells(h11, httptools, zttp, chunk)[(table, lib)][0]
+        _, run = make(kind, False)
     else:
-        run = CnoPair(kind).make_run(case == "pipelined")
+        run = make_cycle_pair(lib, h11, zttp, kind).make_run(case == "pipelined")
     run(20)
     t0 = time.perf_counter()
     run(n)
     dt = time.perf_counter() - t0
-    print(f"cno {case}, {kind} fields: {n} units of {N} requests in {dt:.3f} s "
-          f"({n * N / dt:,.0f} requests/s)")
+    print(f"{lib} {case}, {kind} fields: {n} units of {N} requests in {dt:.3f} s "
+          f"({n * N / max(dt, 1e-9):,.0f} requests/s)")
 
 
 def main(argv=None):
@@ -991,6 +995,10 @@ def main(argv=None):
                     "sequential or pipelined")
     ap.add_argument("--profile-kind", choices=KINDS, default="str",
                     help="header field type for --profile (default str)")
+    ap.add_argument("--profile-lib", default="cno",
+                    choices=["cno", "httptools", "h11", "zttp", "zttp lazy"],
+                    help="the library --profile runs (default cno; zttp: bytes fields; "
+                    "httptools: server cases only)")
     args = ap.parse_args(argv)
     reps = args.reps or (5 if args.quick else 25)
     target_ms = args.target_ms or (5.0 if args.quick else 50.0)
@@ -998,8 +1006,9 @@ def main(argv=None):
 
     cno, h11, httptools, zttp = load_libs(args.installed)
     chunk = pipelined_chunk()
-    if args.profile:
-        return profile(args.profile, args.profile_case, args.profile_kind, chunk)
+    if args.profile is not None:
+        return profile(args.profile, args.profile_case, args.profile_kind, chunk,
+                       (h11, httptools, zttp), args.profile_lib)
 
     import _harness as H
     versions = {"cno": H.cno_build_info(cno, ROOT), "h11": H.dist_version("h11"),

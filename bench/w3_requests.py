@@ -896,15 +896,15 @@ def tables(H, cells, libs, markdown):
     return t1, t2
 
 
-def profile(n, kind, case, mods):
-    """cno alone: n units after 20 of warm-up, for callgrind or perf."""
+def profile(n, kind, case, mods, lib="cno"):
+    """One library alone (cno by default): n units after 20 of warm-up, for callgrind or
+    perf."""
     if case == "server":
-        run, _ = make_server_run("cno", mods, client_batches(n + 21))
-        what = f"cno server side ({SERVER_KIND} fields): {n} units of {STREAMS} requests"
+        run, _ = make_server_run(lib, mods, client_batches())
+        what = f"{lib} server side ({SERVER_KIND} fields): {n} units of {STREAMS} requests"
     else:
-        pair = CnoPair(kind)
-        run = pair.make_run()
-        what = f"cno, {kind} fields: {n} batches of {STREAMS} requests"
+        run = make_pair(lib, mods, kind).make_run()
+        what = f"{lib}, {kind} fields: {n} batches of {STREAMS} requests"
     run(20)
     t0 = time.perf_counter()
     run(n)
@@ -938,6 +938,8 @@ def main(argv=None):
                     "table 2's server side, one fresh connection per unit")
     ap.add_argument("--profile-kind", choices=KINDS, default="str",
                     help="header field type for --profile cycle (default str)")
+    ap.add_argument("--profile-lib", choices=["cno", "h2", "jh2", "zttp"], default="cno",
+                    help="the library --profile runs (default cno; zttp: bytes fields)")
     args = ap.parse_args(argv)
     reps = args.reps or (5 if args.quick else 25)
     target_ms = args.target_ms or (5.0 if args.quick else 50.0)
@@ -945,7 +947,8 @@ def main(argv=None):
 
     cno, mods = load_libs(args.installed)
     if args.profile is not None:
-        return profile(args.profile, args.profile_kind, args.profile_case, mods)
+        return profile(args.profile, args.profile_kind, args.profile_case, mods,
+                       args.profile_lib)
 
     import _harness as H
     libs = ["cno", "h2", "jh2", "zttp"]

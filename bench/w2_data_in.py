@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""W2: a server fed many DATA frames, cno vs h2 (pure Python) vs jh2 (h2 with Rust parts).
+"""W2: a server fed many DATA frames, cno vs h2 (pure Python) vs jh2 (h2 with Rust parts)
+vs zttp (Zig core).
 
 One server connection per library, set up outside the timed region: it has received the
 client preface, the client's SETTINGS, the ACK of its own SETTINGS and the HEADERS of one
@@ -23,12 +24,18 @@ What is timed (see bench/README.md for more):
   (WINDOW_UPDATE), and then credits consumed data as a user would: cno by itself (its
   automatic flow control), h2 and jh2 by ``acknowledge_received_data`` for every
   ``DataReceived`` event. The fed byte stream stands for a sender that received those
-  WINDOW_UPDATEs; the server never sees more than its window.
+  WINDOW_UPDATEs; the server never sees more than its window. zttp has no API to change
+  its receive windows (no SETTINGS, no WINDOW_UPDATE call): it keeps the RFC's 65535 and
+  credits by itself as it hands out data (a connection and a stream WINDOW_UPDATE each
+  time about half the window is consumed, so it writes more frames than the others; the
+  header counts them). Its window never runs out: it credits while it parses.
 - the user's code is inside the timed region and does what a user would: cno, a
   ``cno.raw.Connection`` subclass whose ``on_message_data`` adds ``len(data)`` to a
   counter and whose ``on_writev`` hands the output to the "transport" (a list); h2 and
   jh2, a loop over the events ``receive_data`` returns (``isinstance`` dispatch, the counter,
-  the acknowledgement), then ``data_to_send()`` to the same list.
+  the acknowledgement), then ``data_to_send()`` to the same list; zttp, ``receive_data``
+  then ``next_event()`` until ``NEED_DATA`` (``isinstance`` dispatch, the counter), then
+  ``data_to_send()`` to the same list.
 - before timing, a separate server per library receives two rounds with a handler that
   keeps the bytes: they must equal the payloads sent, in order, and the server's output
   must hold nothing but SETTINGS, SETTINGS ACK and WINDOW_UPDATE frames. After timing, each
@@ -70,7 +77,8 @@ def load_libs(use_installed: bool):
     import jh2.connection
     import jh2.events
     import jh2.settings
-    return cno, {"h2": h2, "jh2": jh2}
+    import zttp
+    return cno, {"h2": h2, "jh2": jh2, "zttp": zttp}
 
 
 def make_cno_server(cno, keep_bytes=False):
@@ -138,6 +146,68 @@ class H2Server:
         out = conn.data_to_send()
         if out:
             self.outbox.append(out)
+
+
+class ZttpServer:
+    """zttp: the connection, and the user's pull loop (its receive windows stay at 65535:
+    zttp has no call to raise them, and credits by itself)."""
+
+    def __init__(self, zttp, keep_bytes=False):
+        self.zttp = zttp
+        self.conn = zttp.Connection(zttp.SERVER, zttp.HTTP2)
+        self.conn.initiate_connection()
+        self.received = 0
+        self.body = []
+        self.deliveries = 0
+        self.keep_bytes = keep_bytes
+        self.requests = []
+        self.outbox = [self.conn.data_to_send()]
+
+    def data_received(self, data):
+        """What a user's protocol does with bytes from the socket (checking version)."""
+        zttp, conn = self.zttp, self.conn
+        conn.receive_data(data)
+        while True:
+            ev = conn.next_event()
+            if ev is zttp.NEED_DATA:
+                break
+            if isinstance(ev, zttp.Data):
+                self.received += len(ev.data)
+                if self.keep_bytes:
+                    self.body.append(ev.data)
+                    self.deliveries += 1
+            elif isinstance(ev, zttp.Request):
+                self.requests.append(ev.stream_id)
+            elif isinstance(ev, (zttp.RstStream, zttp.GoAway, zttp.ConnectionClosed)):
+                raise AssertionError(f"unexpected event {ev}")
+        out = conn.data_to_send()
+        if out:
+            self.outbox.append(out)
+
+
+def make_feed_zttp(srv: ZttpServer):
+    """The timed loop for zttp: ZttpServer.data_received minus the bookkeeping."""
+    conn = srv.conn
+    Data, NEED_DATA = srv.zttp.Data, srv.zttp.NEED_DATA
+    receive_data, next_event = conn.receive_data, conn.next_event
+    data_to_send = conn.data_to_send
+    outbox = srv.outbox
+
+    def feed(chunks):
+        n = 0
+        for chunk in chunks:
+            receive_data(chunk)
+            while True:
+                ev = next_event()
+                if ev is NEED_DATA:
+                    break
+                if isinstance(ev, Data):
+                    n += len(ev.data)
+            out = data_to_send()
+            if out:
+                outbox.append(out)
+        srv.received += n
+    return feed
 
 
 def make_feed_h2(srv: H2Server):
@@ -223,6 +293,12 @@ def start(lib, cno, mods, keep_bytes=False):
         srv.outbox.clear()
         srv.data_received(prefix_for(out))
         assert srv.open_streams == [1], f"cno: open streams {srv.open_streams}"
+    elif lib == "zttp":
+        srv = ZttpServer(mods["zttp"], keep_bytes)
+        out = b"".join(srv.outbox)
+        srv.outbox.clear()
+        srv.data_received(prefix_for(out))
+        assert srv.requests == [1], f"zttp: requests {srv.requests}"
     else:
         srv = H2Server(mods[lib], keep_bytes)
         out = b"".join(srv.outbox)
@@ -247,11 +323,13 @@ def check(libs, cno, mods, rounds):
             if got != want:
                 raise AssertionError(f"{lib}, {payload}-byte frames: the body differs "
                                      f"({len(got)} bytes received, {len(want)} sent)")
-            kinds = {t for t, *_ in frames_of(b"".join(srv.outbox))}
+            written = frames_of(b"".join(srv.outbox))
+            kinds = {t for t, *_ in written}
             if not kinds <= {4, 8}:
                 raise AssertionError(f"{lib}, {payload}-byte frames: the server wrote "
                                      f"frame types {sorted(kinds)}")
-            notes[(lib, payload)] = srv.deliveries / (2 * frames)
+            updates = sum(1 for t, *_ in written if t == 8)
+            notes[(lib, payload)] = (srv.deliveries / (2 * frames), updates / (2 * frames))
     return notes
 
 
@@ -260,7 +338,8 @@ def build_cells(H, libs, cno, mods, rounds):
     for payload, (chunks, payloads, frames) in rounds.items():
         for lib in libs:
             srv = start(lib, cno, mods)
-            feed = make_feed_cno(srv) if lib == "cno" else make_feed_h2(srv)
+            feed = (make_feed_cno(srv) if lib == "cno" else
+                    make_feed_zttp(srv) if lib == "zttp" else make_feed_h2(srv))
             fed = [0]
 
             def run(k, feed=feed, chunks=chunks, fed=fed, outbox=srv.outbox):
@@ -289,13 +368,13 @@ def tables(H, cells, libs, rounds, markdown):
     rows = []
     for payload in rounds:
         s = {lib: by.get((payload, lib)) for lib in libs}
-        ratios = [H.fmt_ratio(s["cno"], s["h2"]), H.fmt_ratio(s["cno"], s["jh2"])]
+        ratios = [H.fmt_ratio(s["cno"], s[lib]) for lib in libs[1:]]
         rows.append([case_label(payload), "MB/s"] + [H.fmt_mb(s[lib], payload) for lib in libs]
                     + ratios)
         rows.append([case_label(payload), "frames/s"]
                     + [H.fmt_cell(s[lib]) for lib in libs] + ratios)
-    return H.render_table(["DATA payload", "unit", *libs, "cno/h2", "cno/jh2"], rows,
-                          markdown, right=(5, 6))
+    return H.render_table(["DATA payload", "unit", *libs] + [f"cno/{lib}" for lib in libs[1:]],
+                          rows, markdown, right=tuple(range(2 + len(libs), 1 + 2 * len(libs))))
 
 
 def main(argv=None):
@@ -314,16 +393,18 @@ def main(argv=None):
 
     import _harness as H
     cno, mods = load_libs(args.installed)
-    libs = ["cno", "h2", "jh2"]
+    libs = ["cno", "h2", "jh2", "zttp"]
     versions = {"cno": H.cno_build_info(cno, ROOT), "h2": H.dist_version("h2"),
-                "jh2": H.dist_version("jh2"), "hyperframe": H.dist_version("hyperframe")}
+                "jh2": H.dist_version("jh2"), "zttp": H.dist_version("zttp"),
+                "hyperframe": H.dist_version("hyperframe")}
     info = H.machine_info(versions)
     rounds = {p: make_round(p) for p in PAYLOADS}
     info.append(("method", f"{reps} interleaved repetitions of ~{target_ms:g} ms batches, "
                            f"{CHUNK // 1024} KiB chunks, one unit = one round of "
                            + ", ".join(f"{r[2]} frames of {case_label(p)}"
                                        for p, r in rounds.items())
-                           + f", receive windows {WINDOW}, GC off while timing"))
+                           + f", receive windows {WINDOW} (zttp: 65535, it cannot change "
+                           "them), GC off while timing"))
 
     notes = check(libs, cno, mods, rounds)
     print("correctness: every server delivered the payloads in order and wrote only "
@@ -334,8 +415,11 @@ def main(argv=None):
     if hasattr(os, "getloadavg"):
         info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
     deliveries = "; ".join(f"{case_label(p)}: " + ", ".join(
-        f"{lib} {notes[(lib, p)]:.3f}" for lib in libs) for p in rounds)
+        f"{lib} {notes[(lib, p)][0]:.3f}" for lib in libs) for p in rounds)
     info.append(("body deliveries per DATA frame", deliveries))
+    updates = "; ".join(f"{case_label(p)}: " + ", ".join(
+        f"{lib} {notes[(lib, p)][1] * 1000:.1f}" for lib in libs) for p in rounds)
+    info.append(("WINDOW_UPDATE frames written per 1000 DATA frames", updates))
 
     table = tables(H, cells, libs, rounds, args.markdown)
     if args.markdown:

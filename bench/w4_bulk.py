@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """W4: 100 MB over one stream in memory, with flow control, cno vs h2 (pure Python) vs
-jh2 (h2 with Rust parts).
+jh2 (h2 with Rust parts) vs zttp (Zig core).
 
 For each library, a client and a server of that library connected by two lists (the
 "transport"). One transfer: the client POSTs a 100 MB body (10^8 bytes) on a new stream,
@@ -19,19 +19,27 @@ What is timed (see bench/README.md for more):
 - rows: the receive windows of the server (stream and connection, the same for every
   library): 65535 (the RFC's initial value, nothing changed) and 1 MiB (the server sends
   SETTINGS_INITIAL_WINDOW_SIZE = 2^20 and a connection WINDOW_UPDATE up to 2^20 at start:
-  Go's net/http2 server uses 1 MiB per stream as well).
+  Go's net/http2 server uses 1 MiB per stream as well). zttp has no API to change its
+  receive windows: it is in the 65535 row only.
 - the client's code (the user's, inside the timed region): write the request head
   (POST, content-length), then write the body from one 64 KiB block of random bytes,
   repeated: cno, ``write_data`` of up to 64 KiB at a time until it accepts less than
   given, then again from ``on_flow_increase``; h2 and jh2, ``send_data`` of
   ``min(64 KiB, local_flow_control_window, max_outbound_frame_size)`` (h2 refuses more
   than one frame's worth per call) until the window is 0, then again on
-  ``WindowUpdated``, and ``data_to_send()`` to the transport after each round.
+  ``WindowUpdated``, and ``data_to_send()`` to the transport after each round; zttp
+  likewise, ``send_data`` on the request's ``Stream`` of ``min(64 KiB,
+  stream.send_window, connection.send_window)`` (zttp cuts frames by itself and would
+  park, copying, what the window does not admit: sized writes never park), again on
+  ``WindowUpdate``, ``end_message()`` after the last.
 - the server's code: count the body bytes (cno ``on_message_data``; h2
-  ``DataReceived``), credit them (cno: its automatic flow control, batched WINDOW_UPDATEs;
-  h2: ``acknowledge_received_data`` per ``DataReceived``), and answer 200 at the end.
+  ``DataReceived``; zttp ``Data``), credit them (cno: its automatic flow control, batched
+  WINDOW_UPDATEs; h2: ``acknowledge_received_data`` per ``DataReceived``; zttp: by itself,
+  a connection and a stream WINDOW_UPDATE each time half its window is consumed), and
+  answer 200 at the end.
 - the transport hands over what each side wrote, chunk by chunk as written, without
-  copying or re-cutting (cno: one chunk per public call; h2: one per ``data_to_send``).
+  copying or re-cutting (cno: one chunk per public call; h2 and zttp: one per
+  ``data_to_send``).
 - before timing, a 3 MB transfer per library and row checks that the server got exactly
   the bytes sent; every timed transfer checks the byte count and the 200.
 """
@@ -65,7 +73,8 @@ def load_libs(use_installed: bool):
     import jh2.connection
     import jh2.events
     import jh2.settings
-    return cno, {"h2": h2, "jh2": jh2}
+    import zttp
+    return cno, {"h2": h2, "jh2": jh2, "zttp": zttp}
 
 
 class Stalled(AssertionError):
@@ -340,8 +349,150 @@ class H2Pair:
         return run
 
 
+# -- zttp -------------------------------------------------------------------------------
+
+class ZttpPair:
+    """zttp's client and server; zttp cannot change its receive windows (65535 only)."""
+
+    def __init__(self, zttp, window, keep=False):
+        if window != 65535:
+            raise ValueError("zttp's receive windows are 65535")
+        self.zttp = zttp
+        self.client = zttp.Connection(zttp.CLIENT, zttp.HTTP2)
+        self.server = zttp.Connection(zttp.SERVER, zttp.HTTP2)
+        self.cwire, self.swire = [], []
+        self.keep, self.body, self.received = keep, [], 0
+        self.view = memoryview(BLOCK_BYTES)
+        self.pos = self.size = 0
+        self.stream, self.status, self.done = None, None, False
+        self.client.initiate_connection()
+        self.server.initiate_connection()
+        self.cwire.append(self.client.data_to_send())
+        self.swire.append(self.server.data_to_send())
+        self.rounds = 0
+        for _ in range(3):
+            self.pump_once()
+
+    def pump_once(self):
+        moved = False
+        if self.cwire:
+            chunks = self.cwire[:]
+            self.cwire.clear()
+            for chunk in chunks:
+                self.server_received(chunk)
+            moved = True
+        if self.swire:
+            chunks = self.swire[:]
+            self.swire.clear()
+            for chunk in chunks:
+                self.client_received(chunk)
+            moved = True
+        return moved
+
+    # The user's code.
+    def upload(self, size):
+        self.pos, self.size, self.status, self.done = 0, size, None, False
+        self.stream = self.client.send_request(
+            b"POST", b"/upload", b"2",
+            [(b"host", AUTHORITY.encode()), (b"content-type", b"application/octet-stream"),
+             (b"content-length", str(size).encode())])
+        self.send_more()
+
+    def send_more(self):
+        conn, stream = self.client, self.stream
+        pos, size = self.pos, self.size
+        send_data = stream.send_data
+        while pos < size:
+            w = min(stream.send_window, conn.send_window)
+            if w <= 0:
+                break
+            off = pos % BLOCK
+            n = min(BLOCK - off, size - pos, w)
+            send_data(self.view[off:off + n])
+            pos += n
+        self.pos = pos
+        if pos == size:             # (send_more runs only while pos < size)
+            stream.end_message()
+        out = conn.data_to_send()
+        if out:
+            self.cwire.append(out)
+
+    def client_received(self, data):
+        zttp, conn = self.zttp, self.client
+        conn.receive_data(data)
+        while True:
+            ev = conn.next_event()
+            if ev is zttp.NEED_DATA:
+                break
+            if isinstance(ev, zttp.WindowUpdate):
+                if self.pos < self.size:
+                    self.send_more()
+            elif isinstance(ev, zttp.Response):
+                self.status = ev.status_code
+            elif isinstance(ev, zttp.EndOfMessage):
+                self.done = True
+        out = conn.data_to_send()
+        if out:
+            self.cwire.append(out)
+
+    def server_received(self, data):
+        zttp, conn = self.zttp, self.server
+        conn.receive_data(data)
+        while True:
+            ev = conn.next_event()
+            if ev is zttp.NEED_DATA:
+                break
+            if isinstance(ev, zttp.Data):
+                self.received += len(ev.data)
+                if self.keep:
+                    self.body.append(ev.data)
+            elif isinstance(ev, zttp.Request):
+                self.received = 0
+            elif isinstance(ev, zttp.EndOfMessage):
+                conn.stream(ev.stream_id).send_response(
+                    200, [(b"content-type", b"text/plain")], end_stream=True)
+        out = conn.data_to_send()
+        if out:
+            self.swire.append(out)
+
+    def make_run(self, size):
+        cwire, swire = self.cwire, self.swire
+        s_received, c_received = self.server_received, self.client_received
+
+        def run(k):
+            rounds = 0
+            for _ in range(k):
+                self.upload(size)
+                while not self.done:
+                    if not cwire and not swire:
+                        raise Stalled(f"zttp: stalled at {self.pos} of {size} bytes sent, "
+                                      f"{self.received} received")
+                    if cwire:
+                        chunks = cwire[:]
+                        cwire.clear()
+                        for chunk in chunks:
+                            s_received(chunk)
+                    if swire:
+                        chunks = swire[:]
+                        swire.clear()
+                        for chunk in chunks:
+                            c_received(chunk)
+                    rounds += 1
+                if self.status != 200 or self.received != size:
+                    raise AssertionError(f"zttp: status {self.status}, {self.received} "
+                                         f"bytes received of {size}")
+            self.rounds = rounds / k
+        return run
+
+
 def make_pair(lib, mods, window, keep=False):
+    if lib == "zttp":
+        return ZttpPair(mods["zttp"], window, keep)
     return CnoPair(window, keep) if lib == "cno" else H2Pair(mods[lib], window, keep)
+
+
+def supports(lib, window):
+    return lib != "zttp" or window == 65535
 
 
 # ---------------------------------------------------------------------------------------
@@ -351,6 +502,8 @@ def check(libs, mods, size=3_000_000):
     want = (BLOCK_BYTES * (size // BLOCK + 1))[:size]
     for window in WINDOWS:
         for lib in libs:
+            if not supports(lib, window):
+                continue
             pair = make_pair(lib, mods, window, keep=True)
             pair.make_run(size)(1)
             body = pair.server.body if lib == "cno" else pair.body
@@ -381,9 +534,9 @@ def main(argv=None):
 
     import _harness as H
     cno, mods = load_libs(args.installed)
-    libs = ["cno", "h2", "jh2"]
+    libs = ["cno", "h2", "jh2", "zttp"]
     versions = {"cno": H.cno_build_info(cno, ROOT), "h2": H.dist_version("h2"),
-                "jh2": H.dist_version("jh2")}
+                "jh2": H.dist_version("jh2"), "zttp": H.dist_version("zttp")}
     info = H.machine_info(versions)
     info.append(("method", f"{reps} interleaved repetitions of one {size / 1e6:g} MB "
                            f"transfer per library and window, {BLOCK // 1024} KiB writes, "
@@ -394,6 +547,8 @@ def main(argv=None):
     cells, pairs = [], {}
     for window in WINDOWS:
         for lib in libs:
+            if not supports(lib, window):
+                continue
             pair = make_pair(lib, mods, window)
             pairs[(window, lib)] = pair
             cells.append(H.Cell(window, lib, pair.make_run(size), size))
@@ -403,22 +558,23 @@ def main(argv=None):
         info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
     info.append(("pump rounds per transfer", "; ".join(
         f"{window_label(w)}: " + ", ".join(f"{lib} {pairs[(w, lib)].rounds:.0f}"
-                                           for lib in libs) for w in WINDOWS)))
+                                           for lib in libs if (w, lib) in pairs)
+        for w in WINDOWS)))
 
     by = {(c.case, c.lib): H.summarize(c.samples) for c in cells}
     rows = []
     for window in WINDOWS:
-        s = {lib: by[(window, lib)] for lib in libs}
+        s = {lib: by.get((window, lib)) for lib in libs}
         rows.append([window_label(window)]
                     + [f"{H.fmt_mb(s[lib], 1)}, {H.fmt_ns(s[lib].median * size)}"
-                       for lib in libs]
-                    + [H.fmt_ratio(s["cno"], s["h2"]), H.fmt_ratio(s["cno"], s["jh2"])])
-    table = H.render_table(["receive window", *libs, "cno/h2", "cno/jh2"], rows,
-                           args.markdown, right=(4, 5))
+                       if s[lib] else "n/a" for lib in libs]
+                    + [H.fmt_ratio(s["cno"], s[lib]) for lib in libs[1:]])
+    table = H.render_table(["receive window", *libs] + [f"cno/{lib}" for lib in libs[1:]],
+                           rows, args.markdown, right=tuple(range(1 + len(libs), 2 * len(libs))))
     if args.markdown:
         print("Body MB/s (10^6 bytes): median (min-max over repetitions), and median time "
               f"per {size / 1e6:g} MB transfer. Ratios are cno's speed over the peer's "
-              "(>1: cno faster).\n")
+              "(>1: cno faster). n/a: zttp cannot change its receive windows.\n")
         print(H.render_info(info, markdown=True) + "\n")
         print(table)
     else:

@@ -660,11 +660,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _newer_python():
     """A Python 3.12+ interpreter other than this one that has what building cno and
-    running this file need (Cython, setuptools 77+, pytest), or None."""
+    running this file need (Cython, setuptools 77+, pytest, hpack, hyperframe), or None."""
     candidates = [shutil.which("python3.%d" % minor) for minor in (12, 13, 14)]
     pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     candidates += sorted(glob.glob(os.path.join(pyenv, "versions", "3.1[2-9]*", "bin", "python3")))
-    probe = ("import sys, Cython, pytest, setuptools; "
+    probe = ("import sys, Cython, pytest, setuptools, hpack, hyperframe; "
              "assert sys.version_info >= (3, 12); "
              "assert int(setuptools.__version__.split('.')[0]) >= 77")
     for exe in candidates:
@@ -682,7 +682,7 @@ def test_eager_start_under_python_3_12():
         pytest.skip("no source tree beside tests/ to build cno from")
     exe = _newer_python()
     if exe is None:
-        pytest.skip("no Python 3.12+ with Cython, setuptools>=77 and pytest")
+        pytest.skip("no Python 3.12+ with Cython, setuptools>=77, pytest, hpack and hyperframe")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(ROOT / "cno", src / "cno", ignore=shutil.ignore_patterns(

@@ -46,7 +46,9 @@ class Request:
     upgrade = False   # HTTP/1.1: the request asks to switch protocols (Upgrade, not h2c)
     _sent_all = False  # end() went out: our side of the stream is closed
     _http_version: Optional[str] = None   # asked of the engine when first read
-    _task: "Optional[asyncio.Task[None]]" = None   # what runs the handler
+    # the task running the handler, once it outlives its start (an eager task that
+    # finished in its first step is never kept)
+    _task: "Optional[asyncio.Task[None]]" = None
 
     def __init__(self, conn: "Server", stream: int, method: Any, path: Any, headers: list[Any]) -> None:
         self.conn = conn

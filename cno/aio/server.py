@@ -4,8 +4,11 @@ misbehave (timeouts, progress, pending input)."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 import socket
 import ssl as _ssl
+import sys
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from cno import raw
@@ -26,6 +29,9 @@ DEFAULT_MAX_PENDING_INPUT = 65536  # unparsed pipelined HTTP/1.1 input before re
 
 
 _TASK_NAME = "cno request handler"
+# Python 3.12+: a handler's task runs its first step at once (asyncio.Task's eager_start),
+# and one that answers without waiting is never scheduled (docs/aio.md, "How handlers run").
+_EAGER_START = sys.version_info >= (3, 12)
 _CONTENT_LENGTH = ("content-length", b"content-length")
 _CONNECT = ("CONNECT", b"CONNECT")
 _INHERITED = (":authority", ":scheme", b":authority", b":scheme")   # by pushed requests
@@ -40,7 +46,9 @@ class Request:
     upgrade = False   # HTTP/1.1: the request asks to switch protocols (Upgrade, not h2c)
     _sent_all = False  # end() went out: our side of the stream is closed
     _http_version: Optional[str] = None   # asked of the engine when first read
-    _task: "Optional[asyncio.Task[None]]" = None   # what runs the handler
+    # the task running the handler, once it outlives its start (an eager task that
+    # finished in its first step is never kept)
+    _task: "Optional[asyncio.Task[None]]" = None
 
     def __init__(self, conn: "Server", stream: int, method: Any, path: Any, headers: list[Any]) -> None:
         self.conn = conn
@@ -301,7 +309,15 @@ class Server(_Connection):
         self._heads_in_read = 0
         self._head_started: Optional[float] = None    # when input began arriving while idle
         self._service = None
-        self._plain_tasks = False   # (connection_made: whether the loop has a task factory)
+        # How handlers start (docs/aio.md, "How handlers run"); set by connection_made.
+        self._plain_tasks = False   # the loop has no task factory: tasks are made here
+        self._deferred = False      # handlers may run at once: never inside an engine event
+        self._starting: "collections.deque[Request]" = collections.deque()   # (_deferred)
+        self._start_handle: Optional[asyncio.Handle] = None
+        # True while a read is parsed or handlers are started: a head parsed meanwhile
+        # starts in that call, in the connection's context
+        self._dispatching = False
+        self._context = contextvars.copy_context()   # each request's task runs in a copy
 
     def connection_made(self, transport: Any) -> None:
         sslobj = transport.get_extra_info("ssl_object")
@@ -314,6 +330,13 @@ class Server(_Connection):
         # Without a task factory, request tasks are made here, named: CPython 3.11
         # formats a "Task-<n>" name for each unnamed task (a string per request).
         self._plain_tasks = self.loop.get_task_factory() is None
+        # A task that starts eagerly (ours on 3.12+, or a factory's) runs its handler
+        # when made: handlers then start once the engine call that delivered their
+        # request returns (its END_STREAM, its body bytes delivered), never inside it.
+        self._deferred = _EAGER_START or not self._plain_tasks
+        # The requests' tasks run in copies of the context the connection began in
+        # (not of whatever handler's task a pipelined request was parsed in).
+        self._context = contextvars.copy_context()
         self._schedule_check()
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:  # type: ignore[override]
@@ -329,12 +352,22 @@ class Server(_Connection):
         if self._head_started is None and not self._requests:
             self._head_started = self.loop.time()
         self._heads_in_read = 0
-        super().buffer_updated(nbytes)
+        self._dispatching = True   # (the heads this read brings start here)
+        try:
+            super().buffer_updated(nbytes)
+        except BaseException:
+            self._dispatching = False
+            if self._starting and self._start_handle is None:
+                self._start_later()
+            raise
+        self._dispatching = False
         if self._heads_in_read > 1:
             self._batch = True
         if not self._input_paused and self.buffered_input > self._max_input \
                 and not self.is_http2:
             self._check_input()
+        if self._starting:
+            self._start_handlers()
 
     # -- timeouts: one timer per connection, checking deadlines that requests move
     # (cheaper than cancelling and re-arming a timer for each request) ------------------
@@ -448,13 +481,66 @@ class Server(_Connection):
         self._heads_in_read += 1
         request = Request(self, stream, method, path, headers)
         self._requests[stream] = request
-        # (the task is held here until _run ends: the loop holds tasks weakly)
-        if self._plain_tasks:
-            task = asyncio.Task(self._run(request), loop=self.loop, name=_TASK_NAME)
-        else:
-            task = self.loop.create_task(self._run(request))
-        request._task = task
-        self._tasks.add(task)
+        if not self._deferred:
+            # A task that runs later: made here, and held until _run ends (_over). Inside
+            # a read, the current context is the connection's (the Task copies it);
+            # otherwise a handler's write parsed this pipelined request, in its context.
+            if self._dispatching:
+                task = asyncio.Task(self._run(request), loop=self.loop, name=_TASK_NAME)
+            else:
+                task = asyncio.Task(self._run(request), loop=self.loop, name=_TASK_NAME,
+                                    context=self._context.copy())
+            request._task = task
+            self._tasks.add(task)
+            return
+        # The engine is inside an event: the message may not be complete (a GET's
+        # END_STREAM comes after its head), and a handler's write may be what parsed
+        # this pipelined request. Its handler starts once the engine call returns.
+        self._starting.append(request)
+        if not self._dispatching and self._start_handle is None:
+            self._start_later()
+
+    def _start_later(self) -> None:
+        # (in a copy of the connection's context: the handler whose write parsed the
+        # request is not the one whose context its task copies)
+        self._start_handle = self.loop.call_soon(self._start_handlers,
+                                                 context=self._context.copy())
+
+    def _start_handlers(self) -> None:
+        """Start the tasks of the requests waiting in _starting, in the order they came
+        (those that pipelining parses meanwhile join the queue). Runs where the current
+        context is the connection's: each task copies it."""
+        if self._start_handle is not None:
+            self._start_handle.cancel()   # (this call starts them)
+            self._start_handle = None
+        starting = self._starting
+        loop = self.loop
+        run = self._run
+        tasks = self._tasks
+        plain = self._plain_tasks
+        self._dispatching = True
+        try:
+            first = True
+            while starting:
+                if not first:
+                    self._batch = True   # several answers in one turn: one write
+                first = False
+                request = starting.popleft()
+                if plain:
+                    # (3.12+) Runs to the handler's first suspension now: a handler that
+                    # answers without waiting is done before this returns, and its
+                    # task is never scheduled.
+                    task = asyncio.Task(run(request), loop=loop, name=_TASK_NAME,
+                                        eager_start=True)  # type: ignore[call-arg,unused-ignore]
+                else:
+                    task = loop.create_task(run(request))
+                if not task.done():
+                    request._task = task   # (held until _run ends, _over)
+                    tasks.add(task)
+        finally:
+            self._dispatching = False
+            if starting and self._start_handle is None:   # (a handler raised BaseException)
+                self._start_later()
 
     def on_upgrade(self, stream: int) -> None:
         request = self._requests.get(stream)
@@ -492,6 +578,9 @@ class Server(_Connection):
             await self.handle(request)
         except Exception as exc:
             self._failed(request, exc)
+        except asyncio.CancelledError as exc:
+            self._failed(request, exc)   # (cno never cancels it: whoever did is answered)
+            raise
         else:
             if not request.responded:
                 self._unanswered(request)
@@ -530,7 +619,9 @@ class Server(_Connection):
             failure.__traceback__ = None
 
     def _failed(self, request: Request, exc: BaseException) -> None:
-        if not isinstance(exc, (StreamReset, ConnectionClosed)):
+        """A handler raised (or was cancelled): a 500 if nothing was sent, else the
+        stream reset (HTTP/2) or the connection closed (HTTP/1.1)."""
+        if not isinstance(exc, (StreamReset, ConnectionClosed, asyncio.CancelledError)):
             self.loop.call_exception_handler({
                 "message": "cno: request handler failed", "exception": exc, "protocol": self})
         if self.closed or request.stream not in self.open_streams:

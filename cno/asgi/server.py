@@ -258,6 +258,9 @@ class ASGIServer(cno.Server):
                 raise RuntimeError("the ASGI application returned before its response ended")
         except Exception as exc:
             self._failed(request, exc)
+        except asyncio.CancelledError as exc:
+            self._failed(request, exc)   # (as cno.Server's: whoever cancelled is answered)
+            raise
         else:
             if not request.responded:
                 self._unanswered(request)   # (returned without any response: a 500)

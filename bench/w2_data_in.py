@@ -415,7 +415,8 @@ def main(argv=None):
     if hasattr(os, "getloadavg"):
         info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
     deliveries = "; ".join(f"{case_label(p)}: " + ", ".join(
-        f"{lib} {notes[(lib, p)][0]:.3f}" for lib in libs) for p in rounds)
+        f"{lib} {notes[(lib, p)][0]:.4g}" for lib in libs) for p in rounds)
+    # (cno hands consecutive small payloads of a stream over together: docs/raw.md)
     info.append(("body deliveries per DATA frame", deliveries))
     updates = "; ".join(f"{case_label(p)}: " + ", ".join(
         f"{lib} {notes[(lib, p)][1] * 1000:.1f}" for lib in libs) for p in rounds)

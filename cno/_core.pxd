@@ -125,6 +125,8 @@ cdef class Connection:
     cdef int64_t data_pad        # padding bytes at the end of it
     cdef int64_t data_length     # the whole frame's length (flow control)
     cdef bint data_deliver       # deliver it (else discard)
+    cdef WriteBuffer pend        # small DATA payloads of one stream gathered in this feed
+    cdef Stream pend_s           # ... their stream (None: nothing gathered)
 
     # a header block in progress (HEADERS or PUSH_PROMISE waiting for CONTINUATIONs)
     cdef uint32_t cont_stream

@@ -123,6 +123,11 @@ DEFAULT_ZERO_COPY_THRESHOLD = 16384
 # Internal buffers that grew past this for one large message give the memory back once
 # empty: an idle connection keeps only small buffers.
 cdef Py_ssize_t TRIM_ABOVE = 65536
+# DATA payloads of at most GATHER_PIECE bytes that follow one another on a stream within
+# one data_received reach on_message_data together, up to GATHER_MAX bytes at a time:
+# a Python call per 10-byte frame would cost more than the frame's parsing.
+cdef Py_ssize_t GATHER_PIECE = 4096
+cdef Py_ssize_t GATHER_MAX = 65536
 
 SETTINGS_NAMES = {
     "header_table_size": S_HEADER_TABLE_SIZE,
@@ -613,6 +618,14 @@ cdef int conn_error(Connection c, int code, object cls, str message) except -1:
     """A connection error (RFC 9113 5.4.1): GOAWAY, then the connection is dead."""
     if c.state == ST_CLOSED and c.error_class is not None:
         return CONN_ERROR
+    if c.pend_s is not None:
+        # Body bytes that came before the offending frame are delivered first, and the
+        # error stands even if their handler raises.
+        try:
+            deliver_gathered(c)
+        finally:
+            conn_error(c, code, cls, message)
+        return CONN_ERROR
     c.error_class = cls
     c.error_message = message
     c.error_code = code
@@ -630,6 +643,8 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
     that make us reset streams are a flood of their own (MadeYouReset, CVE-2025-8671),
     apart from the peer's own RST_STREAMs (reset_budget). While our output goes unread,
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
+    if c.pend_s is not None:
+        deliver_gathered(c)
     if spend(&c.errors):
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                           "too many streams reset for the peer's errors (stream_error_budget)")
@@ -732,6 +747,8 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
         type = p[pos + 3]
         flags = p[pos + 4]
         sid = read_u32(p + pos + 5) & MAX_STREAM_ID
+        if c.pend_s is not None and (type != FRAME_DATA or sid != c.pend_s.id):
+            deliver_gathered(c)   # (before this frame is acted on)
         if length > c.local[S_MAX_FRAME_SIZE]:
             return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError,
                               "frame of %d bytes exceeds SETTINGS_MAX_FRAME_SIZE" % length)
@@ -907,11 +924,22 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                 pos[0] += take
                 c.data_left -= take
                 if c.ev_message_data is not None:
-                    if c.data_views:
-                        c.ev_message_data(c, s.id, body_view(c, p + pos[0] - take, take))
+                    if take <= GATHER_PIECE and not c.data_views and c.ev_frame is None:
+                        if c.pend_s is not s:
+                            if c.pend_s is not None:
+                                deliver_gathered(c)
+                            c.pend_s = s
+                        buf_put(&c.pend, p + pos[0] - take, take)
+                        if c.pend.len >= GATHER_MAX:
+                            deliver_gathered(c)
                     else:
-                        c.ev_message_data(c, s.id,
-                                          PyBytes_FromStringAndSize(<char*> p + pos[0] - take, take))
+                        if c.pend_s is not None:
+                            deliver_gathered(c)
+                        if c.data_views:
+                            c.ev_message_data(c, s.id, body_view(c, p + pos[0] - take, take))
+                        else:
+                            c.ev_message_data(c, s.id, PyBytes_FromStringAndSize(
+                                <char*> p + pos[0] - take, take))
                 if not c.manual_flow:
                     # No stream credit for the frame that ends the stream: it is done.
                     credit(c, None if c.data_flags & FLAG_END_STREAM else s, take)
@@ -933,6 +961,19 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
     return 0
 
 
+cdef int deliver_gathered(Connection c) except -1:
+    """Hand on_message_data the small payloads gathered for c.pend_s (see GATHER_PIECE).
+    Called before anything else is reported and before the feed ends, so events keep
+    their order (the buffer is emptied first: a handler that raises gets nothing twice)."""
+    cdef Stream s = c.pend_s
+    data = PyBytes_FromStringAndSize(<char*> c.pend.data, c.pend.len)
+    c.pend_s = None
+    c.pend.len = 0
+    buf_trim(&c.pend, TRIM_ABOVE)
+    c.ev_message_data(c, s.id, data)
+    return 0
+
+
 cdef object body_view(Connection c, const uint8_t* p, Py_ssize_t n):
     """What on_message_data gets for n body bytes at p with data_views: a read-only
     memoryview of data_received's argument where they lie in it (no copy; it holds that
@@ -949,6 +990,8 @@ cdef object body_view(Connection c, const uint8_t* p, Py_ssize_t n):
 
 cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     """END_STREAM arrived: check content-length, fire on_message_tail."""
+    if c.pend_s is not None:
+        deliver_gathered(c)
     if s.remaining > 0:
         stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1.1: less DATA than content-length
         return 0
@@ -2186,7 +2229,12 @@ cdef int feed(Connection c, const uint8_t* data, Py_ssize_t length) except -1:
             n = c.inbuf.len - c.in_off
             own = True
         r = consume(c, p, n, &consumed)
+        if c.pend_s is not None:
+            deliver_gathered(c)
     finally:
+        if c.pend_s is not None:   # (a handler raised: what it did not get is dropped)
+            c.pend_s = None
+            c.pend.len = 0
         if own:
             c.in_off += consumed
             if c.in_off == c.inbuf.len:
@@ -2293,6 +2341,7 @@ cdef class Connection:
         buf_free(&self.out)
         buf_free(&self.hblock)
         buf_free(&self.scratch)
+        buf_free(&self.pend)
 
     def __sizeof__(self):
         """The object and the C buffers it holds (input tail, output, header blocks): what
@@ -2302,7 +2351,7 @@ cdef class Connection:
         if self.out_chunks is not None:
             for chunk in self.out_chunks:
                 held += len(chunk)
-        return (object.__sizeof__(self) + self.inbuf.cap + self.out.cap + self.hblock.cap
+        return (object.__sizeof__(self) + self.inbuf.cap + self.out.cap + self.hblock.cap + self.pend.cap
                 + self.scratch.cap + held)
 
     # -- properties ------------------------------------------------------------------

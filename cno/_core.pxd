@@ -28,6 +28,7 @@ cdef struct Budget:
 @cython.final
 cdef class Stream:
     cdef uint32_t id
+    cdef object key              # the id as an int object (dict key, event argument)
     cdef bint local              # we opened it (our parity)
     cdef uint8_t r_state         # R_HEADERS, R_DATA, R_CLOSED: what we expect to read
     cdef uint8_t w_state         # W_HEADERS, W_DATA, W_CLOSED: what we may write next
@@ -88,6 +89,10 @@ cdef class Connection:
 
     # streams
     cdef dict streams            # id -> Stream
+    cdef bint hdr_plain          # check_headers gave only (name, value) pairs (encode_plain)
+    cdef object req_method       # what parse_request found (until its caller takes them)
+    cdef object req_path
+    cdef Stream streams_seen     # the stream last opened or looked up (see find_stream)
     cdef uint32_t last_stream[2] # [REMOTE], [LOCAL]: highest id opened by each side
     cdef uint32_t stream_count[2]
     cdef object recently_reset   # set of ids we reset (bounded)
@@ -144,6 +149,9 @@ cdef class Connection:
     # Regular fields that passed RFC 9113 8.2's checks, remembered by identity (one
     # reference each): the HPACK decoder hands out one tuple per table entry.
     cdef PyObject* checked[64]
+    # Request pseudo-header fields with valid values, by identity, and their kinds.
+    cdef PyObject* pseudo_seen[16]
+    cdef uint8_t pseudo_kind[16]
     cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF
     cdef Py_ssize_t h1_scanned   # how far the current head was searched for its end
     cdef Stream h1_rs            # the stream whose message is being read

@@ -21,6 +21,7 @@ from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_CheckExact, PyTuple_GET_ITEM
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free, buf_trim
+from cno._pylist cimport PyListObject, Py_SET_SIZE, list_with_room, list_push
 from cno._fields cimport is_field, field_ptr
 from cno._hpack cimport (
     Encoder, Decoder, HPACK_OK, HPACK_ERR_LIST_SIZE,
@@ -212,6 +213,9 @@ cdef object field_object(object o):
 # Header validation (RFC 9113 8.2 and 8.3)
 
 cdef enum:
+    MALFORMED = -2         # parse_request's answer for a malformed request
+
+cdef enum:
     PSEUDO_NONE = 0
     PSEUDO_METHOD = 1
     PSEUDO_SCHEME = 2
@@ -310,6 +314,7 @@ cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
 cdef enum:
     CHECKED_SLOTS = 64     # (the size of Connection.checked): pairs of two ways
     CHECKED_MAX_LEN = 256  # name + value bytes of a field worth remembering
+    PSEUDO_SLOTS = 16      # (the size of Connection.pseudo_seen)
 
 
 cdef inline Py_ssize_t checked_slot(object item) noexcept:
@@ -328,6 +333,25 @@ cdef void forget_checked(Connection c) noexcept:
     for i in range(CHECKED_SLOTS):
         Py_XDECREF(c.checked[i])
         c.checked[i] = NULL
+    for i in range(PSEUDO_SLOTS):
+        Py_XDECREF(c.pseudo_seen[i])
+        c.pseudo_seen[i] = NULL
+
+
+cdef inline int known_pseudo(Connection c, object item, Py_ssize_t slot) noexcept:
+    """The kind of a request pseudo-header field whose value was found valid before
+    (:method, :scheme, :authority or :path; see remember_pseudo), else PSEUDO_NONE."""
+    if c.pseudo_seen[slot >> 2] == <PyObject*> item:
+        return c.pseudo_kind[slot >> 2]
+    return PSEUDO_NONE
+
+
+cdef inline void remember_pseudo(Connection c, object item, Py_ssize_t slot, int kind) noexcept:
+    """One way per slot pair of `checked` (divided by two): the newest stays."""
+    Py_INCREF(item)
+    Py_XDECREF(c.pseudo_seen[slot >> 2])
+    c.pseudo_seen[slot >> 2] = <PyObject*> item
+    c.pseudo_kind[slot >> 2] = <uint8_t> kind
 
 
 cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
@@ -349,6 +373,7 @@ cdef class Stream:
 cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     cdef Stream s = Stream.__new__(Stream)
     s.id = sid
+    s.key = sid
     s.local = local
     s.r_state = R_HEADERS
     s.w_state = W_HEADERS
@@ -357,12 +382,25 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.remaining = -1
     s.w_left = -1
     s.urgency = DEFAULT_URGENCY
-    c.streams[sid] = s
+    c.streams[s.key] = s
+    c.streams_seen = s
     c.stream_count[LOCAL if local else REMOTE] += 1
     if not local:
         note_peer_stream(c, sid)
     elif sid > c.last_stream[LOCAL]:
         c.last_stream[LOCAL] = sid
+    return s
+
+
+cdef inline Stream find_stream(Connection c, uint32_t sid):
+    """The open stream with this id, or None: the one last opened or looked up is
+    remembered (a request is usually read, answered and ended on one stream in a row)."""
+    cdef Stream s = c.streams_seen
+    if s is not None and s.id == sid:
+        return s
+    s = c.streams.get(sid)
+    if s is not None:
+        c.streams_seen = s
     return s
 
 
@@ -395,15 +433,17 @@ cdef inline bint ignored_after_goaway(Connection c, uint32_t sid) noexcept:
 
 cdef int end_stream(Connection c, Stream s, int code, int side) except -1:
     """Forget the stream and tell the application."""
-    if c.streams.pop(s.id, None) is None:
+    if c.streams.pop(s.key, None) is None:
         return 0
+    if c.streams_seen is s:
+        c.streams_seen = None
     s.r_state = R_CLOSED   # (a DATA frame in progress on it stops being delivered)
     s.w_state = W_CLOSED
     c.stream_count[LOCAL if s.local else REMOTE] -= 1
     if c.waiting:
         c.waiting.pop(s.id, None)
     if c.ev_stream_end is not None:
-        c.ev_stream_end(c, s.id, code, side)
+        c.ev_stream_end(c, s.key, code, side)
     return maybe_close(c)
 
 
@@ -583,7 +623,10 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     cdef Py_ssize_t pos = 0, n, take, prefix = 4 if type == FRAME_PUSH_PROMISE else 0
     cdef uint8_t pp[4]
     c.scratch.len = 0
-    c.encoder.encode_into(&c.scratch, fields, True)
+    if c.hdr_plain:
+        c.encoder.encode_plain(&c.scratch, fields, True)
+    else:
+        c.encoder.encode_into(&c.scratch, fields, True)
     n = c.scratch.len
     take = min(n, max_frame - prefix)
     put_frame_header(&c.out, <uint32_t>(take + prefix), type,
@@ -655,7 +698,7 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
 
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
     """RST_STREAM, and the stream ends here."""
-    cdef Stream s = c.streams.get(sid)
+    cdef Stream s = find_stream(c, sid)
     write_rst(c, sid, code)
     remember_reset(c, sid)
     if s is not None:
@@ -876,7 +919,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
     c.data_pad = pad
     c.data_deliver = False
     c.state = ST_DATA
-    s = c.streams.get(sid)
+    s = find_stream(c, sid)
     if s is None:
         if is_idle(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
@@ -936,9 +979,9 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                         if c.pend_s is not None:
                             deliver_gathered(c)
                         if c.data_views:
-                            c.ev_message_data(c, s.id, body_view(c, p + pos[0] - take, take))
+                            c.ev_message_data(c, s.key, body_view(c, p + pos[0] - take, take))
                         else:
-                            c.ev_message_data(c, s.id, PyBytes_FromStringAndSize(
+                            c.ev_message_data(c, s.key, PyBytes_FromStringAndSize(
                                 <char*> p + pos[0] - take, take))
                 if not c.manual_flow:
                     # No stream credit for the frame that ends the stream: it is done.
@@ -970,7 +1013,7 @@ cdef int deliver_gathered(Connection c) except -1:
     c.pend_s = None
     c.pend.len = 0
     buf_trim(&c.pend, TRIM_ABOVE)
-    c.ev_message_data(c, s.id, data)
+    c.ev_message_data(c, s.key, data)
     return 0
 
 
@@ -997,7 +1040,7 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
         return 0
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
-        c.ev_message_tail(c, s.id, trailers)
+        c.ev_message_tail(c, s.key, trailers)
     return maybe_end(c, s)
 
 
@@ -1071,7 +1114,7 @@ cdef int on_continuation_frame(Connection c, uint8_t flags, uint32_t sid, const 
 
 cdef int end_header_block(Connection c, uint32_t sid) except -1:
     """A whole header block is here: decode it (always, to keep HPACK in step), then act."""
-    cdef list headers = []
+    cdef list headers = list_with_room(16)   # (room for a usual header block)
     cdef int status
     cdef bint oversized = False
     if c.hblock.len > c.max_header_block_size:
@@ -1098,7 +1141,7 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
 
 cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers,
                          bint oversized) except -1:
-    cdef Stream s = c.streams.get(sid)
+    cdef Stream s = find_stream(c, sid)
     cdef bint end = flags & FLAG_END_STREAM
     if s is None:
         if is_idle(c, sid):
@@ -1143,8 +1186,7 @@ cdef inline uint32_t stream_limit(Connection c) noexcept:
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
                         bint oversized) except -1:
     cdef Stream s
-    cdef object method, path, out
-    cdef list fields
+    cdef object method, path
     cdef int64_t length
     if c.goaway_sent:
         note_peer_stream(c, sid)
@@ -1157,11 +1199,13 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         return stream_error(c, sid, REFUSED_STREAM if oversized else PROTOCOL_ERROR)
     s = new_stream(c, sid, False)
     if c.ev_stream_start is not None:
-        c.ev_stream_start(c, sid)
-    out = parse_request(c, headers)
-    if out is None:
+        c.ev_stream_start(c, s.key)
+    length = parse_request(c, headers)
+    if length == MALFORMED:
         return stream_error(c, sid, PROTOCOL_ERROR)
-    method, path, fields, length = out
+    method = c.req_method
+    path = c.req_path
+    c.req_method = c.req_path = None
     if c.hdr_prio or c.prio_idle:
         take_request_priority(c, s)
     s.remaining = length
@@ -1170,8 +1214,8 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
-        c.ev_message_head(c, sid, 0, method, path, fields)
-    if flags & FLAG_END_STREAM and s.r_state == R_DATA and sid in c.streams:
+        c.ev_message_head(c, s.key, 0, method, path, headers)
+    if flags & FLAG_END_STREAM and s.r_state == R_DATA:   # (not ended by the handler)
         return end_of_message(c, s, None)
     return 0
 
@@ -1182,10 +1226,10 @@ cdef inline bint bytes_equal_obj(object o, const char* lit, Py_ssize_t m) noexce
     return bytes_equal(p, n, lit, m)
 
 
-cdef object parse_request(Connection c, list headers):
-    """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return (method, path,
-    fields, content-length or -1), or None if malformed. `fields` is `headers` itself,
-    with :method and :path taken out."""
+cdef int64_t parse_request(Connection c, list headers) except -3:
+    """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return its content-length
+    (-1: none) with :method and :path in c.req_method and c.req_path and taken out of
+    `headers`, or MALFORMED."""
     cdef object method = None, path = None, scheme = None, authority = None, protocol = None
     cdef object item, name, value
     cdef const uint8_t* np
@@ -1202,23 +1246,32 @@ cdef object parse_request(Connection c, list headers):
         if is_checked(c, item, slot):
             regular_seen = True   # checked before, as a regular field (not priority)
             continue
-        name = (<tuple> item)[0]
-        value = (<tuple> item)[1]
-        np = field_ptr(name, &nn)
-        vp = field_ptr(value, &vn)
-        if nn and np[0] == 0x3A:
+        kind = known_pseudo(c, item, slot)
+        if kind == PSEUDO_NONE:
+            name = (<tuple> item)[0]
+            value = (<tuple> item)[1]
+            np = field_ptr(name, &nn)
+            vp = field_ptr(value, &vn)
+            if nn and np[0] == 0x3A:
+                if regular_seen:
+                    return MALFORMED
+                kind = pseudo_kind(np, nn)
+                if not value_valid(vp, vn):
+                    return MALFORMED
+                if kind <= PSEUDO_PATH and nn + vn <= CHECKED_MAX_LEN:
+                    remember_pseudo(c, item, slot, kind)
+        else:
             if regular_seen:
-                return None
-            kind = pseudo_kind(np, nn)
+                return MALFORMED
+            value = (<tuple> item)[1]
+        if kind != PSEUDO_NONE:
             if kind == PSEUDO_METHOD and method is None:
                 method = value
                 method_at = i
-                continue
-            if kind == PSEUDO_PATH and path is None:
+            elif kind == PSEUDO_PATH and path is None:
                 path = value
                 path_at = i
-                continue
-            if kind == PSEUDO_SCHEME and scheme is None:
+            elif kind == PSEUDO_SCHEME and scheme is None:
                 scheme = value
             elif kind == PSEUDO_AUTHORITY and authority is None:
                 authority = value
@@ -1226,52 +1279,55 @@ cdef object parse_request(Connection c, list headers):
                     c.wanted[S_ENABLE_CONNECT_PROTOCOL] or c.local[S_ENABLE_CONNECT_PROTOCOL]):
                 protocol = value
             else:
-                return None   # unknown, duplicate, or not allowed in a request
-            if not value_valid(vp, vn):
-                return None
+                return MALFORMED   # unknown, duplicate, or not allowed in a request
             continue
         regular_seen = True
         if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
-            return None
+            return MALFORMED
         if bytes_equal(np, nn, "te", 2):
             if not bytes_equal(vp, vn, "trailers", 8):
-                return None
+                return MALFORMED
         elif bytes_equal(np, nn, "content-length", 14):
             v = parse_digits(vp, vn)
             if v < 0 or (length >= 0 and v != length):
-                return None
+                return MALFORMED
             length = v
         elif nn == 8 and memcmp(np, b"priority", 8) == 0:
             c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
         elif nn + vn <= CHECKED_MAX_LEN:
             remember_checked(c, item, slot)
     if method is None:
-        return None
+        return MALFORMED
     if bytes_equal_obj(method, "CONNECT", 7) and protocol is None:
         # 8.5: CONNECT has :authority and neither :scheme nor :path.
         if authority is None or scheme is not None or path is not None:
-            return None
+            return MALFORMED
         path = b"" if c.bytes_headers else ""
     else:
         if protocol is not None and not bytes_equal_obj(method, "CONNECT", 7):
-            return None
+            return MALFORMED
         if scheme is None or path is None or len(path) == 0:
-            return None
-    vp = field_ptr(method, &vn)
-    if not value_valid(vp, vn):
-        return None
-    vp = field_ptr(path, &vn)
-    if not value_valid(vp, vn):
-        return None
-    # The delivered list is the decoded one without :method and :path (later one first).
-    if path_at > method_at:
-        del headers[path_at]
-        del headers[method_at]
-    else:
-        del headers[method_at]
-        if path_at >= 0:   # (CONNECT has none)
-            del headers[path_at]
-    return method, path, headers, length
+            return MALFORMED
+    # The delivered list is the decoded one without :method and :path.
+    drop_two(headers, method_at, path_at)
+    c.req_method = method
+    c.req_path = path
+    return length
+
+
+cdef void drop_two(list items, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """Remove the entries at a and b (b may be -1: none) in one pass over the list."""
+    cdef PyObject** p = (<PyListObject*> items).ob_item
+    cdef Py_ssize_t n = PyList_GET_SIZE(items), i, j = 0
+    cdef PyObject* x = p[a]
+    cdef PyObject* y = p[b] if b >= 0 else NULL
+    for i in range(n):
+        if i != a and i != b:
+            p[j] = p[i]
+            j += 1
+    Py_SET_SIZE(items, j)
+    Py_XDECREF(x)   # (last: a field's deallocation runs no code that sees the list)
+    Py_XDECREF(y)
 
 
 cdef object parse_response(Connection c, list headers):
@@ -1323,7 +1379,7 @@ cdef object parse_response(Connection c, list headers):
     code = parse_digits(vp, vn)
     if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
         return None
-    del headers[0]
+    drop_two(headers, 0, -1)
     return code, headers, length
 
 
@@ -1363,7 +1419,7 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         s.remaining = 0 if (s.head_request or code == 204 or code == 304) else length
     empty = b"" if c.bytes_headers else ""
     if c.ev_message_head is not None:
-        c.ev_message_head(c, s.id, code, empty, empty, fields)
+        c.ev_message_head(c, s.key, code, empty, empty, fields)
     if code >= 200 and end and s.id in c.streams and s.r_state == R_DATA:
         return end_of_message(c, s, None)
     return 0
@@ -1387,7 +1443,7 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on stream 0")
     if n != 4:
         return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError, "RST_STREAM length must be 4")
-    s = c.streams.get(sid)
+    s = find_stream(c, sid)
     if s is None:
         if is_idle(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on idle stream")
@@ -1539,10 +1595,10 @@ cdef int on_push_promise_frame(Connection c, uint8_t flags, uint32_t sid, const 
 
 cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promised,
                                list headers, bint oversized) except -1:
-    cdef Stream parent = c.streams.get(parent_id)
+    cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
-    cdef object out, method, path
-    cdef list fields
+    cdef object method, path
+    cdef int64_t length
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "invalid promised stream id")
     if not parent_id & 1:
@@ -1559,22 +1615,24 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
         return stream_error(c, promised, CANCEL)
     if c.stream_count[REMOTE] >= stream_limit(c):
         return stream_error(c, promised, REFUSED_STREAM)
-    out = parse_request(c, headers)
+    length = parse_request(c, headers)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
-    if out is None:
+    if length == MALFORMED:
         return stream_error(c, promised, PROTOCOL_ERROR)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
-    method, path, fields, _ = out
+    method = c.req_method
+    path = c.req_path
+    c.req_method = c.req_path = None
     # 8.4: promised requests must be safe and cacheable, and carry no content.
     if not (bytes_equal_obj(method, "GET", 3) or bytes_equal_obj(method, "HEAD", 4)):
         return stream_error(c, promised, PROTOCOL_ERROR)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     if c.ev_message_push is not None:
-        c.ev_message_push(c, promised, parent_id, method, path, fields)
+        c.ev_message_push(c, promised, parent_id, method, path, headers)
     return 0
 
 
@@ -1628,7 +1686,7 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
             return conn_error(c, FLOW_CONTROL_ERROR, FlowControlError,
                               "connection window above 2^31-1")
         return flow_increased(c)
-    s = c.streams.get(sid)
+    s = find_stream(c, sid)
     if s is None:
         if is_idle(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "WINDOW_UPDATE on idle stream")
@@ -2021,7 +2079,7 @@ cdef int on_priority_update_frame(Connection c, uint32_t sid, const uint8_t* p,
         # "If a PRIORITY_UPDATE frame is received with a prioritized stream ID of 0x0, the
         # recipient MUST respond with a connection error of type PROTOCOL_ERROR."
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PRIORITY_UPDATE for stream 0")
-    s = c.streams.get(target)
+    s = find_stream(c, target)
     if s is None and not target & 1 and is_idle(c, target):
         # "Servers that receive a PRIORITY_UPDATE for a push stream in the "idle" state
         # MUST respond with a connection error of type PROTOCOL_ERROR."
@@ -2137,6 +2195,7 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
     cdef int pseudo
     cdef bint regular_seen = False, same
     c.hdr_prio = 0
+    c.hdr_plain = True   # (until a sensitive field needs its triple)
     if headers is None:
         return 0
     for item in headers:
@@ -2147,7 +2206,7 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             slot = checked_slot(item)
             if is_checked(c, item, slot):
                 regular_seen = True   # a plain regular field, checked before
-                out.append(item)
+                list_push(out, item)
                 continue
             name = <object> PyTuple_GET_ITEM(item, 0)
             value = <object> PyTuple_GET_ITEM(item, 1)
@@ -2183,16 +2242,17 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
         if not value_valid(vp, vn):
             raise UsageError("invalid value for header %r" % (name,))
         if same:
-            out.append(item)
+            list_push(out, item)
             if (not regular_seen or nn + vn > CHECKED_MAX_LEN or bytes_equal(np, nn, "te", 2)
                     or bytes_equal(np, nn, "content-length", 14)
                     or bytes_equal(np, nn, "priority", 8)):
                 continue   # (fields the engine reads every time)
             remember_checked(c, item, slot)   # (regular: the pseudo-header branch raises)
         elif k == 3:
-            out.append((name, value, bool(item[2])))
+            list_push(out, (name, value, bool(item[2])))
+            c.hdr_plain = False
         else:
-            out.append((name, value))
+            list_push(out, (name, value))
     return 0
 
 
@@ -2885,7 +2945,7 @@ def _find_events(cls):
 
 cdef int write_request(Connection c, uint32_t sid, object method, object path, object headers,
                        bint final) except -1:
-    cdef Stream s = c.streams.get(sid)
+    cdef Stream s = find_stream(c, sid)
     cdef list fields
     cdef uint32_t limit
     if s is not None:
@@ -2920,7 +2980,7 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
 
 
 cdef Stream writable_stream(Connection c, uint32_t sid):
-    cdef Stream s = c.streams.get(sid)
+    cdef Stream s = find_stream(c, sid)
     if s is None:
         raise InvalidStream("stream %d is not open" % sid)
     if s.w_state == W_CLOSED:
@@ -2940,7 +3000,8 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
         raise UsageError("101 Switching Protocols does not exist in HTTP/2")
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
-    fields = [STATUS_FIELDS[code]]
+    fields = list_with_room(16)
+    list_push(fields, STATUS_FIELDS[code])
     check_headers(c, fields, headers, FIELDS_RESPONSE)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: our view overrides where it speaks
@@ -3034,7 +3095,7 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
 
 cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object path,
                          object headers) except? 0:
-    cdef Stream parent = c.streams.get(parent_id)
+    cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
     cdef uint32_t promised
     cdef list fields, user

@@ -588,9 +588,9 @@ cdef int deliver_h1(Connection c, const uint8_t* p, Py_ssize_t n) except -1:
     cdef Stream s = c.h1_rs
     if n and s is not None and s.r_state == R_DATA and c.ev_message_data is not None:
         if c.data_views:
-            c.ev_message_data(c, s.id, body_view(c, p, n))
+            c.ev_message_data(c, s.key, body_view(c, p, n))
         else:
-            c.ev_message_data(c, s.id, PyBytes_FromStringAndSize(<const char*> p, n))
+            c.ev_message_data(c, s.key, PyBytes_FromStringAndSize(<const char*> p, n))
     return 0
 
 
@@ -879,7 +879,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
     c.h1_rs = s
     if code < 200 and code != 101:
         if c.ev_message_head is not None:
-            c.ev_message_head(c, s.id, code, empty, empty, fields)
+            c.ev_message_head(c, s.key, code, empty, empty, fields)
         return 2   # 15.2: interim; the final response is still to come
     if code == 101:
         if s.upgrade == UPGRADE_H2C:
@@ -903,7 +903,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
         s.w_state = W_DATA
         s.w_chunked = False
         if c.ev_message_head is not None:
-            c.ev_message_head(c, s.id, code, empty, empty, fields)
+            c.ev_message_head(c, s.key, code, empty, empty, fields)
         return 2
     if s.head_request or code == 204 or code == 304:
         body = 0
@@ -924,7 +924,7 @@ cdef int on_response_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, P
         c.state = ST_H1_BODY
         c.h1_left = h.length
     if c.ev_message_head is not None:
-        c.ev_message_head(c, s.id, code, empty, empty, fields)
+        c.ev_message_head(c, s.key, code, empty, empty, fields)
     if body == 0 and c.h1_rs is s:
         r = finish_message_h1(c, None)
         if r:
@@ -983,11 +983,11 @@ cdef int upgrade_to_h2c(Connection c, Stream s, object method, object path, list
     switch_to_h2(c, False)
     s.r_state = R_CLOSED      # half-closed (remote): the request is complete
     if c.ev_stream_start is not None:
-        c.ev_stream_start(c, s.id)
+        c.ev_stream_start(c, s.key)
     if c.ev_message_head is not None:
-        c.ev_message_head(c, s.id, 0, method, path, fields)
+        c.ev_message_head(c, s.key, 0, method, path, fields)
     if c.ev_message_tail is not None and s.id in c.streams:
-        c.ev_message_tail(c, s.id, None)
+        c.ev_message_tail(c, s.key, None)
     return SWITCHED
 
 

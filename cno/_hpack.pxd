@@ -10,6 +10,8 @@
 #   - Encoder.encode_into() appends one header block to `out` (including any pending
 #     dynamic table size updates) and returns 0, or -1 with a Python exception set
 #     (bad header types); on error, `out` may hold a partial block and must be discarded.
+#     Encoder.encode_plain() is the same for fields the caller checked: a list or tuple
+#     of (name, value) tuples of exact str or bytes (anything else is undefined).
 from libc.stdint cimport uint8_t, uint32_t, int64_t
 from cpython.object cimport PyObject
 from cno._buffer cimport WriteBuffer
@@ -110,6 +112,8 @@ cdef class Encoder:
     cdef int64_t sent_index         # set by _encode_field: see encode_into
 
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1
+    cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1
+    cdef int _put_size_updates(self, WriteBuffer* out) except -1
     cdef list _normalize(self, object headers)
     cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
                            bint huffman) except -1

@@ -22,6 +22,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
+from cno._pylist cimport list_push
 from cno._fields cimport is_field, field_ptr
 
 import sys
@@ -692,7 +693,7 @@ cdef class Decoder:
                 list_size += e.size
                 fields += 1
                 if list_size <= self.list_limit and fields <= self.count_limit:
-                    out.append(entry_pair(e, raw))
+                    list_push(out, entry_pair(e, raw))
                 continue
             if (b & 0xE0) == 0x20:
                 # 6.3 Dynamic Table Size Update: only before the first field (4.2)
@@ -733,7 +734,7 @@ cdef class Decoder:
             list_size += size
             fields += 1
             if list_size <= self.list_limit and fields <= self.count_limit:
-                out.append(NeverIndexedHeaderTuple(name, value) if never else (name, value))
+                list_push(out, NeverIndexedHeaderTuple(name, value) if never else (name, value))
         if self.required_update >= 0:
             return HPACK_ERR_SIZE_UPDATE_MISSING   # a block of nothing, or of updates too big
         if list_size > self.list_limit or fields > self.count_limit:
@@ -859,8 +860,6 @@ cdef class Encoder:
         cdef object item
         cdef tuple field
         cdef object fields
-        cdef Py_ssize_t slot, way
-        cdef int64_t id
         cdef bint plain = type(headers) is list or type(headers) is tuple
         # Check every field before the first one touches the table: an error halfway
         # through a block must leave the encoder in step with the peer's decoder.
@@ -873,17 +872,32 @@ cdef class Encoder:
                 if not (is_field(field[0]) and is_field(field[1])):
                     plain = False
                     break
-        fields = headers if plain else self._normalize(headers)
+        if plain:
+            return self.encode_plain(out, headers, huffman)
+        fields = self._normalize(headers)
+        self._put_size_updates(out)
+        for item in fields:
+            field = <tuple> item
+            self._encode_field(out, field[0], field[1], field[2], huffman)
+        return 0
+
+    cdef int _put_size_updates(self, WriteBuffer* out) except -1:
+        """6.3: the table size changes announced at the start of the next block."""
         if self.pending_final >= 0:
             if self.pending_min < self.pending_final:
                 put_int(out, 0x20, 5, self.pending_min)
             put_int(out, 0x20, 5, self.pending_final)
             self.pending_min = self.pending_final = -1
-        if not plain:
-            for item in fields:
-                field = <tuple> item
-                self._encode_field(out, field[0], field[1], field[2], huffman)
-            return 0
+        return 0
+
+    cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1:
+        """encode_into for a list or tuple of (name, value) tuples of exact str or bytes,
+        which the caller has checked: no field is looked at twice."""
+        cdef object item
+        cdef tuple field
+        cdef Py_ssize_t slot, way
+        cdef int64_t id
+        self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
             slot = ident_slot(field)

@@ -410,7 +410,8 @@ async def test_iterating_after_a_body_message_raises(plain):
     stream claims it for messages: "iterating body then raises MessageError"; the
     messages go on."""
     chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
-    async with served(plain, streaming(chunks)) as peer:
+    release = asyncio.Event()   # (the rest after the first message: not in the same read)
+    async with served(plain, streaming(chunks, release)) as peer:
         async with await open_acgi(peer) as conn:
             sid = await conn.send(req(peer.url("/")))
             await recv(conn.receive, sid)
@@ -421,6 +422,7 @@ async def test_iterating_after_a_body_message_raises(plain):
                 await response["body"].__anext__()
             with pytest.raises(MessageError):
                 await response["body"].read()
+            release.set()
             rest = await until_end(conn.receive, sid)
             assert first["body"] + body_of(rest) == b"".join(chunks)
 

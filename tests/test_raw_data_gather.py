@@ -274,10 +274,11 @@ def merged(events):
 
 
 def run_both(wire, cuts, fields_by_stream, **kw):
-    """Feed the same bytes, cut the same way, to a gathering server and a per-frame one."""
+    """Feed the same bytes, cut the same way, to a gathering server and one that delivers
+    each piece as it comes (data_views; on_frame would change more: whole frames)."""
     results = []
-    for cls in (gathering_class(), recorder_class()):
-        c = make_server(cls=cls, **kw)
+    for views in (False, True):
+        c = make_server(cls=gathering_class(), data_views=views, **kw)
         for sid, fields in fields_by_stream:
             c.feed(headers(sid, literal_block(fields)))
         c.events.clear()

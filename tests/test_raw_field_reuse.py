@@ -17,11 +17,12 @@ import hypothesis.strategies as st
 import pytest
 
 import cno
+import cno.errors
 import cno.hpack
 import cno.raw as raw
 import h1_util
 from raw_frames import (
-    PROTOCOL_ERROR, assert_alive, expect_stream_error, headers, make_client, make_server,
+    PROTOCOL_ERROR, STREAM_CLOSED, assert_alive, data, expect_stream_error, headers, make_client, make_server,
 )
 
 UA = ("user-agent", "field-reuse-test/1.0")
@@ -105,6 +106,104 @@ def test_checks_still_apply_after_valid_fields_were_remembered(bad):
     expect_stream_error(c, headers(5, c.block(request_fields(extra=(UA, ACCEPT, bad))),
                                    end_stream=True), 5, PROTOCOL_ERROR)
     assert_alive(c)
+
+
+@pytest.mark.parametrize("fields", [
+    [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"),
+     (":path", "/"), (":path", "/")],
+    [(":method", "GET"), (":method", "GET"), (":scheme", "https"),
+     (":authority", "example.com"), (":path", "/")],
+    [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"),
+     (":scheme", "https"), (":path", "/")],
+], ids=["path-twice", "method-twice", "scheme-twice"])
+def test_remembered_pseudo_headers_still_count_once(fields):
+    """8.3: each pseudo-header field at most once, also when its tuple was remembered from
+    an earlier request (the same table entry decodes to the same tuple)."""
+    c = make_server()
+    c.feed(headers(1, c.block(request_fields()), end_stream=True))
+    c.feed(headers(3, c.block(request_fields()), end_stream=True))
+    assert len(c.of("head")) == 2
+    expect_stream_error(c, headers(5, c.block(fields), end_stream=True), 5, PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_a_remembered_pseudo_header_after_a_regular_field_is_malformed():
+    c = make_server()
+    for sid in (1, 3):
+        c.feed(headers(sid, c.block(request_fields("/x")), end_stream=True))
+    late = [(":method", "GET"), (":scheme", "https"), (":authority", "example.com"), UA,
+            (":path", "/x")]          # the remembered :path tuple, after user-agent
+    expect_stream_error(c, headers(5, c.block(late), end_stream=True), 5, PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_a_pseudo_header_with_a_bad_value_is_refused_every_time():
+    c = make_server()
+    bad = request_fields("/a b\r")[:3] + [(":path", "/a\r\nb")]
+    for sid in (1, 3):
+        expect_stream_error(c, headers(sid, c.block(bad), end_stream=True), sid,
+                            PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_protocol_is_not_remembered_across_a_settings_change():
+    """:protocol is allowed only while SETTINGS_ENABLE_CONNECT_PROTOCOL is on (RFC 8441):
+    its tuple is looked at on every request, never remembered as valid."""
+    c = make_server(local={"enable_connect_protocol": 1})
+    ws = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+          (":authority", "example.com"), (":path", "/chat")]
+    c.feed(headers(1, c.block(ws)))
+    assert c.of("head")[-1][3] == "CONNECT"
+    c.update_settings(enable_connect_protocol=0)
+    c.ack_settings()
+    expect_stream_error(c, headers(3, c.block(ws)), 3, PROTOCOL_ERROR)
+
+
+def test_delivered_header_lists_are_ordinary_lists():
+    """The decoded list is made with room for a usual block; it behaves as any list, and a
+    block longer than that room is delivered whole."""
+    import copy
+    import pickle
+
+    kept = []
+
+    class Keep(raw.Connection):
+        def on_message_head(self, stream, code, method, path, fields):
+            kept.append(fields)
+
+    c = Keep(server=True)
+    c.connection_made(True)
+    enc = cno.hpack.Encoder()
+    c.data_received(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\4\0\0\0\0\0")
+    many = [("x-field-%d" % i, "v%d" % i) for i in range(40)]
+    for sid, extra in ((1, [UA]), (3, many)):
+        block = enc.encode(request_fields(extra=extra))
+        c.data_received(headers(sid, block, end_stream=True))
+    short, long = kept
+    assert short == request_fields(extra=[UA])[1:3] + [UA]
+    assert long == request_fields(extra=many)[1:3] + many
+    for fields in (short, long):
+        n = len(fields)
+        fields.append(("x-more", "1"))
+        fields.extend([("x-a", "b")] * 50)
+        del fields[:3]
+        assert len(fields) == n + 51 - 3
+        assert pickle.loads(pickle.dumps(fields)) == fields
+        assert copy.copy(fields) == fields
+        fields.sort()
+        fields.clear()
+        assert fields == []
+
+
+def test_a_stream_ended_is_not_found_again():
+    """The engine remembers the last stream it looked up: once that stream ended, a frame
+    for it is a frame on a closed stream (RFC 9113 5.1), not a write to a stale one."""
+    c = make_server()
+    c.feed(headers(1, c.block(request_fields()), end_stream=True))
+    c.write_head(1, 200, "", "", [], True)
+    with pytest.raises(cno.errors.InvalidStream):
+        c.write_data(1, b"late", True)
+    expect_stream_error(c, data(1, b"late"), 1, STREAM_CLOSED)
 
 
 def test_content_length_is_read_every_time():

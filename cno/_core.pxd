@@ -143,6 +143,10 @@ cdef class Connection:
 
     # HTTP/1.1 (see _h1.pxi)
     cdef public object scheme    # :scheme of requests read over HTTP/1.1
+    cdef object h1_scheme_field  # (":scheme", scheme) as last delivered (see scheme_field)
+    cdef object h1_scheme_of     # ... the scheme object it was made from
+    cdef bint h1_scheme_bytes    # ... and bytes_headers then
+    cdef object h1_authority_field  # the last (":authority", host) (see authority_field)
     cdef public Py_ssize_t max_head_size
     cdef public Py_ssize_t max_header_count
     cdef public Py_ssize_t max_chunk_line

@@ -272,6 +272,32 @@ cdef int line_keep(LineSlot* slot, uint64_t key, const uint8_t* p, Py_ssize_t n,
     return 0
 
 
+cdef object scheme_field(Connection c):
+    """(":scheme", c.scheme) as requests read over HTTP/1.1 begin, made again only when
+    the scheme or bytes_headers changed."""
+    if c.h1_scheme_field is None or c.h1_scheme_of is not c.scheme or \
+            c.h1_scheme_bytes != c.bytes_headers:
+        if c.bytes_headers:
+            c.h1_scheme_field = (b":scheme", c.scheme.encode("latin-1")
+                                 if isinstance(c.scheme, str) else c.scheme)
+        else:
+            c.h1_scheme_field = (":scheme", c.scheme)
+        c.h1_scheme_of = c.scheme
+        c.h1_scheme_bytes = c.bytes_headers
+    return c.h1_scheme_field
+
+
+cdef object authority_field(Connection c, object host):
+    """(":authority", host) for a request read over HTTP/1.1: the last one again when
+    the host is the same object (field_from gives one object per recent value)."""
+    cdef object last = c.h1_authority_field
+    if last is not None and <object> PyTuple_GET_ITEM(last, 1) is host:
+        return last
+    last = (b":authority" if c.bytes_headers else ":authority", host)
+    c.h1_authority_field = last
+    return last
+
+
 cdef object h1_field(Connection c, const uint8_t* p, Py_ssize_t n, bint lower):
     cdef uint8_t buf[64]
     cdef Py_ssize_t i
@@ -376,13 +402,7 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
             continue
         if p[pos] == 0x20 or p[pos] == 0x09:
             return 400   # obs-fold (RFC 9112 5.2)
-        q = <const uint8_t*> memchr(p + pos, 0x3A, e - pos)
-        if q == NULL:
-            return 400
         ns = pos
-        nlen = (q - p) - pos
-        if nlen == 0:
-            return 400
         if e - ns <= LINE_MAX:
             lslot = line_slot(p + ns, e - ns, c.bytes_headers, &lkey)
             pair = line_hit(lslot, lkey, p + ns, e - ns)
@@ -391,10 +411,16 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
                 if count > c.max_header_count:
                     return 431
                 pos = lf + 1
-                fields.append(pair)
+                list_push(fields, pair)
                 continue
         else:
             lslot = NULL
+        q = <const uint8_t*> memchr(p + pos, 0x3A, e - pos)
+        if q == NULL:
+            return 400
+        nlen = (q - p) - pos
+        if nlen == 0:
+            return 400
         # The name: tchar only (so no whitespace before the colon, 5.1), lower-cased.
         lowered = nlen <= 64
         for i in range(nlen):
@@ -452,7 +478,7 @@ cdef int parse_fields(Connection c, const uint8_t* p, Py_ssize_t start, Py_ssize
         else:
             name = h1_field(c, p + ns, nlen, True)
         pair = (name, field_from(p + vs, ve - vs, c.bytes_headers))
-        fields.append(pair)
+        list_push(fields, pair)
         if lslot != NULL and lowered and not acted_on(lname, nlen):
             line_keep(lslot, lkey, p + ns, e - ns, pair)
     return 0
@@ -674,11 +700,9 @@ cdef int read_head(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* con
     lf = find_lf(p, start, end)
     e = line_end(p, start, lf)
     head_init(&h)
-    if c.client:
-        fields = []
-    else:
-        fields = [(b":scheme", c.scheme.encode("latin-1") if isinstance(c.scheme, str) else c.scheme)
-                  if c.bytes_headers else (":scheme", c.scheme)]
+    fields = list_with_room(16)   # (room for a usual head)
+    if not c.client:
+        list_push(fields, scheme_field(c))
     status = parse_fields(c, p, lf + 1, end, &h, fields, False)
     if status:
         return h1_error(c, status, "malformed header section")
@@ -779,8 +803,7 @@ cdef int on_request_head_h1(Connection c, const uint8_t* p, Py_ssize_t start, Py
     if p[sp1 + 1] == 0x2F:   # origin-form (3.2.1), the usual
         path = field_from(p + sp1 + 1, sp2 - sp1 - 1, c.bytes_headers)
         if h.host != NULL:
-            fields.insert(1, (b":authority" if c.bytes_headers else ":authority",
-                              field_from(h.host, h.host_n, c.bytes_headers)))
+            fields.insert(1, authority_field(c, field_from(h.host, h.host_n, c.bytes_headers)))
         return start_request_h1(c, p + start, sp1 - start, method, path, h, fields, version)
     target = PyBytes_FromStringAndSize(<const char*> p + sp1 + 1, sp2 - sp1 - 1)
     authority = PyBytes_FromStringAndSize(<const char*> h.host, h.host_n) if h.host != NULL else None
@@ -1005,10 +1028,16 @@ cdef inline bint name_is(const uint8_t* p, Py_ssize_t n, const char* lower, Py_s
     return True
 
 
-cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) except -1:
+cdef enum:
+    NO_LENGTH = -1         # write_h1_fields: no content-length among the headers
+    BAD_LENGTH = -2        # ... one whose value is not a number
+
+
+cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) except -3:
     """Check the caller's headers and write them as lines in one pass (pseudo-headers
     are skipped: the request line and host carry them). Notes Connection: close and
-    Upgrade on s; returns 1 if a content-length was among them. A bad header raises
+    Upgrade on s; returns the first content-length among them, NO_LENGTH if none, or
+    BAD_LENGTH if its value is not a number (see declared_length). A bad header raises
     (UsageError, TypeError) and nothing of the block stays written."""
     cdef Py_ssize_t mark = c.out.len, nn, vn, k, slot
     cdef bint plain
@@ -1016,9 +1045,9 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
     cdef const uint8_t* np
     cdef const uint8_t* vp
     cdef uint8_t* o
-    cdef int has_length = 0
+    cdef int64_t length = NO_LENGTH
     if headers is None:
-        return 0
+        return NO_LENGTH
     try:
         for item in headers:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
@@ -1068,7 +1097,10 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
                 continue   # written by the engine, first, from :authority or this value
             plain = True   # (remembered once written, unless the engine acts on it)
             if nn == 14 and name_is(np, nn, "content-length", 14):
-                has_length = 1
+                if length == NO_LENGTH:
+                    length = parse_digits(vp, vn)
+                    if length < 0:
+                        length = BAD_LENGTH
                 plain = False
             elif nn == 10 and name_is(np, nn, "connection", 10):
                 if list_has_token(vp, vn, "close", 5):
@@ -1101,7 +1133,7 @@ cdef int write_h1_fields(Connection c, object headers, Stream s, int kind) excep
     except BaseException:
         c.out.len = mark
         raise
-    return has_length
+    return length
 
 
 cdef object find_authority(object headers):
@@ -1132,6 +1164,7 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
     cdef Py_ssize_t mn, mark = c.out.len
     cdef uint32_t last_id = c.last_stream[LOCAL]
     cdef int has_length
+    cdef int64_t length
     cdef bint connect
     cdef Stream last
     if c.goaway_received or c.goaway_sent:
@@ -1176,7 +1209,8 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
         buf_put(&c.out, mp, mn)
     buf_put(&c.out, <const uint8_t*> b"\r\n", 2)
     try:
-        has_length = write_h1_fields(c, headers, s, FIELDS_REQUEST)
+        length = write_h1_fields(c, headers, s, FIELDS_REQUEST)
+        has_length = length != NO_LENGTH
     except BaseException:
         c.streams.pop(sid, None)    # nothing went out: the request never existed
         c.stream_count[LOCAL] -= 1
@@ -1199,7 +1233,7 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
         s.w_chunked = True
         buf_put_obj(&c.out, b"transfer-encoding: chunked\r\n")
     if has_length:
-        s.w_left = declared_length(headers)
+        s.w_left = length if length >= 0 else declared_length(headers)   # (which raises)
     if s.close_after:
         buf_put_obj(&c.out, b"connection: close\r\n")
         c.goaway_sent = True   # our last request on this connection (9.6)
@@ -1216,6 +1250,7 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
                            bint final) except -1:
     cdef Stream s = writable_stream(c, sid)
     cdef int has_length
+    cdef int64_t length
     cdef bint body_allowed, tunnel = False
     if s.w_state != W_HEADERS:
         raise InvalidStream("stream %d: the response head was already sent" % sid)
@@ -1231,7 +1266,8 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
         return 0   # RFC 9110 15.2: no 1xx to an HTTP/1.0 client (it would not expect one)
     buf_put_obj(&c.out, STATUS_LINES[code])
     try:
-        has_length = write_h1_fields(c, headers, s, FIELDS_RESPONSE)
+        length = write_h1_fields(c, headers, s, FIELDS_RESPONSE)
+        has_length = length != NO_LENGTH
     except BaseException:
         c.out.len -= PyBytes_GET_SIZE(STATUS_LINES[code])
         raise
@@ -1245,7 +1281,7 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
     s.w_no_content = code == 204 or code == 304
     body_allowed = not (s.head_request or s.w_no_content)
     if has_length and body_allowed and not tunnel:
-        s.w_left = declared_length(headers)
+        s.w_left = length if length >= 0 else declared_length(headers)   # (which raises)
     if not tunnel:
         if final:
             if body_allowed and not has_length:
@@ -1320,7 +1356,8 @@ cdef inline bint target_ok(const uint8_t* p, Py_ssize_t n) noexcept:
 
 
 cdef int64_t declared_length(object headers) except -2:
-    """The content-length value among the caller's (already checked) headers."""
+    """The content-length value among the caller's (already checked) headers; raises
+    UsageError for one that is not a number."""
     cdef const uint8_t* p
     cdef Py_ssize_t n
     cdef int64_t v

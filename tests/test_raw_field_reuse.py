@@ -290,6 +290,25 @@ def test_h1_repeated_lines_give_the_same_tuple():
     assert ua[0] is ua[1] is ua[2]
 
 
+def test_h1_scheme_and_authority_follow_the_connection_and_the_request():
+    """:scheme and :authority of requests read over HTTP/1.1 are reused tuples while they
+    stay the same, and new ones when the scheme, the Host or bytes_headers change."""
+    c = h1_util.server()
+    c.data_received(h1_util.get("/1", host="a.example") + h1_util.get("/2", host="a.example"))
+    c.scheme = "https"
+    c.data_received(h1_util.get("/3", host="b.example"))
+    c.bytes_headers = True
+    c.data_received(h1_util.get("/4", host="b.example"))
+    heads = [e[5][:2] for e in h1_heads(c)]
+    assert heads == [
+        [(":scheme", "http"), (":authority", "a.example")],
+        [(":scheme", "http"), (":authority", "a.example")],
+        [(":scheme", "https"), (":authority", "b.example")],
+        [(b":scheme", b"https"), (b":authority", b"b.example")],
+    ]
+    assert heads[0][0] is heads[1][0] and heads[0][1] is heads[1][1]
+
+
 def test_h1_a_line_that_differs_inside_is_parsed_again():
     """The line cache compares whole lines: a line of the same length whose first and last
     bytes match a cached one, with a control character inside, is still refused

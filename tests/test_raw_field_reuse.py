@@ -362,6 +362,17 @@ def test_h1_content_length_written_is_noted_every_time():
         assert rest == b"ok"
 
 
+def test_h1_the_first_content_length_written_counts_and_a_bad_one_is_refused():
+    c = h1_util.server()
+    c.data_received(h1_util.get("/1") + h1_util.get("/2"))
+    with pytest.raises(cno.UsageError, match="invalid content-length"):
+        c.write_head(1, 200, "", "", [("content-length", "2x")], False)
+    c.write_head(1, 200, "", "", [("content-length", "3"), ("x-a", "b")], False)
+    with pytest.raises(cno.UsageError):
+        c.write_data(1, b"four", True)            # more than the 3 bytes announced
+    c.write_data(1, b"abc", True)
+
+
 # -- HPACK encoder: fields sent as an index, remembered by identity ------------------------
 
 POOL = [(":method", "GET"), (":path", "/"), ("accept", "*/*"), ("user-agent", "u" * 30),

@@ -4,6 +4,7 @@
 Bytes in -> frames parsed in place -> events out (methods of the Python subclass);
 calls in -> frames serialised into one C buffer -> one on_writev per public call.
 """
+cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy, memmove, memchr, memset
 from cpython.object cimport PyObject
@@ -365,6 +366,7 @@ cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) no
 # ----------------------------------------------------------------------------------------
 # Streams
 
+@cython.freelist(64)   # (one per request: kept for reuse rather than freed)
 cdef class Stream:
     """Per-stream state; internal to the engine."""
     pass

@@ -1228,6 +1228,30 @@ cdef inline bint bytes_equal_obj(object o, const char* lit, Py_ssize_t m) noexce
     return bytes_equal(p, n, lit, m)
 
 
+cdef inline int64_t regular_field(Connection c, object item, Py_ssize_t slot,
+                                  const uint8_t* np, Py_ssize_t nn, const uint8_t* vp,
+                                  Py_ssize_t vn, int64_t length) noexcept:
+    """A regular field of a request or a response not seen before (8.2, 8.2.2, 8.1.1):
+    the content-length so far (-1: none) updated, or MALFORMED. A valid field the engine
+    does not read is remembered (checked_slot); te, content-length and priority never."""
+    cdef int64_t v
+    if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+        return MALFORMED
+    if bytes_equal(np, nn, "te", 2):
+        if not bytes_equal(vp, vn, "trailers", 8):
+            return MALFORMED
+    elif bytes_equal(np, nn, "content-length", 14):
+        v = parse_digits(vp, vn)
+        if v < 0 or (length >= 0 and v != length):
+            return MALFORMED
+        return v
+    elif nn == 8 and memcmp(np, b"priority", 8) == 0:
+        c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
+    elif nn + vn <= CHECKED_MAX_LEN:
+        remember_checked(c, item, slot)
+    return length
+
+
 cdef int64_t parse_request(Connection c, list headers) except -3:
     """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return its content-length
     (-1: none) with :method and :path in c.req_method and c.req_path and taken out of
@@ -1240,7 +1264,7 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
     cdef Py_ssize_t slot
     cdef int kind
     cdef bint regular_seen = False
-    cdef int64_t length = -1, v
+    cdef int64_t length = -1
     c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
@@ -1284,20 +1308,9 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
                 return MALFORMED   # unknown, duplicate, or not allowed in a request
             continue
         regular_seen = True
-        if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+        length = regular_field(c, item, slot, np, nn, vp, vn, length)
+        if length == MALFORMED:
             return MALFORMED
-        if bytes_equal(np, nn, "te", 2):
-            if not bytes_equal(vp, vn, "trailers", 8):
-                return MALFORMED
-        elif bytes_equal(np, nn, "content-length", 14):
-            v = parse_digits(vp, vn)
-            if v < 0 or (length >= 0 and v != length):
-                return MALFORMED
-            length = v
-        elif nn == 8 and memcmp(np, b"priority", 8) == 0:
-            c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
-        elif nn + vn <= CHECKED_MAX_LEN:
-            remember_checked(c, item, slot)
     if method is None:
         return MALFORMED
     if bytes_equal_obj(method, "CONNECT", 7) and protocol is None:
@@ -1341,7 +1354,7 @@ cdef object parse_response(Connection c, list headers):
     cdef const uint8_t* vp
     cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), slot
     cdef bint regular_seen = False
-    cdef int64_t length = -1, v, code
+    cdef int64_t length = -1, code
     c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
@@ -1361,20 +1374,9 @@ cdef object parse_response(Connection c, list headers):
             status = value
             continue
         regular_seen = True
-        if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
+        length = regular_field(c, item, slot, np, nn, vp, vn, length)
+        if length == MALFORMED:
             return None
-        if bytes_equal(np, nn, "te", 2):
-            if not bytes_equal(vp, vn, "trailers", 8):
-                return None
-        elif bytes_equal(np, nn, "content-length", 14):
-            v = parse_digits(vp, vn)
-            if v < 0 or (length >= 0 and v != length):
-                return None
-            length = v
-        elif nn == 8 and memcmp(np, b"priority", 8) == 0:
-            c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
-        elif nn + vn <= CHECKED_MAX_LEN:
-            remember_checked(c, item, slot)
     if status is None:
         return None
     vp = field_ptr(status, &vn)

@@ -14,8 +14,6 @@ Linux only (/proc, rlimits). The connection counts are kept small enough for CI.
 import asyncio
 import gc
 import os
-import socket
-import struct
 import sys
 import time
 import tracemalloc
@@ -23,7 +21,7 @@ import tracemalloc
 import pytest
 
 from hostile_util import (
-    GiB, PREFACE, HostileServer, close_all, data, engine_pair, frame, headers,
+    GiB, PREFACE, HostileServer, close_all, data, engine_pair, headers,
     open_idle_connections, proc_status_kib, raise_nofile, request_block, settings, settings_ack,
 )
 

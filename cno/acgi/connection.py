@@ -17,8 +17,7 @@ import functools
 import ssl as _ssl
 import urllib.parse
 from typing import (
-    Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Iterable, List, Mapping, Optional,
-    Tuple, TypeVar, Union,
+    Any, Awaitable, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar,
 )
 
 from cno import aio

@@ -156,6 +156,8 @@ cdef class Connection:
     # Request pseudo-header fields with valid values, by identity, and their kinds.
     cdef PyObject* pseudo_seen[16]
     cdef uint8_t pseudo_kind[16]
+    # Written te and content-length fields that passed check_headers (see remember_sent).
+    cdef PyObject* sent_checked[16]
     cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF
     cdef Py_ssize_t h1_scanned   # how far the current head was searched for its end
     cdef Stream h1_rs            # the stream whose message is being read

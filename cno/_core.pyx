@@ -337,6 +337,8 @@ cdef void forget_checked(Connection c) noexcept:
     for i in range(PSEUDO_SLOTS):
         Py_XDECREF(c.pseudo_seen[i])
         c.pseudo_seen[i] = NULL
+        Py_XDECREF(c.sent_checked[i])
+        c.sent_checked[i] = NULL
 
 
 cdef inline int known_pseudo(Connection c, object item, Py_ssize_t slot) noexcept:
@@ -353,6 +355,15 @@ cdef inline void remember_pseudo(Connection c, object item, Py_ssize_t slot, int
     Py_XDECREF(c.pseudo_seen[slot >> 2])
     c.pseudo_seen[slot >> 2] = <PyObject*> item
     c.pseudo_kind[slot >> 2] = <uint8_t> kind
+
+
+cdef inline void remember_sent(Connection c, object item, Py_ssize_t slot) noexcept:
+    """A written field that passed check_headers but that inbound parsing must read
+    every time (te, content-length): remembered for check_headers alone, one way per
+    slot pair of `checked`."""
+    Py_INCREF(item)
+    Py_XDECREF(c.sent_checked[slot >> 2])
+    c.sent_checked[slot >> 2] = <PyObject*> item
 
 
 cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
@@ -1321,7 +1332,10 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
     else:
         if protocol is not None and not bytes_equal_obj(method, "CONNECT", 7):
             return MALFORMED
-        if scheme is None or path is None or len(path) == 0:
+        if scheme is None or path is None:
+            return MALFORMED
+        field_ptr(path, &vn)
+        if vn == 0:
             return MALFORMED
     # The delivered list is the decoded one without :method and :path.
     drop_two(headers, method_at, path_at)
@@ -2208,7 +2222,7 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             if k != 2 and k != 3:
                 raise UsageError("a header must be (name, value) or (name, value, sensitive)")
             slot = checked_slot(item)
-            if is_checked(c, item, slot):
+            if is_checked(c, item, slot) or c.sent_checked[slot >> 2] == <PyObject*> item:
                 regular_seen = True   # a plain regular field, checked before
                 list_push(out, item)
                 continue
@@ -2243,14 +2257,20 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
                                  % (name,))
             if nn == 8 and kind != FIELDS_TRAILERS and memcmp(np, b"priority", 8) == 0:
                 c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+            elif nn == 2 and memcmp(np, b"te", 2) == 0 and not bytes_equal(vp, vn, "trailers", 8):
+                # 8.2.2: "MUST NOT contain any value other than 'trailers'"
+                raise UsageError("te may only be 'trailers' in HTTP/2")
         if not value_valid(vp, vn):
             raise UsageError("invalid value for header %r" % (name,))
         if same:
             list_push(out, item)
-            if (not regular_seen or nn + vn > CHECKED_MAX_LEN or bytes_equal(np, nn, "te", 2)
-                    or bytes_equal(np, nn, "content-length", 14)
-                    or bytes_equal(np, nn, "priority", 8)):
-                continue   # (fields the engine reads every time)
+            if not regular_seen or nn + vn > CHECKED_MAX_LEN or bytes_equal(np, nn, "priority", 8):
+                continue   # (priority is read every time)
+            if bytes_equal(np, nn, "te", 2) or bytes_equal(np, nn, "content-length", 14):
+                # Read by the engine when they come in: not among the fields inbound
+                # parsing skips (a tuple written may be one the decoder hands out).
+                remember_sent(c, item, slot)
+                continue
             remember_checked(c, item, slot)   # (regular: the pseudo-header branch raises)
         elif k == 3:
             list_push(out, (name, value, bool(item[2])))

@@ -22,7 +22,8 @@ import cno.hpack
 import cno.raw as raw
 import h1_util
 from raw_frames import (
-    PROTOCOL_ERROR, STREAM_CLOSED, assert_alive, data, expect_stream_error, headers, make_client, make_server,
+    PROTOCOL_ERROR, STREAM_CLOSED, assert_alive, data, expect_stream_error, headers,
+    make_client, make_server, recorder_class,
 )
 
 UA = ("user-agent", "field-reuse-test/1.0")
@@ -215,6 +216,39 @@ def test_content_length_is_read_every_time():
         expect_stream_error(c, headers(sid, c.block(fields), end_stream=True), sid,
                             PROTOCOL_ERROR)
     assert_alive(c)
+
+
+def test_a_content_length_written_back_is_still_read_when_it_comes_in_again():
+    """A written content-length is remembered for writing only: echoing the tuple a
+    request decoded to (the same object the next request's index gives) does not make
+    inbound parsing skip it (8.1.1 binds the body every time)."""
+    got = []
+
+    class Echo(recorder_class()):
+        def on_message_head(self, stream, code, method, path, fields):
+            got.append(fields)
+            super().on_message_head(stream, code, method, path, fields)
+
+    c = make_server(cls=Echo)
+    fields = [(":method", "POST"), (":scheme", "https"), (":authority", "example.com"),
+              (":path", "/"), ("content-length", "3")]
+    for sid in (1, 3):   # (the second one refers to the table entry the first one made)
+        c.feed(headers(sid, c.block(fields)) + data(sid, b"abc", end_stream=True))
+        length = [f for f in got[-1] if f[0] == "content-length"][0]
+        c.write_head(sid, 200, "", "", [length], False)   # echoed: remembered as written
+        c.write_data(sid, b"xyz", True)
+    c.feed(headers(5, c.block(fields)))
+    assert [f for f in got[-1] if f[0] == "content-length"][0] is length   # the same tuple
+    expect_stream_error(c, data(5, b"abcd", end_stream=True), 5, PROTOCOL_ERROR)
+    assert_alive(c)
+
+
+def test_te_other_than_trailers_is_refused_when_written():
+    """RFC 9113 8.2.2: te "MUST NOT contain any value other than 'trailers'"."""
+    c = make_client()
+    c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ("te", "trailers")], True)
+    with pytest.raises(cno.UsageError, match="te"):
+        c.write_head(c.next_stream, 0, "GET", "/", [(":scheme", "https"), ("te", "gzip")], True)
 
 
 def test_client_response_fields_without_status():

@@ -154,8 +154,8 @@ cdef class Connection:
     # reference each): the HPACK decoder hands out one tuple per table entry.
     cdef PyObject* checked[64]
     # Request pseudo-header fields with valid values, by identity, and their kinds.
-    cdef PyObject* pseudo_seen[16]
-    cdef uint8_t pseudo_kind[16]
+    cdef PyObject* pseudo_seen[32]
+    cdef uint8_t pseudo_kind[32]
     # Written te and content-length fields that passed check_headers (see remember_sent).
     cdef PyObject* sent_checked[16]
     cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF

@@ -315,7 +315,8 @@ cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
 cdef enum:
     CHECKED_SLOTS = 64     # (the size of Connection.checked): pairs of two ways
     CHECKED_MAX_LEN = 256  # name + value bytes of a field worth remembering
-    PSEUDO_SLOTS = 16      # (the size of Connection.pseudo_seen)
+    PSEUDO_SLOTS = 32      # (the size of Connection.pseudo_seen): pairs of two ways
+    SENT_SLOTS = 16        # (the size of Connection.sent_checked)
 
 
 cdef inline Py_ssize_t checked_slot(object item) noexcept:
@@ -337,6 +338,7 @@ cdef void forget_checked(Connection c) noexcept:
     for i in range(PSEUDO_SLOTS):
         Py_XDECREF(c.pseudo_seen[i])
         c.pseudo_seen[i] = NULL
+    for i in range(SENT_SLOTS):
         Py_XDECREF(c.sent_checked[i])
         c.sent_checked[i] = NULL
 
@@ -344,17 +346,23 @@ cdef void forget_checked(Connection c) noexcept:
 cdef inline int known_pseudo(Connection c, object item, Py_ssize_t slot) noexcept:
     """The kind of a request pseudo-header field whose value was found valid before
     (:method, :scheme, :authority or :path; see remember_pseudo), else PSEUDO_NONE."""
-    if c.pseudo_seen[slot >> 2] == <PyObject*> item:
-        return c.pseudo_kind[slot >> 2]
+    cdef Py_ssize_t i = slot & (PSEUDO_SLOTS - 2)
+    if c.pseudo_seen[i] == <PyObject*> item:
+        return c.pseudo_kind[i]
+    if c.pseudo_seen[i + 1] == <PyObject*> item:
+        return c.pseudo_kind[i + 1]
     return PSEUDO_NONE
 
 
 cdef inline void remember_pseudo(Connection c, object item, Py_ssize_t slot, int kind) noexcept:
-    """One way per slot pair of `checked` (divided by two): the newest stays."""
+    """Pairs of two ways as in `checked` (half as many pairs): the older of two goes."""
+    cdef Py_ssize_t i = slot & (PSEUDO_SLOTS - 2)
     Py_INCREF(item)
-    Py_XDECREF(c.pseudo_seen[slot >> 2])
-    c.pseudo_seen[slot >> 2] = <PyObject*> item
-    c.pseudo_kind[slot >> 2] = <uint8_t> kind
+    Py_XDECREF(c.pseudo_seen[i + 1])
+    c.pseudo_seen[i + 1] = c.pseudo_seen[i]
+    c.pseudo_kind[i + 1] = c.pseudo_kind[i]
+    c.pseudo_seen[i] = <PyObject*> item
+    c.pseudo_kind[i] = <uint8_t> kind
 
 
 cdef inline void remember_sent(Connection c, object item, Py_ssize_t slot) noexcept:

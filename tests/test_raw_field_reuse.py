@@ -128,6 +128,24 @@ def test_remembered_pseudo_headers_still_count_once(fields):
     assert_alive(c)
 
 
+def test_many_remembered_pseudo_headers_keep_their_kinds():
+    """More pseudo-header tuples than the engine remembers (each path and authority a
+    table entry of its own, so one tuple each): every request still gets its own method,
+    path and authority, whichever ones the cache kept or dropped."""
+    c = make_server(local={"max_concurrent_streams": 1000})
+    for i in range(300):
+        sid = 1 + 2 * i
+        method = ("GET", "HEAD", "DELETE")[i % 3]
+        fields = [(":method", method), (":scheme", ("https", "http")[i % 2]),
+                  (":authority", "a%d.example" % (i % 37)), (":path", "/p%d" % (i % 53))]
+        c.feed(headers(sid, c.block(fields), end_stream=True))
+        head = c.of("head")[-1]
+        assert head[:5] == ("head", sid, 0, method, "/p%d" % (i % 53)), head
+        assert head[5] == fields[1:3], head
+        c.write_head(sid, 200, "", "", [], True)
+    assert_alive(c)
+
+
 def test_a_remembered_pseudo_header_after_a_regular_field_is_malformed():
     c = make_server()
     for sid in (1, 3):

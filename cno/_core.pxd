@@ -155,7 +155,7 @@ cdef class Connection:
     cdef PyObject* checked[64]
     # Request pseudo-header fields with valid values, by identity, and their kinds.
     cdef PyObject* pseudo_seen[32]
-    cdef uint8_t pseudo_kind[32]
+    cdef int64_t pseudo_kinds[32]
     # Written te and content-length fields that passed check_headers (see remember_sent).
     cdef PyObject* sent_checked[16]
     cdef int64_t h1_left         # body or chunk bytes still to read; -1 until EOF

@@ -23,6 +23,7 @@ from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_CheckExact, PyTuple_GET_ITE
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free, buf_trim
 from cno._pylist cimport PyListObject, Py_SET_SIZE, list_with_room, list_push
+from cno._identity cimport identity_hash, identity_find, identity_put, identity_clear
 from cno._fields cimport is_field, field_ptr
 from cno._hpack cimport (
     Encoder, Decoder, HPACK_OK, HPACK_ERR_LIST_SIZE,
@@ -316,70 +317,45 @@ cdef enum:
     CHECKED_SLOTS = 64     # (the size of Connection.checked): pairs of two ways
     CHECKED_MAX_LEN = 256  # name + value bytes of a field worth remembering
     PSEUDO_SLOTS = 32      # (the size of Connection.pseudo_seen): pairs of two ways
-    SENT_SLOTS = 16        # (the size of Connection.sent_checked)
-
-
-cdef inline Py_ssize_t checked_slot(object item) noexcept:
-    """The even slot of the item's pair (the top bits of a multiplicative hash)."""
-    return <Py_ssize_t>(((<uint64_t><size_t><PyObject*> item) * 0x9E3779B97F4A7C15ULL)
-                        >> 58) & ~1
+    SENT_SLOTS = 16        # (the size of Connection.sent_checked): pairs of two ways
 
 
 cdef inline bint is_checked(Connection c, object item, Py_ssize_t slot) noexcept:
-    return (c.checked[slot] == <PyObject*> item
-            or c.checked[slot + 1] == <PyObject*> item)
+    """item (its identity_hash in slot) is a regular field checked before."""
+    return identity_find(c.checked, slot, item) >= 0
 
 
-cdef void forget_checked(Connection c) noexcept:
-    cdef Py_ssize_t i
-    for i in range(CHECKED_SLOTS):
-        Py_XDECREF(c.checked[i])
-        c.checked[i] = NULL
-    for i in range(PSEUDO_SLOTS):
-        Py_XDECREF(c.pseudo_seen[i])
-        c.pseudo_seen[i] = NULL
-    for i in range(SENT_SLOTS):
-        Py_XDECREF(c.sent_checked[i])
-        c.sent_checked[i] = NULL
+cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
+    identity_put(c.checked, NULL, slot, item, 0)
+
+
+cdef inline bint is_sent(Connection c, object item, Py_ssize_t slot) noexcept:
+    """item is a te or content-length field check_headers passed before (see
+    remember_sent)."""
+    return identity_find(c.sent_checked, slot & (SENT_SLOTS - 2), item) >= 0
+
+
+cdef inline void remember_sent(Connection c, object item, Py_ssize_t slot) noexcept:
+    """A written field that passed check_headers but that inbound parsing must read
+    every time (te, content-length): remembered for check_headers alone."""
+    identity_put(c.sent_checked, NULL, slot & (SENT_SLOTS - 2), item, 0)
 
 
 cdef inline int known_pseudo(Connection c, object item, Py_ssize_t slot) noexcept:
     """The kind of a request pseudo-header field whose value was found valid before
     (:method, :scheme, :authority or :path; see remember_pseudo), else PSEUDO_NONE."""
-    cdef Py_ssize_t i = slot & (PSEUDO_SLOTS - 2)
-    if c.pseudo_seen[i] == <PyObject*> item:
-        return c.pseudo_kind[i]
-    if c.pseudo_seen[i + 1] == <PyObject*> item:
-        return c.pseudo_kind[i + 1]
-    return PSEUDO_NONE
+    cdef Py_ssize_t way = identity_find(c.pseudo_seen, slot & (PSEUDO_SLOTS - 2), item)
+    return <int> c.pseudo_kinds[way] if way >= 0 else PSEUDO_NONE
 
 
 cdef inline void remember_pseudo(Connection c, object item, Py_ssize_t slot, int kind) noexcept:
-    """Pairs of two ways as in `checked` (half as many pairs): the older of two goes."""
-    cdef Py_ssize_t i = slot & (PSEUDO_SLOTS - 2)
-    Py_INCREF(item)
-    Py_XDECREF(c.pseudo_seen[i + 1])
-    c.pseudo_seen[i + 1] = c.pseudo_seen[i]
-    c.pseudo_kind[i + 1] = c.pseudo_kind[i]
-    c.pseudo_seen[i] = <PyObject*> item
-    c.pseudo_kind[i] = <uint8_t> kind
+    identity_put(c.pseudo_seen, c.pseudo_kinds, slot & (PSEUDO_SLOTS - 2), item, kind)
 
 
-cdef inline void remember_sent(Connection c, object item, Py_ssize_t slot) noexcept:
-    """A written field that passed check_headers but that inbound parsing must read
-    every time (te, content-length): remembered for check_headers alone, one way per
-    slot pair of `checked`."""
-    Py_INCREF(item)
-    Py_XDECREF(c.sent_checked[slot >> 2])
-    c.sent_checked[slot >> 2] = <PyObject*> item
-
-
-cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) noexcept:
-    """Into the item's pair, the newest first; the older of two full ways goes."""
-    Py_INCREF(item)
-    Py_XDECREF(c.checked[slot + 1])
-    c.checked[slot + 1] = c.checked[slot]
-    c.checked[slot] = <PyObject*> item
+cdef void forget_checked(Connection c) noexcept:
+    identity_clear(c.checked, CHECKED_SLOTS)
+    identity_clear(c.pseudo_seen, PSEUDO_SLOTS)
+    identity_clear(c.sent_checked, SENT_SLOTS)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1252,7 +1228,7 @@ cdef inline int64_t regular_field(Connection c, object item, Py_ssize_t slot,
                                   Py_ssize_t vn, int64_t length) noexcept:
     """A regular field of a request or a response not seen before (8.2, 8.2.2, 8.1.1):
     the content-length so far (-1: none) updated, or MALFORMED. A valid field the engine
-    does not read is remembered (checked_slot); te, content-length and priority never."""
+    does not read is remembered (is_checked); te, content-length and priority never."""
     cdef int64_t v
     if not name_valid(np, nn) or not value_valid(vp, vn) or connection_specific(np, nn):
         return MALFORMED
@@ -1287,7 +1263,7 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
     c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
-        slot = checked_slot(item)
+        slot = identity_hash(item)
         if is_checked(c, item, slot):
             regular_seen = True   # checked before, as a regular field (not priority)
             continue
@@ -1380,7 +1356,7 @@ cdef object parse_response(Connection c, list headers):
     c.hdr_prio = 0
     for i in range(n):
         item = <object> PyList_GET_ITEM(headers, i)
-        slot = checked_slot(item)
+        slot = identity_hash(item)
         if is_checked(c, item, slot):
             regular_seen = True   # checked before, as a regular field (not priority)
             continue
@@ -2229,8 +2205,8 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             k = PyTuple_GET_SIZE(item)
             if k != 2 and k != 3:
                 raise UsageError("a header must be (name, value) or (name, value, sensitive)")
-            slot = checked_slot(item)
-            if is_checked(c, item, slot) or c.sent_checked[slot >> 2] == <PyObject*> item:
+            slot = identity_hash(item)
+            if is_checked(c, item, slot) or is_sent(c, item, slot):
                 regular_seen = True   # a plain regular field, checked before
                 list_push(out, item)
                 continue

@@ -1051,7 +1051,7 @@ cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) e
     try:
         for item in headers:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
-                slot = checked_slot(item)
+                slot = identity_hash(item)
                 if is_checked(c, item, slot):
                     # Written before as it is (lower-case name, a value fine for
                     # HTTP/1.1, no field the engine writes or acts on): copy it again.
@@ -1123,7 +1123,7 @@ cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) e
             if plain and nn + vn <= CHECKED_MAX_LEN and type(item) is tuple \
                     and PyTuple_GET_SIZE(item) == 2 and is_field(<object> PyTuple_GET_ITEM(item, 0)) \
                     and is_field(<object> PyTuple_GET_ITEM(item, 1)):
-                remember_checked(c, item, checked_slot(item))
+                remember_checked(c, item, identity_hash(item))
             o[nn] = 0x3A
             o[nn + 1] = 0x20
             memcpy(o + nn + 2, vp, vn)

@@ -23,6 +23,7 @@ from cpython.tuple cimport PyTuple_GET_SIZE
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
 from cno._pylist cimport list_push
+from cno._identity cimport identity_hash, identity_find, identity_put, identity_clear
 from cno._fields cimport is_field, field_ptr
 
 import sys
@@ -748,13 +749,8 @@ cdef class Decoder:
 # Encoder
 
 cdef enum:
+    IDENT_SLOTS = 64      # (the size of Encoder.ident_key: see cno/_identity.pxd)
     IDENT_MAX_LEN = 256   # name + value bytes of a field worth remembering (Encoder.ident_key)
-
-
-cdef inline Py_ssize_t ident_slot(object field) noexcept:
-    """The even slot of a field's pair in Encoder.ident_key (a multiplicative hash)."""
-    return <Py_ssize_t>(((<uint64_t><size_t><PyObject*> field) * 0x9E3779B97F4A7C15ULL)
-                        >> 58) & ~1
 
 
 cdef inline void enc_entry_clear(EncodedEntry* e) noexcept:
@@ -803,10 +799,7 @@ cdef class Encoder:
         self._apply_limit()
 
     def __dealloc__(self):
-        cdef Py_ssize_t i
-        for i in range(64):
-            Py_XDECREF(self.ident_key[i])
-            self.ident_key[i] = NULL
+        identity_clear(self.ident_key, IDENT_SLOTS)
         if self.entries != NULL:
             self._evict_to(0)
             free(self.entries)
@@ -900,9 +893,8 @@ cdef class Encoder:
         self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
-            slot = ident_slot(field)
-            way = slot if self.ident_key[slot] == <PyObject*> field else (
-                slot + 1 if self.ident_key[slot + 1] == <PyObject*> field else -1)
+            slot = identity_hash(field)
+            way = identity_find(self.ident_key, slot, field)
             if way >= 0:
                 id = self.ident_id[way]
                 if id < 0:
@@ -914,13 +906,8 @@ cdef class Encoder:
             self.sent_index = 0
             self._encode_field(out, field[0], field[1], 0, huffman)
             if self.sent_index and field_len(field[0]) + field_len(field[1]) <= IDENT_MAX_LEN:
-                Py_INCREF(field)
-                Py_XDECREF(self.ident_key[slot + 1])
-                self.ident_key[slot + 1] = self.ident_key[slot]
-                self.ident_id[slot + 1] = self.ident_id[slot]
-                self.ident_key[slot] = <PyObject*> field
-                self.ident_id[slot] = self.sent_index if self.sent_index < 0 \
-                    else self.sent_index - 1
+                identity_put(self.ident_key, self.ident_id, slot, field,
+                             self.sent_index if self.sent_index < 0 else self.sent_index - 1)
         return 0
 
     cdef list _normalize(self, object headers):
@@ -1025,7 +1012,7 @@ cdef class Encoder:
         if self.oldest_id != oldest:
             # Remembered tuples of evicted entries go too: what leaves the table is
             # released with it.
-            for i in range(64):
+            for i in range(IDENT_SLOTS):
                 if self.ident_key[i] != NULL and 0 <= self.ident_id[i] < self.oldest_id:
                     Py_XDECREF(self.ident_key[i])
                     self.ident_key[i] = NULL

@@ -1030,22 +1030,21 @@ cdef inline bint name_is(const uint8_t* p, Py_ssize_t n, const char* lower, Py_s
 
 cdef enum:
     NO_LENGTH = -1         # write_h1_fields: no content-length among the headers
-    BAD_LENGTH = -2        # ... one whose value is not a number
 
 
 cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) except -3:
     """Check the caller's headers and write them as lines in one pass (pseudo-headers
     are skipped: the request line and host carry them). Notes Connection: close and
-    Upgrade on s; returns the first content-length among them, NO_LENGTH if none, or
-    BAD_LENGTH if its value is not a number (see declared_length). A bad header raises
+    Upgrade on s; returns the content-length among them, or NO_LENGTH. A bad header (a
+    content-length that is not a number, RFC 9110 8.6, included) raises
     (UsageError, TypeError) and nothing of the block stays written."""
-    cdef Py_ssize_t mark = c.out.len, nn, vn, k, slot
+    cdef Py_ssize_t mark = c.out.len, nn, vn, k, slot = 0
     cdef bint plain
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
     cdef uint8_t* o
-    cdef int64_t length = NO_LENGTH
+    cdef int64_t length = NO_LENGTH, v
     if headers is None:
         return NO_LENGTH
     try:
@@ -1060,14 +1059,8 @@ cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) e
                     np = field_ptr(name, &nn)
                     vp = field_ptr(value, &vn)
                     buf_reserve(&c.out, nn + vn + 4)
-                    o = c.out.data + c.out.len
-                    memcpy(o, np, nn)
-                    o[nn] = 0x3A
-                    o[nn + 1] = 0x20
-                    memcpy(o + nn + 2, vp, vn)
-                    o[nn + 2 + vn] = 0x0D
-                    o[nn + 3 + vn] = 0x0A
-                    c.out.len += nn + vn + 4
+                    memcpy(c.out.data + c.out.len, np, nn)
+                    end_field_line(&c.out, nn, vp, vn)
                     continue
                 name = (<tuple> item)[0]
                 value = (<tuple> item)[1]
@@ -1097,10 +1090,11 @@ cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) e
                 continue   # written by the engine, first, from :authority or this value
             plain = True   # (remembered once written, unless the engine acts on it)
             if nn == 14 and name_is(np, nn, "content-length", 14):
+                v = parse_digits(vp, vn)
+                if v < 0:
+                    raise UsageError("invalid content-length %r" % (value,))
                 if length == NO_LENGTH:
-                    length = parse_digits(vp, vn)
-                    if length < 0:
-                        length = BAD_LENGTH
+                    length = v
                 plain = False
             elif nn == 10 and name_is(np, nn, "connection", 10):
                 if list_has_token(vp, vn, "close", 5):
@@ -1123,17 +1117,25 @@ cdef int64_t write_h1_fields(Connection c, object headers, Stream s, int kind) e
             if plain and nn + vn <= CHECKED_MAX_LEN and type(item) is tuple \
                     and PyTuple_GET_SIZE(item) == 2 and is_field(<object> PyTuple_GET_ITEM(item, 0)) \
                     and is_field(<object> PyTuple_GET_ITEM(item, 1)):
-                remember_checked(c, item, identity_hash(item))
-            o[nn] = 0x3A
-            o[nn + 1] = 0x20
-            memcpy(o + nn + 2, vp, vn)
-            o[nn + 2 + vn] = 0x0D
-            o[nn + 3 + vn] = 0x0A
-            c.out.len += nn + vn + 4
+                remember_checked(c, item, slot)   # (computed above: a 2-tuple)
+            end_field_line(&c.out, nn, vp, vn)
     except BaseException:
         c.out.len = mark
         raise
     return length
+
+
+cdef inline void end_field_line(WriteBuffer* b, Py_ssize_t nn, const uint8_t* vp,
+                                Py_ssize_t vn) noexcept:
+    """A field line whose nn-byte name is written at the end of b (room reserved for
+    nn + vn + 4 bytes): ": ", the value and CRLF after it."""
+    cdef uint8_t* o = b.data + b.len
+    o[nn] = 0x3A
+    o[nn + 1] = 0x20
+    memcpy(o + nn + 2, vp, vn)
+    o[nn + 2 + vn] = 0x0D
+    o[nn + 3 + vn] = 0x0A
+    b.len += nn + vn + 4
 
 
 cdef object find_authority(object headers):
@@ -1233,7 +1235,7 @@ cdef int write_request_h1(Connection c, uint32_t sid, object method, object path
         s.w_chunked = True
         buf_put_obj(&c.out, b"transfer-encoding: chunked\r\n")
     if has_length:
-        s.w_left = length if length >= 0 else declared_length(headers)   # (which raises)
+        s.w_left = length
     if s.close_after:
         buf_put_obj(&c.out, b"connection: close\r\n")
         c.goaway_sent = True   # our last request on this connection (9.6)
@@ -1281,7 +1283,7 @@ cdef int write_response_h1(Connection c, uint32_t sid, int code, object headers,
     s.w_no_content = code == 204 or code == 304
     body_allowed = not (s.head_request or s.w_no_content)
     if has_length and body_allowed and not tunnel:
-        s.w_left = length if length >= 0 else declared_length(headers)   # (which raises)
+        s.w_left = length
     if not tunnel:
         if final:
             if body_allowed and not has_length:
@@ -1353,25 +1355,6 @@ cdef inline bint target_ok(const uint8_t* p, Py_ssize_t n) noexcept:
         if p[i] <= 0x20 or p[i] == 0x7F:
             return False
     return True
-
-
-cdef int64_t declared_length(object headers) except -2:
-    """The content-length value among the caller's (already checked) headers; raises
-    UsageError for one that is not a number."""
-    cdef const uint8_t* p
-    cdef Py_ssize_t n
-    cdef int64_t v
-    for item in headers:
-        name = field_object(item[0])
-        p = field_ptr(name, &n)
-        if n == 14 and name_is(p, n, "content-length", 14):
-            value = field_object(item[1])
-            p = field_ptr(value, &n)
-            v = parse_digits(p, n)
-            if v < 0:
-                raise UsageError("invalid content-length %r" % (value,))
-            return v
-    return -1
 
 
 cdef int close_after_stream(Connection c, Stream s) except -1:

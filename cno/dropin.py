@@ -1,0 +1,110 @@
+"""Run unmodified code written against python-hyper's ``h2`` and ``h11`` on cno's engine.
+
+:func:`install` makes ``import h2`` / ``import h11`` (and their submodules,
+``h2.connection``, ``h11._events``, ...) resolve to :mod:`cno.h2` / :mod:`cno.h11`. Call
+it before the code that imports them is imported::
+
+    import cno.dropin
+    cno.dropin.install()          # or install("h2"), install("h11")
+    import hypercorn.asyncio      # its `import h2.connection` is cno.h2.connection now
+
+or without touching the code::
+
+    python -m cno.dropin -m hypercorn app:app      # python -m cno.dropin [--only h2] script.py args
+
+Code that imports cno.h2 or cno.h11 directly needs none of this, and nothing else in cno
+changes (``python -m cno serve``, the asyncio faces). docs/dropin.md lists what differs.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+__all__ = ["FACES", "install", "installed"]
+
+#: The names :func:`install` knows, each with the cno module that answers for it.
+FACES = {"h2": "cno.h2", "h11": "cno.h11"}
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``public`` and ``public.*`` as the modules ``target`` and ``target.*``: the
+    very same module objects, so ``h2.events.DataReceived is cno.h2.events.DataReceived``."""
+
+    def __init__(self, public: str, target: str) -> None:
+        self.public = public
+        self.target = target
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.public and not fullname.startswith(self.public + "."):
+            return None
+        real = self.target + fullname[len(self.public):]
+        spec = importlib.util.find_spec(real)
+        if spec is None:
+            return None   # `import h2.nothing` fails as it would with h2
+        return importlib.util.spec_from_loader(
+            fullname, self, is_package=spec.submodule_search_locations is not None)
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target + spec.name[len(self.public):])
+
+    def exec_module(self, module):
+        pass   # the cno module ran when create_module imported it
+
+
+def installed(name: str) -> bool:
+    """Whether ``import <name>`` resolves to cno's face (``name`` is ``"h2"`` or ``"h11"``)."""
+    return any(isinstance(f, _Alias) and f.public == name for f in sys.meta_path)
+
+
+def install(*names: str) -> None:
+    """Make ``import h2`` and ``import h11`` (or only the ``names`` given) resolve to
+    cno.h2 and cno.h11 from now on in this process. Calling it again is harmless.
+
+    Raises RuntimeError if a real ``h2``/``h11`` module was imported already: objects
+    made from it would be mixed with cno's (call install() first thing), and ValueError
+    for a name other than those in :data:`FACES`.
+    """
+    for name in names or tuple(FACES):
+        if name not in FACES:
+            raise ValueError("cno.dropin.install: no drop-in for %r (known: %s)"
+                             % (name, ", ".join(FACES)))
+        if installed(name):
+            continue
+        loaded = [m for m in sys.modules if m == name or m.startswith(name + ".")]
+        if loaded:
+            raise RuntimeError(
+                "cno.dropin.install(%r): %s was imported before; call install() before "
+                "anything imports it" % (name, loaded[0]))
+        sys.meta_path.insert(0, _Alias(name, FACES[name]))
+
+
+def main(argv=None) -> None:
+    """``python -m cno.dropin [--only h2|h11] (-m module | script) [args...]``: runs a
+    module or script as ``python`` would, with the drop-ins installed."""
+    import argparse
+    import runpy
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cno.dropin",
+        description="Run a program with `import h2` / `import h11` resolved to cno.")
+    parser.add_argument("--only", action="append", choices=sorted(FACES),
+                        help="install only this drop-in (repeatable; default: all)")
+    parser.add_argument("-m", dest="module", help="run a library module as a script")
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="the script (without -m) and the program's arguments")
+    opts = parser.parse_args(argv)
+    if opts.module is None and not opts.args:
+        parser.error("give a script or -m module")
+    install(*(opts.only or ()))
+    if opts.module is not None:
+        sys.argv = [opts.module] + opts.args
+        runpy.run_module(opts.module, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = list(opts.args)
+        runpy.run_path(opts.args[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

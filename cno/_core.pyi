@@ -20,6 +20,16 @@ DEFAULT_ZERO_COPY_THRESHOLD: int
 SETTINGS_NAMES: dict[str, int]
 REASONS: dict[int, str]
 
+PARSE_REQUEST: int
+PARSE_RESPONSE: int
+PARSE_TRAILERS: int
+_RawField = Tuple[bytes, bytes, bytes]
+
+def parse_h1_head(data: Union[bytes, bytearray, memoryview], start: int = ...,
+                  kind: int = ...) -> Optional[Tuple[Any, ...]]: ...
+def parse_h1_chunk_line(data: Union[bytes, bytearray, memoryview],
+                        start: int = ...) -> Optional[Tuple[int, int]]: ...
+
 class Frame(NamedTuple):
     type: int
     flags: int

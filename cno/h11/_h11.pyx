@@ -1405,3 +1405,136 @@ cdef class Connection:
         (<Response> out).http_version = response.http_version
         (<Response> out).reason = response.reason
         return out
+
+
+# ----------------------------------------------------------------------------------------
+# h11's reader and writer objects (h11._readers, h11._writers), for code that drives them
+# directly: each runs a private Connection's own reading or writing code on the caller's
+# buffer, so there is one implementation of each rule.
+
+@cython.final
+cdef class _Reader:
+    """reader(buf) -> event or None, as h11's readers: parses from a ReceiveBuffer
+    (cno.h11._receivebuffer) and removes what it used; read_eof() at the end of input."""
+
+    cdef Connection conn
+    cdef int kind
+
+    def __call__(self, buf):
+        cdef Connection c = self.conn
+        cdef Py_ssize_t used = 0
+        c.buf = buf._data
+        c.pos = 0
+        c.eof = False
+        c.rkind = self.kind
+        try:
+            event = c.read_event()
+            used = c.pos
+        finally:
+            c.buf = bytearray()
+            c.pos = 0
+        if used:
+            buf._extract(used)
+        return None if event is NEED_DATA else event
+
+    def read_eof(self):
+        """The event the end of input makes (EndOfMessage), or RemoteProtocolError."""
+        self.conn.eof = True
+        self.conn.rkind = self.kind
+        return self.conn.read_event()
+
+
+@cython.final
+cdef class _Writer:
+    """writer(event, write), as h11's writers: write(bytes) for each piece."""
+
+    cdef Connection conn
+    cdef int kind
+
+    def __call__(self, event, write):
+        for chunk in self.conn.write(self.kind, event):
+            write(chunk)
+
+
+cdef Connection private_connection(int64_t length):
+    cdef Connection c = Connection(SERVER)
+    c.rleft = c.rtotal = c.wleft = length
+    return c
+
+
+cdef _Reader make_reader(int kind, int64_t length=0):
+    cdef _Reader r = _Reader.__new__(_Reader)
+    r.conn = private_connection(length)
+    r.kind = kind
+    return r
+
+
+cdef _Writer make_writer(int kind, int64_t length=0):
+    cdef _Writer w = _Writer.__new__(_Writer)
+    w.conn = private_connection(length)
+    w.kind = kind
+    return w
+
+
+maybe_read_from_IDLE_client = make_reader(RD_REQUEST)
+maybe_read_from_SEND_RESPONSE_server = make_reader(RD_RESPONSE)
+
+
+def ContentLengthReader(length):
+    """A reader of a body of length bytes."""
+    return make_reader(RD_LENGTH, length)
+
+
+def ChunkedReader():
+    """A reader of a chunked body and its trailers."""
+    return make_reader(RD_CHUNKED)
+
+
+def Http10Reader():
+    """A reader of a body that ends with the connection."""
+    return make_reader(RD_HTTP10)
+
+
+def expect_nothing(buf):
+    """The reader after a message: any byte is an error."""
+    if buf:
+        raise LocalProtocolError("Got data when expecting EOF")
+    return None
+
+
+write_request = make_writer(WR_REQUEST)
+write_any_response = make_writer(WR_RESPONSE)
+
+
+def ContentLengthWriter(length):
+    """A writer of a body of exactly length bytes."""
+    return make_writer(WR_LENGTH, length)
+
+
+def ChunkedWriter():
+    """A writer of a chunked body and its trailers."""
+    return make_writer(WR_CHUNKED)
+
+
+def Http10Writer():
+    """A writer of a body that ends with the connection."""
+    return make_writer(WR_HTTP10)
+
+
+def write_headers(headers, write):
+    """write() the field lines of headers (Host first) and the empty line."""
+    cdef list out = []
+    put_headers(out, headers)
+    for x in out:
+        write(x)
+
+
+def decode_header_lines(lines):
+    """(name, value) pairs from field lines without their line ends, obs-folds joined,
+    parsed by the engine; LocalProtocolError for a malformed line."""
+    block = b"".join([bytes(x) + b"\r\n" for x in lines]) + b"\r\n"
+    try:
+        r = parse_h1_head(block, 0, PARSE_TRAILERS)
+    except _EngineError as exc:
+        raise LocalProtocolError(str(exc)) from None
+    return [(t[0], t[2]) for t in r[1]]

@@ -13,6 +13,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.unicode cimport PyUnicode_AsASCIIString
 
 import collections.abc
 
@@ -87,6 +88,8 @@ cdef inline bint is_digits(bytes b) noexcept:
 cdef inline bytes to_bytes(object s):
     if type(s) is bytes:
         return <bytes> s
+    if type(s) is str:
+        return PyUnicode_AsASCIIString(s)
     return bytesify(s)
 
 
@@ -902,10 +905,10 @@ cdef int put_headers(list out, Headers headers) except -1:
     cdef tuple t
     for t in headers._full_items:
         if t[1] == b"host":
-            out.append(t[0] + b": " + t[2] + b"\r\n")
+            out += (t[0], b": ", t[2], b"\r\n")
     for t in headers._full_items:
         if t[1] != b"host":
-            out.append(t[0] + b": " + t[2] + b"\r\n")
+            out += (t[0], b": ", t[2], b"\r\n")
     out.append(b"\r\n")
     return 0
 

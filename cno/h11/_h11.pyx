@@ -16,6 +16,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_AsASCIIString
 
 import collections.abc
+from dataclasses import FrozenInstanceError
 
 from cno._core import parse_h1_head, parse_h1_chunk_line, PARSE_REQUEST, PARSE_RESPONSE, \
     PARSE_TRAILERS
@@ -319,11 +320,12 @@ cdef class Event:
         return "%s(%s)" % (type(self).__name__, ", ".join(
             "%s=%r" % (n, v) for n, v in zip(self._names(), self._fields())))
 
+    # Frozen, as h11's dataclasses are (FrozenInstanceError is an AttributeError).
     def __setattr__(self, name, value):
-        raise AttributeError("cannot assign to field %r" % name)
+        raise FrozenInstanceError("cannot assign to field %r" % name)
 
     def __delattr__(self, name):
-        raise AttributeError("cannot delete field %r" % name)
+        raise FrozenInstanceError("cannot delete field %r" % name)
 
 
 cdef Headers make_headers(object headers, bint parsed):
@@ -939,7 +941,6 @@ cdef enum:
     WR_HTTP10 = 6
 
 
-@cython.final
 cdef class Connection:
     """An HTTP/1.1 connection's state, h11's API: feed bytes with receive_data, take
     events with next_event, turn events into bytes with send."""

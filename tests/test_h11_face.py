@@ -398,3 +398,18 @@ def test_connection_can_be_subclassed():
     c = Mine(ch11.CLIENT)
     assert c.send(ch11.Request(method="GET", target="/", headers=[("Host", "a")])) == \
         b"<GET / HTTP/1.1\r\nHost: a\r\n\r\n>"
+
+
+def test_content_length_past_63_bits_is_refused():
+    s = ch11.Connection(ch11.SERVER)
+    s.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n")
+    with pytest.raises(ch11.RemoteProtocolError):
+        s.next_event()
+    c = ch11.Connection(ch11.CLIENT)
+    with pytest.raises(ch11.LocalProtocolError):
+        c.send(ch11.Request(method="POST", target="/", headers=[
+            ("Host", "a"), ("Content-Length", str(2 ** 63))]))
+    c = ch11.Connection(ch11.CLIENT)
+    c.send(ch11.Request(method="POST", target="/", headers=[
+        ("Host", "a"), ("Content-Length", str(2 ** 63 - 1))]))
+    assert c.our_state is ch11.SEND_BODY

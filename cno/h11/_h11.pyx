@@ -349,7 +349,6 @@ cdef int check_hosts(Headers headers, bytes http_version) except -1:
     return 0
 
 
-@cython.final
 cdef class Request(Event):
     """The beginning of an HTTP request: method, target, headers, http_version."""
 
@@ -421,7 +420,6 @@ cdef class _ResponseBase(Event):
         return (_rebuild, (type(self), dict(zip(self._names(), self._fields()))))
 
 
-@cython.final
 cdef class InformationalResponse(_ResponseBase):
     """An HTTP informational (1xx) response."""
 
@@ -433,7 +431,6 @@ cdef class InformationalResponse(_ResponseBase):
         return 0
 
 
-@cython.final
 cdef class Response(_ResponseBase):
     """The beginning of an HTTP response (status 200-999)."""
 
@@ -445,7 +442,6 @@ cdef class Response(_ResponseBase):
         return 0
 
 
-@cython.final
 cdef class Data(Event):
     """Part of a message body; chunk_start/chunk_end mark chunked framing (received only)."""
 
@@ -471,7 +467,6 @@ cdef class Data(Event):
 cdef Headers NO_HEADERS = Headers([])
 
 
-@cython.final
 cdef class EndOfMessage(Event):
     """The end of a message, with its trailers (only with chunked framing)."""
 
@@ -493,7 +488,6 @@ cdef class EndOfMessage(Event):
         return (_rebuild, (EndOfMessage, {"headers": self.headers}))
 
 
-@cython.final
 cdef class ConnectionClosed(Event):
     """The sender closed its side of the connection."""
 
@@ -878,7 +872,11 @@ cdef int framing(object method, object event, int64_t* length) except -1:
         if cl is None and t[1] == b"content-length":
             cl = t[2]
     if cl is not None:
-        length[0] = int(cl)
+        v = int(cl)
+        if v > 0x7FFFFFFFFFFFFFFF:
+            # Bodies are counted in 63 bits, as in the engine (docs/raw.md, "Limits").
+            raise LocalProtocolError("Content-Length too large")
+        length[0] = v
         return F_LENGTH
     if type(event) is Request:
         length[0] = 0

@@ -1618,19 +1618,19 @@ def parse_h1_head(data, Py_ssize_t start=0, int kind=PARSE_REQUEST):
         if end < 0:
             if kind != PARSE_TRAILERS and n > start and p[start] < 0x21:
                 raise h1_parse_error("illegal request line" if kind == PARSE_REQUEST
-                                     else "illegal status line")
+                                     else "illegal status line", -1)
             return None
         fields = list_with_room(16)
         if kind == PARSE_TRAILERS:
             err = raw_fields(p, start, end, fields)
             if err is not None:
-                raise h1_parse_error(err)
+                raise h1_parse_error(err, end)
             return (end, fields)
         lf = find_lf(p, start, end)
         e = line_end(p, start, lf)
         if e == start:
             raise h1_parse_error("no request line received" if kind == PARSE_REQUEST
-                                 else "no response line received")
+                                 else "no response line received", end)
         if kind == PARSE_REQUEST:
             # request-line = method SP request-target SP HTTP-version (RFC 9112 3)
             q = <const uint8_t*> memchr(p + start, 0x20, e - start)
@@ -1641,10 +1641,10 @@ def parse_h1_head(data, Py_ssize_t start=0, int kind=PARSE_REQUEST):
                 sp2 = -1 if q == NULL else q - p
             if sp2 < 0 or e - sp2 - 1 != 8 or not http_version_ok(p + sp2 + 1) or \
                     not is_token(p + start, sp1 - start) or sp2 == sp1 + 1:
-                raise h1_parse_error("illegal request line")
+                raise h1_parse_error("illegal request line", end)
             for i in range(sp1 + 1, sp2):
                 if p[i] <= 0x20 or p[i] >= 0x7F:   # VCHAR only
-                    raise h1_parse_error("illegal request line")
+                    raise h1_parse_error("illegal request line", end)
             a = field_from(p + start, sp1 - start, True)
             b = PyBytes_FromStringAndSize(<const char*> p + sp1 + 1, sp2 - sp1 - 1)
             c = field_from(p + sp2 + 6, 3, True)
@@ -1655,16 +1655,16 @@ def parse_h1_head(data, Py_ssize_t start=0, int kind=PARSE_REQUEST):
                     not (0x30 <= p[start + 9] <= 0x39 and 0x30 <= p[start + 10] <= 0x39
                          and 0x30 <= p[start + 11] <= 0x39) or \
                     (e - start > 12 and p[start + 12] != 0x20):
-                raise h1_parse_error("illegal status line")
+                raise h1_parse_error("illegal status line", end)
             for i in range(start + 13, e):
                 if not raw_value_byte_ok(p[i]):
-                    raise h1_parse_error("illegal status line")
+                    raise h1_parse_error("illegal status line", end)
             a = field_from(p + start + 5, 3, True)
             b = (p[start + 9] - 0x30) * 100 + (p[start + 10] - 0x30) * 10 + p[start + 11] - 0x30
             c = field_from(p + start + 13, e - start - 13, True) if e - start > 13 else b""
         err = raw_fields(p, lf + 1, end, fields)
         if err is not None:
-            raise h1_parse_error(err)
+            raise h1_parse_error(err, end)
         return (end, a, b, c, fields)
     finally:
         PyBuffer_Release(&view)
@@ -1699,23 +1699,26 @@ def parse_h1_chunk_line(data, Py_ssize_t start=0):
         i = start
         while i < e and hex_value(p[i]) >= 0:
             if size >= 0x0800000000000000:
-                raise h1_parse_error("illegal chunk header")
+                raise h1_parse_error("illegal chunk header", e + 2)
             size = size * 16 + hex_value(p[i])
             i += 1
         if i == start:
-            raise h1_parse_error("illegal chunk header")
+            raise h1_parse_error("illegal chunk header", e + 2)
         if i < e and p[i] == 0x3B:
             i = e      # chunk-ext: skipped
         while i < e and (p[i] == 0x20 or p[i] == 0x09):
             i += 1
         if i != e:
-            raise h1_parse_error("illegal chunk header")
+            raise h1_parse_error("illegal chunk header", e + 2)
         return (e + 2, size)
     finally:
         PyBuffer_Release(&view)
 
 
-cdef object h1_parse_error(str message):
+cdef object h1_parse_error(str message, Py_ssize_t end):
+    """ProtocolError, status 400; `end` past the malformed head or line when it was
+    complete (so a caller can skip it), None when the input was refused early."""
     exc = ProtocolError(message)
     exc.status = 400
+    exc.end = end if end >= 0 else None
     return exc

@@ -68,6 +68,11 @@ def test_malformed(data, kind):
     with pytest.raises(ProtocolError) as info:
         parse_h1_head(data, 0, kind)
     assert info.value.status == 400
+    # end: past the empty line ending the head, or None if refused before it came.
+    if b"\r\n\r\n" in data:
+        assert info.value.end == (2 if data.startswith(b"\r\n") else data.index(b"\r\n\r\n") + 4)
+    else:
+        assert info.value.end is None
 
 
 def test_other_control_bytes_and_obs_text_pass():
@@ -83,8 +88,9 @@ def test_chunk_lines():
     assert parse_h1_chunk_line(b"1a") is None
     assert parse_h1_chunk_line(b"1a\r") is None
     for bad in (b"\r\n", b"g\r\n", b"1 2\r\n", b"8000000000000000\r\n", b"1a\n\r\n"):
-        with pytest.raises(ProtocolError):
-            parse_h1_chunk_line(bad)
+        with pytest.raises(ProtocolError) as info:
+            parse_h1_chunk_line(bad + b"next")
+        assert info.value.end == len(bad)
 
 
 def test_start_outside_buffer():

@@ -259,8 +259,8 @@ def received_whole(mod, role, data):
                 conn.send(mod.EndOfMessage())
             conn.receive_data(b"")
     except mod.RemoteProtocolError as exc:
-        # (trailing_data after an error differs: see docs/dropin.md)
-        return merged(out), ("error", exc.error_status_hint), repr(conn.states)
+        return (merged(out), ("error", exc.error_status_hint), repr(conn.states),
+                conn.trailing_data)
     except mod.LocalProtocolError as exc:
         return merged(out), ("local", exc.error_status_hint), repr(conn.states)
     return merged(out), None, repr(conn.states), conn.trailing_data

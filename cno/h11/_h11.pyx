@@ -1137,6 +1137,14 @@ cdef class Connection:
             self.pos = 0
         return 0
 
+    cdef int skip_malformed(self, object exc) except -1:
+        """A malformed head or line that was complete is consumed, as h11 does, so
+        trailing_data shows only what follows it."""
+        end = getattr(exc, "end", None)
+        if end is not None:
+            self.pos = end
+        return 0
+
     cdef object read_head(self, int kind):
         cdef tuple r
         cdef Headers headers
@@ -1144,6 +1152,7 @@ cdef class Connection:
         try:
             r = parse_h1_head(self.buf, self.pos, kind)
         except _EngineError as exc:
+            self.skip_malformed(exc)
             raise LocalProtocolError(str(exc)) from None
         if r is None:
             return None
@@ -1183,10 +1192,11 @@ cdef class Connection:
             p = PyByteArray_AS_STRING(self.buf) + self.pos
             n = min(have, self.chunk_crlf)
             expected = b"\r\n"[2 - self.chunk_crlf:]
-            if p[:n] != expected[:n]:
-                raise LocalProtocolError("malformed chunk footer: {!r} (expected {!r})".format(
-                    p[:n], expected))
+            got = p[:n]
             self.advance(n)
+            if got != expected[:n]:
+                raise LocalProtocolError("malformed chunk footer: {!r} (expected {!r})".format(
+                    got, expected))
             self.chunk_crlf -= n
             if self.chunk_crlf:
                 return None
@@ -1194,6 +1204,7 @@ cdef class Connection:
             try:
                 r = parse_h1_chunk_line(self.buf, self.pos)
             except _EngineError as exc:
+                self.skip_malformed(exc)
                 raise LocalProtocolError(str(exc)) from None
             if r is None:
                 return None

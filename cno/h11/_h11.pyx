@@ -9,10 +9,11 @@ events users build (h11 does that with regular expressions; here it is a byte ta
 """
 cimport cython
 from libc.stdint cimport uint8_t, int64_t
+from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
-from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsASCIIString
 
 import collections.abc
@@ -84,6 +85,11 @@ cdef inline bint is_digits(bytes b) noexcept:
         if not (0x30 <= p[i] <= 0x39):
             return False
     return True
+
+
+cdef inline bint is_name(object b, const char* name, Py_ssize_t n) noexcept:
+    """Whether the bytes object b (a lower-case field name) is name[:n]."""
+    return PyBytes_GET_SIZE(b) == n and memcmp(PyBytes_AS_STRING(b), name, n) == 0
 
 
 cdef inline bytes to_bytes(object s):
@@ -182,18 +188,38 @@ cdef tuple checked_name(object name):
     return hit
 
 
+# (name, value) pairs the user gave, exact str or bytes, as validated triples: header
+# lists in code are mostly constants, so the same pairs come back; bounded.
+cdef dict PAIR_CACHE = {}
+
+
+cdef inline bint plain_text(object x) noexcept:
+    return type(x) is str or type(x) is bytes
+
+
 cdef Headers normalize(object headers, bint parsed):
     """h11's normalize_and_validate: names lower-cased, values checked, Content-Length
-    reduced to one value and Transfer-Encoding to "chunked" (the only coding h11 knows)."""
+    reduced to one value and Transfer-Encoding to "chunked" (the only coding h11 knows).
+    parsed: the items are the engine's (raw, lower, value) triples, already checked."""
     cdef list out = []
-    cdef object seen_length = None
-    cdef bint saw_te = False
+    cdef object seen_length = None, triple
+    cdef bint saw_te = False, cacheable
     cdef bytes raw, lower, value
     cdef tuple nm
     for item in headers:
+        cacheable = False
         if parsed:
+            triple = item
             raw, lower, value = item
         else:
+            if type(item) is tuple and PyTuple_GET_SIZE(item) == 2 and \
+                    plain_text(<object> PyTuple_GET_ITEM(item, 0)) and \
+                    plain_text(<object> PyTuple_GET_ITEM(item, 1)):
+                triple = PAIR_CACHE.get(item)
+                if triple is not None:
+                    out.append(triple)
+                    continue
+                cacheable = True
             name, v = item
             nm = checked_name(name)
             raw = <bytes> nm[0]
@@ -201,8 +227,8 @@ cdef Headers normalize(object headers, bint parsed):
             value = to_bytes(v)
             if not is_field_value(value):
                 raise LocalProtocolError("Illegal header value {!r}".format(value))
-            item = None
-        if PyBytes_GET_SIZE(lower) == 14 and lower == b"content-length":
+            triple = None
+        if is_name(lower, "content-length", 14):
             lengths = {x.strip() for x in value.split(b",")}
             if len(lengths) != 1:
                 raise LocalProtocolError("conflicting Content-Length headers")
@@ -214,7 +240,7 @@ cdef Headers normalize(object headers, bint parsed):
                 out.append((raw, lower, value))
             elif seen_length != value:
                 raise LocalProtocolError("conflicting Content-Length headers")
-        elif PyBytes_GET_SIZE(lower) == 17 and lower == b"transfer-encoding":
+        elif is_name(lower, "transfer-encoding", 17):
             # h11 knows only chunked (RFC 9112 6.1 allows a recipient to refuse others).
             if saw_te:
                 raise LocalProtocolError("multiple Transfer-Encoding headers",
@@ -225,10 +251,14 @@ cdef Headers normalize(object headers, bint parsed):
                                          error_status_hint=501)
             saw_te = True
             out.append((raw, lower, value))
-        elif item is not None:
-            out.append(item)
         else:
-            out.append((raw, lower, value))
+            if triple is None:
+                triple = (raw, lower, value)
+                if cacheable:
+                    if len(PAIR_CACHE) >= 1024:
+                        PAIR_CACHE.clear()
+                    PAIR_CACHE[item] = triple
+            out.append(triple)
     return Headers(out)
 
 
@@ -243,8 +273,10 @@ def normalize_and_validate(headers, _parsed=False):
 cdef list comma_values(Headers headers, bytes name):
     cdef list out = []
     cdef tuple t
+    cdef const char* np = PyBytes_AS_STRING(name)
+    cdef Py_ssize_t nn = PyBytes_GET_SIZE(name)
     for t in headers._full_items:
-        if t[1] == name:
+        if is_name(t[1], np, nn):
             for part in (<bytes> t[2]).lower().split(b","):
                 part = part.strip()
                 if part:
@@ -340,7 +372,7 @@ cdef int check_hosts(Headers headers, bytes http_version) except -1:
     cdef int hosts = 0
     cdef tuple t
     for t in headers._full_items:
-        if PyBytes_GET_SIZE(<bytes> t[1]) == 4 and t[1] == b"host":
+        if is_name(t[1], "host", 4):
             hosts += 1
     if hosts == 0 and http_version == b"1.1":
         raise LocalProtocolError("Missing mandatory Host: header")
@@ -867,9 +899,9 @@ cdef int framing(object method, object event, int64_t* length) except -1:
     else:
         headers = (<Request> event).headers
     for t in headers._full_items:
-        if t[1] == b"transfer-encoding":
+        if is_name(t[1], "transfer-encoding", 17):
             return F_CHUNKED   # normalize() let only "chunked" through
-        if cl is None and t[1] == b"content-length":
+        if cl is None and is_name(t[1], "content-length", 14):
             cl = t[2]
     if cl is not None:
         v = int(cl)
@@ -899,24 +931,50 @@ def _body_framing(request_method, event):
 # ----------------------------------------------------------------------------------------
 # Writing
 
-cdef int put_headers(list out, Headers headers) except -1:
-    """Host first (RFC 9112 3.2: "A client MUST send a Host header field" and it comes
-    first in practice), then the rest in order, as given; then the empty line."""
+cdef list STATUS_TEXT = [b"%d" % i for i in range(1000)]
+
+
+cdef inline char* put(char* p, object b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(p, PyBytes_AS_STRING(b), n)
+    return p + n
+
+
+cdef bytes head_bytes(tuple start, Headers headers):
+    """The start line (the bytes in start, joined), then the field lines as given: Host
+    first (RFC 9112 3.2.1 asks a client to send it first), the rest in order; then the
+    empty line. One allocation."""
+    cdef Py_ssize_t size = 2
     cdef tuple t
+    cdef bytes out
+    cdef char* p
+    for x in start:
+        size += PyBytes_GET_SIZE(x)
     for t in headers._full_items:
-        if t[1] == b"host":
-            out += (t[0], b": ", t[2], b"\r\n")
+        size += PyBytes_GET_SIZE(t[0]) + PyBytes_GET_SIZE(t[2]) + 4
+    out = PyBytes_FromStringAndSize(NULL, size)
+    p = PyBytes_AS_STRING(out)
+    for x in start:
+        p = put(p, x)
     for t in headers._full_items:
-        if t[1] != b"host":
-            out += (t[0], b": ", t[2], b"\r\n")
-    out.append(b"\r\n")
-    return 0
+        if is_name(t[1], "host", 4):
+            p = put_field(p, t)
+    for t in headers._full_items:
+        if not is_name(t[1], "host", 4):
+            p = put_field(p, t)
+    p[0] = 13
+    p[1] = 10
+    return out
 
 
-cdef bytes head_bytes(bytes start_line, Headers headers):
-    cdef list out = [start_line]
-    put_headers(out, headers)
-    return b"".join(out)
+cdef inline char* put_field(char* p, tuple t) noexcept:
+    p = put(p, t[0])
+    p[0] = 58   # ": "
+    p[1] = 32
+    p = put(p + 2, t[2])
+    p[0] = 13
+    p[1] = 10
+    return p + 2
 
 
 # ----------------------------------------------------------------------------------------
@@ -1342,15 +1400,17 @@ cdef class Connection:
         if kind == WR_REQUEST:
             if (<Request> event).http_version != b"1.1":
                 raise LocalProtocolError("I only send HTTP/1.1")
-            return [head_bytes((<Request> event).method + b" " + (<Request> event).target
-                               + b" HTTP/1.1\r\n", (<Request> event).headers)]
+            return [head_bytes(((<Request> event).method, b" ", (<Request> event).target,
+                                b" HTTP/1.1\r\n"), (<Request> event).headers)]
         if kind == WR_RESPONSE:
             if (<_ResponseBase> event).http_version != b"1.1":
                 raise LocalProtocolError("I only send HTTP/1.1")
             # h11 writes the reason as given, an empty one too ("HTTP/1.1 200 \r\n").
-            return [head_bytes(b"HTTP/1.1 %d %s\r\n" % (
-                (<_ResponseBase> event).status_code, (<_ResponseBase> event).reason),
-                (<_ResponseBase> event).headers)]
+            code = (<_ResponseBase> event).status_code
+            return [head_bytes((b"HTTP/1.1 ", STATUS_TEXT[code] if 0 <= code < 1000
+                                else str(code).encode("ascii"), b" ",
+                                (<_ResponseBase> event).reason, b"\r\n"),
+                               (<_ResponseBase> event).headers)]
         if type(event) is Data:
             data = (<Data> event).data
             if kind == WR_LENGTH:
@@ -1374,9 +1434,7 @@ cdef class Connection:
                     raise LocalProtocolError("Content-Length and trailers don't mix")
                 return []
             if kind == WR_CHUNKED:
-                out = [b"0\r\n"]
-                put_headers(out, trailers)
-                return [b"".join(out)]
+                return [head_bytes((b"0\r\n",), trailers)]
             if kind == WR_HTTP10:
                 if trailers:
                     raise LocalProtocolError("can't send trailers to HTTP/1.0 client")
@@ -1536,10 +1594,7 @@ def Http10Writer():
 
 def write_headers(headers, write):
     """write() the field lines of headers (Host first) and the empty line."""
-    cdef list out = []
-    put_headers(out, headers)
-    for x in out:
-        write(x)
+    write(head_bytes((), headers))
 
 
 def decode_header_lines(lines):

@@ -210,6 +210,10 @@ cdef Headers normalize(object headers, bint parsed):
         cacheable = False
         if parsed:
             triple = item
+            lower = <bytes> PyTuple_GET_ITEM(item, 1)
+            if PyBytes_GET_SIZE(lower) != 14 and PyBytes_GET_SIZE(lower) != 17:
+                out.append(triple)   # (not a framing field: nothing to check)
+                continue
             raw, lower, value = item
         else:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2 and \

@@ -191,3 +191,9 @@ cdef class Connection:
     cdef object ev_message_head, ev_message_data, ev_message_tail, ev_message_push
     cdef object ev_frame, ev_frame_send, ev_pong, ev_settings, ev_close, ev_upgrade
     cdef object ev_priority_update
+
+
+# HTTP/1.1 without a Connection (docs/raw.md): for faces with their own state machine.
+cdef object h1_parse_head(object data, Py_ssize_t start, int kind)
+cdef object h1_parse_chunk_line(object data, Py_ssize_t start)
+cdef bytes h1_head_bytes(tuple start, list fields)

@@ -1593,6 +1593,10 @@ def parse_h1_head(data, Py_ssize_t start=0, int kind=PARSE_REQUEST):
     fields is a list of (name as sent, lower-case name, value) bytes triples, in order,
     nothing removed or acted on. Raises ProtocolError (status 400) for a malformed head,
     or, while it is incomplete, for a first byte that cannot begin one (below "!")."""
+    return h1_parse_head(data, start, kind)
+
+
+cdef object h1_parse_head(object data, Py_ssize_t start, int kind):
     cdef Py_buffer view
     cdef const uint8_t* p
     cdef const uint8_t* q
@@ -1675,6 +1679,10 @@ def parse_h1_chunk_line(data, Py_ssize_t start=0):
     data[start:], any buffer: None until its CRLF has arrived, else (end, size) with end
     just past the CRLF. Extensions are skipped; whitespace before the CRLF is allowed.
     Raises ProtocolError (status 400) for anything else, or a size of 2^63 or more."""
+    return h1_parse_chunk_line(data, start)
+
+
+cdef object h1_parse_chunk_line(object data, Py_ssize_t start):
     cdef Py_buffer view
     cdef const uint8_t* p
     cdef const uint8_t* q
@@ -1722,3 +1730,70 @@ cdef object h1_parse_error(str message, Py_ssize_t end):
     exc.status = 400
     exc.end = end if end >= 0 else None
     return exc
+
+
+cdef inline char* put_bytes(char* p, object b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(p, PyBytes_AS_STRING(b), n)
+    return p + n
+
+
+cdef inline char* put_raw_field(char* p, tuple t) noexcept:
+    p = put_bytes(p, <object> PyTuple_GET_ITEM(t, 0))
+    p[0] = 0x3A
+    p[1] = 0x20
+    p = put_bytes(p + 2, <object> PyTuple_GET_ITEM(t, 2))
+    p[0] = 0x0D
+    p[1] = 0x0A
+    return p + 2
+
+
+cdef inline bint is_host_field(tuple t) noexcept:
+    cdef object lower = <object> PyTuple_GET_ITEM(t, 1)
+    return PyBytes_GET_SIZE(lower) == 4 and memcmp(PyBytes_AS_STRING(lower), b"host", 4) == 0
+
+
+cdef bytes h1_head_bytes(tuple start, list fields):
+    """See write_h1_head. The caller guarantees bytes everywhere (no checks here)."""
+    cdef Py_ssize_t size = 2, i, n = PyList_GET_SIZE(fields)
+    cdef tuple t
+    cdef bytes out
+    cdef char* p
+    for x in start:
+        size += PyBytes_GET_SIZE(x)
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        size += PyBytes_GET_SIZE(<object> PyTuple_GET_ITEM(t, 0)) + \
+            PyBytes_GET_SIZE(<object> PyTuple_GET_ITEM(t, 2)) + 4
+    out = PyBytes_FromStringAndSize(NULL, size)
+    p = PyBytes_AS_STRING(out)
+    for x in start:
+        p = put_bytes(p, x)
+    # RFC 9110 7.2: "a user agent that sends Host SHOULD send it as the first field".
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        if is_host_field(t):
+            p = put_raw_field(p, t)
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        if not is_host_field(t):
+            p = put_raw_field(p, t)
+    p[0] = 0x0D
+    p[1] = 0x0A
+    return out
+
+
+def write_h1_head(tuple start, list fields):
+    """The bytes of a head: the start line (the bytes objects in `start`, joined, CRLF
+    included), each field of `fields` ((name, lower-case name, value) bytes triples,
+    as parse_h1_head gives) as `name: value` CRLF with the name as given, Host first
+    (RFC 9110 7.2), the others in order, then the empty line. Nothing is validated or
+    added: the caller checked what it writes."""
+    for x in start:
+        if type(x) is not bytes:
+            raise UsageError("start holds bytes only")
+    for t in fields:
+        if type(t) is not tuple or len(t) != 3 or type(t[0]) is not bytes or \
+                type(t[1]) is not bytes or type(t[2]) is not bytes:
+            raise UsageError("a field must be a (name, lower-case name, value) bytes triple")
+    return h1_head_bytes(start, fields)

@@ -1,11 +1,13 @@
-"""The engine's HTTP/1.1 readers used without a Connection (docs/raw.md, "HTTP/1.1
-without a Connection"): cno._core.parse_h1_head and parse_h1_chunk_line."""
+"""The engine's HTTP/1.1 reader and head writer used without a Connection (docs/raw.md,
+"HTTP/1.1 without a Connection"): cno._core.parse_h1_head, parse_h1_chunk_line and
+write_h1_head."""
 import pytest
 
 from cno._core import (
     PARSE_REQUEST, PARSE_RESPONSE, PARSE_TRAILERS, parse_h1_chunk_line, parse_h1_head,
+    write_h1_head,
 )
-from cno.errors import ProtocolError
+from cno.errors import ProtocolError, UsageError
 
 
 def test_request_head_fields_raw_and_in_order():
@@ -94,8 +96,32 @@ def test_chunk_lines():
 
 
 def test_start_outside_buffer():
-    from cno.errors import UsageError
     with pytest.raises(UsageError):
         parse_h1_head(b"abc", 4)
     with pytest.raises(UsageError):
         parse_h1_chunk_line(b"abc", -1)
+
+
+def test_write_head_host_first_fields_as_given():
+    fields = [(b"X-A", b"x-a", b"1"), (b"HOST", b"host", b"h"), (b"x-b", b"x-b", b"")]
+    assert write_h1_head((b"GET", b" ", b"/", b" HTTP/1.1\r\n"), fields) == \
+        b"GET / HTTP/1.1\r\nHOST: h\r\nX-A: 1\r\nx-b: \r\n\r\n"
+    assert write_h1_head((b"HTTP/1.1 200 \r\n",), []) == b"HTTP/1.1 200 \r\n\r\n"
+    assert write_h1_head((), [(b"T", b"t", b"v")]) == b"T: v\r\n\r\n"
+
+
+def test_written_head_parses_back():
+    data = b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Type: t\r\nX-Y: a b\r\n\r\n"
+    end, method, target, version, fields = parse_h1_head(data)
+    assert write_h1_head((method, b" ", target, b" HTTP/" + version + b"\r\n"), fields) == data
+
+
+@pytest.mark.parametrize("start,fields", [
+    (("GET / HTTP/1.1\r\n",), []),
+    ((b"GET / HTTP/1.1\r\n",), [(b"A", b"a")]),
+    ((b"GET / HTTP/1.1\r\n",), [("A", "a", "1")]),
+    ((b"GET / HTTP/1.1\r\n",), [[b"A", b"a", b"1"]]),
+])
+def test_write_head_refuses_other_types(start, fields):
+    with pytest.raises(UsageError):
+        write_h1_head(start, fields)

@@ -2,14 +2,15 @@
 """cno.h11's core: h11 0.16's events, headers, state machine and Connection, in Cython.
 
 The modules h11 users and tests import (cno.h11._events, _headers, _state, _connection)
-re-export from here. Heads, trailer sections and chunk-size lines are parsed by cno's
-engine (cno._core.parse_h1_head / parse_h1_chunk_line, docs/raw.md "HTTP/1.1 without a
-Connection"); this module keeps h11's state machine and framing rules, and validates the
-events users build (h11 does that with regular expressions; here it is a byte table).
+re-export from here. Heads, trailer sections and chunk-size lines are parsed, and heads
+written, by cno's engine (cno._core's h1_parse_head, h1_parse_chunk_line, h1_head_bytes:
+docs/raw.md "HTTP/1.1 without a Connection"); this module keeps h11's state machine and
+framing rules, and validates the events users build (h11 does that with regular
+expressions; here it is a byte table).
 """
 cimport cython
 from libc.stdint cimport uint8_t, int64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
@@ -19,8 +20,8 @@ from cpython.unicode cimport PyUnicode_AsASCIIString
 import collections.abc
 from dataclasses import FrozenInstanceError
 
-from cno._core import parse_h1_head, parse_h1_chunk_line, PARSE_REQUEST, PARSE_RESPONSE, \
-    PARSE_TRAILERS
+from cno._core cimport h1_parse_head, h1_parse_chunk_line, h1_head_bytes
+from cno._core import PARSE_REQUEST, PARSE_RESPONSE, PARSE_TRAILERS
 from cno.errors import ProtocolError as _EngineError
 from cno.h11._util import LocalProtocolError, RemoteProtocolError, Sentinel, bytesify
 
@@ -938,47 +939,10 @@ def _body_framing(request_method, event):
 cdef list STATUS_TEXT = [b"%d" % i for i in range(1000)]
 
 
-cdef inline char* put(char* p, object b) noexcept:
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
-    memcpy(p, PyBytes_AS_STRING(b), n)
-    return p + n
-
-
-cdef bytes head_bytes(tuple start, Headers headers):
-    """The start line (the bytes in start, joined), then the field lines as given: Host
-    first (RFC 9112 3.2.1 asks a client to send it first), the rest in order; then the
-    empty line. One allocation."""
-    cdef Py_ssize_t size = 2
-    cdef tuple t
-    cdef bytes out
-    cdef char* p
-    for x in start:
-        size += PyBytes_GET_SIZE(x)
-    for t in headers._full_items:
-        size += PyBytes_GET_SIZE(t[0]) + PyBytes_GET_SIZE(t[2]) + 4
-    out = PyBytes_FromStringAndSize(NULL, size)
-    p = PyBytes_AS_STRING(out)
-    for x in start:
-        p = put(p, x)
-    for t in headers._full_items:
-        if is_name(t[1], "host", 4):
-            p = put_field(p, t)
-    for t in headers._full_items:
-        if not is_name(t[1], "host", 4):
-            p = put_field(p, t)
-    p[0] = 13
-    p[1] = 10
-    return out
-
-
-cdef inline char* put_field(char* p, tuple t) noexcept:
-    p = put(p, t[0])
-    p[0] = 58   # ": "
-    p[1] = 32
-    p = put(p + 2, t[2])
-    p[0] = 13
-    p[1] = 10
-    return p + 2
+cdef inline bytes head_bytes(tuple start, Headers headers):
+    """The start line, the fields as given (Host first), the empty line: the engine's
+    writer (docs/raw.md, "HTTP/1.1 without a Connection")."""
+    return h1_head_bytes(start, headers._full_items)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1212,7 +1176,7 @@ cdef class Connection:
         cdef Headers headers
         cdef object status
         try:
-            r = parse_h1_head(self.buf, self.pos, kind)
+            r = h1_parse_head(self.buf, self.pos, kind)
         except _EngineError as exc:
             self.skip_malformed(exc)
             raise LocalProtocolError(str(exc)) from None
@@ -1264,7 +1228,7 @@ cdef class Connection:
                 return None
         if self.chunk_left == 0:
             try:
-                r = parse_h1_chunk_line(self.buf, self.pos)
+                r = h1_parse_chunk_line(self.buf, self.pos)
             except _EngineError as exc:
                 self.skip_malformed(exc)
                 raise LocalProtocolError(str(exc)) from None
@@ -1606,7 +1570,7 @@ def decode_header_lines(lines):
     parsed by the engine; LocalProtocolError for a malformed line."""
     block = b"".join([bytes(x) + b"\r\n" for x in lines]) + b"\r\n"
     try:
-        r = parse_h1_head(block, 0, PARSE_TRAILERS)
+        r = h1_parse_head(block, 0, PARSE_TRAILERS)
     except _EngineError as exc:
         raise LocalProtocolError(str(exc)) from None
     return [(t[0], t[2]) for t in r[1]]

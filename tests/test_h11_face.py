@@ -413,3 +413,84 @@ def test_content_length_past_63_bits_is_refused():
     c.send(ch11.Request(method="POST", target="/", headers=[
         ("Host", "a"), ("Content-Length", str(2 ** 63 - 1))]))
     assert c.our_state is ch11.SEND_BODY
+
+
+# Event scripts: both sides send random events; bytes, events, errors and states must
+# match h11's at every step.
+SCRIPT_HEADERS = [("Host", "a"), ("Content-Length", "3"), ("Content-Length", "0"),
+                  ("Transfer-Encoding", "chunked"), ("Connection", "close"),
+                  ("Connection", "keep-alive"), ("Connection", "Keep-Alive, Upgrade"),
+                  ("Upgrade", "websocket"), ("Expect", "100-continue"), ("X-A", "b"),
+                  ("host", "c")]
+headers_st = st.lists(st.sampled_from(SCRIPT_HEADERS), max_size=4, unique=True)
+version_st = st.sampled_from(["1.1", "1.1", "1.0"])
+step_st = st.one_of(
+    st.tuples(st.just("client"), st.just("Request"), st.fixed_dictionaries(dict(
+        method=st.sampled_from(["GET", "HEAD", "POST", "CONNECT"]), target=st.just("/"),
+        headers=headers_st, http_version=version_st))),
+    st.tuples(st.just("server"), st.just("InformationalResponse"), st.fixed_dictionaries(
+        dict(status_code=st.sampled_from([100, 101, 103]), headers=headers_st))),
+    st.tuples(st.just("server"), st.just("Response"), st.fixed_dictionaries(dict(
+        status_code=st.sampled_from([200, 204, 304, 404]), headers=headers_st,
+        reason=st.sampled_from([b"", b"OK"]), http_version=version_st))),
+    st.tuples(st.sampled_from(["client", "server"]), st.just("Data"), st.fixed_dictionaries(
+        dict(data=st.sampled_from([b"", b"abc", b"xxxxx"])))),
+    st.tuples(st.sampled_from(["client", "server"]), st.just("EndOfMessage"),
+              st.fixed_dictionaries(dict(headers=st.sampled_from([None, [], [("T", "1")]])))),
+    st.tuples(st.sampled_from(["client", "server"]), st.sampled_from(
+        ["ConnectionClosed", "start_next_cycle"]), st.just({})),
+)
+
+
+def play(mod, script):
+    c, s = mod.Connection(mod.CLIENT), mod.Connection(mod.SERVER)
+    log = []
+    for who, kind, kw in script:
+        src, dst = (c, s) if who == "client" else (s, c)
+        if kind == "start_next_cycle":
+            try:
+                src.start_next_cycle()
+                log.append("cycled")
+            except mod.LocalProtocolError:
+                log.append("cycle refused")
+            continue
+        try:
+            event = getattr(mod, kind)(**kw)
+        except mod.LocalProtocolError as exc:
+            log.append(("invalid event", exc.error_status_hint))
+            continue
+        try:
+            data = src.send(event)
+        # h11 0.16 raises AttributeError where its state machine refuses (Request,
+        # CLIENT) for the server (formatting its message); cno.h11 a LocalProtocolError.
+        except (mod.LocalProtocolError, AttributeError):
+            log.append(("send refused", repr(src.states)))
+            continue
+        log.append(data)
+        if data is None or data:
+            try:
+                dst.receive_data(data or b"")
+            except RuntimeError:   # data after the close we were told of
+                log.append("after close")
+                continue
+        try:
+            while True:
+                e = dst.next_event()
+                if e in (mod.NEED_DATA, mod.PAUSED):
+                    log.append(repr(e))
+                    break
+                log.append(plain([e]))
+                if type(e) is mod.ConnectionClosed:
+                    break
+        except (mod.RemoteProtocolError, AttributeError):
+            log.append("receive refused")
+        log.append((repr(c.states), repr(s.states), s.they_are_waiting_for_100_continue,
+                    c.their_http_version, s.their_http_version, c.trailing_data,
+                    s.trailing_data))
+    return log
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step_st, min_size=1, max_size=12))
+def test_event_scripts_as_h11(script):
+    assert play(ch11, script) == play(h11, script)

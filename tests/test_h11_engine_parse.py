@@ -2,6 +2,8 @@
 "HTTP/1.1 without a Connection"): cno._core.parse_h1_head, parse_h1_chunk_line and
 write_h1_head."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cno._core import (
     PARSE_REQUEST, PARSE_RESPONSE, PARSE_TRAILERS, parse_h1_chunk_line, parse_h1_head,
@@ -125,3 +127,21 @@ def test_written_head_parses_back():
 def test_write_head_refuses_other_types(start, fields):
     with pytest.raises(UsageError):
         write_h1_head(start, fields)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([PARSE_REQUEST, PARSE_RESPONSE, PARSE_TRAILERS]))
+def test_any_bytes_parse_or_raise_protocol_error(data, kind):
+    for blob in (data, b"GET / HTTP/1.1\r\n" + data, b"HTTP/1.1 200 OK\r\n" + data):
+        try:
+            r = parse_h1_head(blob, 0, kind)
+        except ProtocolError as exc:
+            assert exc.end is None or 0 < exc.end <= len(blob)
+            continue
+        assert r is None or 0 < r[0] <= len(blob)
+        try:
+            r = parse_h1_chunk_line(blob)
+        except ProtocolError as exc:
+            assert 0 < exc.end <= len(blob)
+            continue
+        assert r is None or (0 < r[0] <= len(blob) and r[1] >= 0)

@@ -494,3 +494,23 @@ def play(mod, script):
 @given(st.lists(step_st, min_size=1, max_size=12))
 def test_event_scripts_as_h11(script):
     assert play(ch11, script) == play(h11, script)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["SERVER", "CLIENT"]),
+       st.integers(min_value=1, max_value=64))
+def test_any_bytes_give_events_or_remote_protocol_error(data, role, step):
+    """h11's invariant: whatever arrives, next_event returns or raises
+    RemoteProtocolError, never anything else."""
+    conn = ch11.Connection(getattr(ch11, role))
+    if role == "CLIENT":
+        conn.send(ch11.Request(method="GET", target="/", headers=[("Host", "a")]))
+        conn.send(ch11.EndOfMessage())
+    try:
+        for i in range(0, len(data), step):
+            conn.receive_data(data[i:i + step])
+            while conn.next_event() not in (ch11.NEED_DATA, ch11.PAUSED):
+                if conn.their_state in (ch11.CLOSED, ch11.DONE):
+                    break
+    except ch11.RemoteProtocolError:
+        assert conn.their_state is ch11.ERROR

@@ -948,6 +948,8 @@ cdef inline bytes head_bytes(tuple start, Headers headers):
 # ----------------------------------------------------------------------------------------
 # The connection
 
+# What reads the peer's next bytes and what writes ours (h11's READERS and WRITERS); the
+# body kinds have the same values on both sides (io_kind returns either).
 cdef enum:
     RD_NONE = 0
     RD_REQUEST = 1      # a request head

@@ -191,7 +191,7 @@ def test_sdist_holds_every_source_and_no_generated_file(dists):
     assert not missing, "tracked files missing from the sdist: %s" % missing
     for needed in ("cno/_h1.pxi", "cno/_core.pyx", "cno/_hpack.pxd", "cno/py.typed",
                    "cno/_ws.pyx", "cno/_ws.pxd",
-                   "cno/asgi/_http.pyx",
+                   "cno/asgi/_http.pyx", "cno/h11/_h11.pyx",
                    "tests/typing/uses_cno.py", "tests/data/README.md",
                    "tests/data/hpack-test-case/LICENSE",
                    "tests/data/http2-frame-test-case/LICENSE", "LICENSE", "README.md"):
@@ -207,7 +207,7 @@ def test_wheel_holds_extensions_stubs_and_no_sources(dists):
         metadata = zf.read(dist_info + "/METADATA").decode()
         entry_points = zf.read(dist_info + "/entry_points.txt").decode()
     package = {n for n in names if n.startswith("cno/")}
-    for module in ("_core", "_hpack", "_ws", "asgi/_http"):
+    for module in ("_core", "_hpack", "_ws", "asgi/_http", "h11/_h11"):
         assert any(n.startswith("cno/%s." % module) and n.endswith((".so", ".pyd"))
                    for n in package), (module, sorted(package))
     tracked = [f for f in _tracked() if f.startswith("cno/")]

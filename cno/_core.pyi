@@ -34,6 +34,9 @@ class Connection:
     writing_paused: bool
     manual_flow_control: bool
     hpack_index_all: bool
+    validate_inbound_headers: bool
+    validate_outbound_headers: bool
+    malformed_is_connection_error: bool
     max_header_block_size: int
     max_continuations: int
     reset_budget: int

@@ -181,6 +181,16 @@ cdef class Connection:
     cdef uint32_t rr_last[8]     # per urgency: the incremental stream that last sent DATA
     cdef bint got_settings_frame # the peer's first SETTINGS frame was applied (RFC 9218 2.1)
 
+    # The h2 face's knobs (cno.h2; docs/raw.md, "Knobs for h2-style faces"). Off by default.
+    cdef public bint pseudo_in_headers  # header lists carry the pseudo-header fields, as on the wire
+    cdef public bint frame_data         # on_message_data once per DATA frame, whole, empty ones too
+    cdef public bint flow_exact         # manual flow control, no batching, nothing credited by itself
+    cdef public object settings_order   # names the first SETTINGS lists (in order), else None
+    cdef readonly int64_t data_frame_length  # the DATA frame being delivered: its flow-controlled length
+    cdef public bint lenient_start      # the peer's first frame need not be SETTINGS
+    cdef public bint strict_errors      # the peer's stream errors end the connection (GOAWAY)
+    cdef public bint control_frames_only  # on_frame skips DATA, CONTINUATION, plain HEADERS/PUSH_PROMISE
+
     # the error that closed the connection
     cdef object error_class
     cdef object error_message

@@ -592,19 +592,28 @@ cdef int write_window_update(Connection c, uint32_t sid, uint32_t delta) except 
     return write_simple_frame(c, FRAME_WINDOW_UPDATE, 0, sid, p, 4)
 
 
-cdef int write_goaway(Connection c, uint32_t code) except -1:
+cdef int write_goaway(Connection c, uint32_t code, int64_t last=-1, bytes debug=None) except -1:
+    """GOAWAY (RFC 9113 6.8) naming `last` (by default the last stream the peer opened),
+    with `debug` as its additional debug data."""
     cdef uint8_t p[8]
-    put_u32(p, c.last_stream[REMOTE])
+    cdef uint32_t last_id = c.last_stream[REMOTE] if last < 0 else <uint32_t> last
+    cdef bytes payload
+    put_u32(p, last_id)
     put_u32(p + 4, code)
     c.goaway_sent = True
-    c.goaway_sent_id = c.last_stream[REMOTE]
+    c.goaway_sent_id = last_id
+    if debug:
+        payload = PyBytes_FromStringAndSize(<char*> p, 8) + debug
+        return write_simple_frame(c, FRAME_GOAWAY, 0, 0,
+                                  <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
     return write_simple_frame(c, FRAME_GOAWAY, 0, 0, p, 8)
 
 
 cdef int write_settings(Connection c, dict changes) except -1:
     cdef uint8_t p[6 * SETTINGS_COUNT]
     cdef Py_ssize_t n = 0
-    for key in sorted(changes):
+    # (settings_order: as the caller listed them, else by id)
+    for key in (changes if c.settings_order is not None else sorted(changes)):
         p[n] = 0
         p[n + 1] = <uint8_t> key
         put_u32(p + n + 2, changes[key])
@@ -685,12 +694,26 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
     if c.pend_s is not None:
         deliver_gathered(c)
+    if c.strict_errors and sid not in c.recently_reset:
+        return conn_error(c, code, error_class_for(code),
+                          "stream %d: the peer broke a stream rule (error %d)" % (sid, code))
     if spend(&c.errors):
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                           "too many streams reset for the peer's errors (stream_error_budget)")
     if spend_control_budget(c):
         return CONN_ERROR
     return reset_stream(c, sid, code)
+
+
+cdef object error_class_for(int code):
+    """The cno.errors class of a connection error with this code."""
+    if code == FLOW_CONTROL_ERROR:
+        return FlowControlError
+    if code == FRAME_SIZE_ERROR:
+        return FrameSizeError
+    if code == ENHANCE_YOUR_CALM:
+        return EnhanceYourCalm
+    return ProtocolError
 
 
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
@@ -792,13 +815,14 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
         if length > c.local[S_MAX_FRAME_SIZE]:
             return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError,
                               "frame of %d bytes exceeds SETTINGS_MAX_FRAME_SIZE" % length)
-        if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK):
+        if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK) \
+                and not c.lenient_start:
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "the first frame must be SETTINGS (RFC 9113 3.4)")
         if c.cont_stream and type != FRAME_CONTINUATION:
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "expected CONTINUATION, got frame type %d" % type)
-        if type == FRAME_DATA and c.ev_frame is None and c.state == ST_FRAME:
+        if type == FRAME_DATA and c.ev_frame is None and not c.frame_data and c.state == ST_FRAME:
             # DATA is delivered as it arrives: only its header (and pad length) must be here.
             take = 1 if flags & FLAG_PADDED and length else 0
             if n - pos < 9 + take:
@@ -826,7 +850,9 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
     cdef Py_ssize_t pos = 0
     cdef int r
     if c.ev_frame is not None and type != FRAME_CONTINUATION and not (
-            (type == FRAME_HEADERS or type == FRAME_PUSH_PROMISE) and not flags & FLAG_END_HEADERS):
+            (type == FRAME_HEADERS or type == FRAME_PUSH_PROMISE) and not flags & FLAG_END_HEADERS) \
+            and not (c.control_frames_only and (type == FRAME_DATA or type == FRAME_PUSH_PROMISE or (
+                type == FRAME_HEADERS and not flags & FLAG_PRIORITY))):
         # (a header block continued in CONTINUATIONs is reported once, merged)
         c.ev_frame(c, Frame(type, flags, sid, PyBytes_FromStringAndSize(<char*> p, n)))
     if type == FRAME_DATA:
@@ -834,9 +860,13 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
         # then fails): the payload is all here.
         if flags & FLAG_PADDED and n:
             pos = 1
+        c.data_frame_length = n
         r = start_data(c, sid, flags, n, p[0] if pos else 0)
         if r or c.state != ST_DATA:
             return r
+        if c.frame_data and c.data_deliver and c.data_left == c.data_pad \
+                and c.ev_message_data is not None:
+            c.ev_message_data(c, c.data_s.key, b"")   # (an empty frame is an event too)
         return read_data_payload(c, p, n, &pos)
     if type == FRAME_HEADERS:
         return on_headers_frame(c, flags, sid, p, n)
@@ -935,7 +965,8 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
     c.data_deliver = True
     c.data_s = s
     # Padding (and its length byte) is credited at once: nobody consumes it.
-    credit(c, s, length - body)
+    if not c.flow_exact:
+        credit(c, s, length - body)
     return 0
 
 
@@ -964,7 +995,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                 pos[0] += take
                 c.data_left -= take
                 if c.ev_message_data is not None:
-                    if take <= GATHER_PIECE and not c.data_views and c.ev_frame is None:
+                    if take <= GATHER_PIECE and not c.data_views and c.ev_frame is None \
+                            and not c.frame_data:
                         if c.pend_s is not s:
                             if c.pend_s is not None:
                                 deliver_gathered(c)
@@ -1322,7 +1354,8 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
         if vn == 0:
             return MALFORMED
     # The delivered list is the decoded one without :method and :path.
-    drop_two(headers, method_at, path_at)
+    if not c.pseudo_in_headers:
+        drop_two(headers, method_at, path_at)
     c.req_method = method
     c.req_path = path
     return length
@@ -1381,7 +1414,8 @@ cdef object parse_response(Connection c, list headers):
     code = parse_digits(vp, vn)
     if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
         return None
-    drop_two(headers, 0, -1)
+    if not c.pseudo_in_headers:
+        drop_two(headers, 0, -1)
     return code, headers, length
 
 
@@ -2561,6 +2595,43 @@ cdef class Connection:
             raise InvalidStream("stream %d is not open" % stream)
         return (s.urgency, s.incremental)
 
+    def stream_state(self, uint32_t stream):
+        """A stream's state as RFC 9113 5.1 names them: 0 idle, 1 reserved (remote),
+        2 reserved (local), 3 open, 4 half-closed (remote), 5 half-closed (local),
+        6 closed; plus whether our head was sent: ``(state, head_sent)``."""
+        cdef Stream s = self.streams.get(stream)
+        cdef bint ours
+        if s is None:
+            ours = (stream & 1) == (1 if self.client else 0)
+            return (0 if is_idle(self, stream) else 6), False
+        ours = (stream & 1) == (1 if self.client else 0)
+        if not ours and s.local and s.w_state == W_HEADERS:
+            return 2, False   # we promised it and have not answered yet
+        if ours and not s.local and s.r_state == R_HEADERS:
+            return 1, False   # the peer promised it
+        if s.r_state == R_CLOSED:
+            return (6 if s.w_state == W_CLOSED else 4), s.w_state != W_HEADERS
+        if s.w_state == W_CLOSED:
+            return 5, True
+        return 3, s.w_state != W_HEADERS
+
+    @property
+    def last_peer_stream(self):
+        """The highest stream id the peer opened or promised (0: none yet)."""
+        return self.last_stream[REMOTE]
+
+    def windows(self, uint32_t stream=0):
+        """The flow-control windows of ``stream`` alone (0: of the connection) as
+        ``(send, receive)``: how many bytes we may send now, and the peer may;
+        InvalidStream for a stream not open."""
+        cdef Stream s
+        if stream == 0:
+            return self.send_window, self.recv_window
+        s = self.streams.get(stream)
+        if s is None:
+            raise InvalidStream("stream %d is not open" % stream)
+        return s.send_window, s.recv_window
+
     def priority_order(self, streams):
         """The open streams among ``streams`` (ids) in the order the scheduler serves them
         (docs/raw.md, Priorities); ids of streams not open are left out."""
@@ -2624,10 +2695,10 @@ cdef class Connection:
 
     # -- the seed's methods ----------------------------------------------------------
 
-    def connection_made(self, bint is_http2):
+    def connection_made(self, bint is_http2, bint preface=True):
         """Start the connection (cno_begin): in HTTP/2 a client writes the preface, and
-        both sides write their SETTINGS."""
-        cdef dict diff = {}
+        both sides write their SETTINGS. ``preface=False``: write nothing yet, until
+        :meth:`send_preface`."""
         if self.started:
             raise UsageError("connection_made() was already called")
         self.started = True
@@ -2636,12 +2707,24 @@ cdef class Connection:
             return
         self.h2 = True
         self.state = ST_SETTINGS if self.client else ST_PREFACE
+        if preface:
+            self.send_preface()
+
+    def send_preface(self):
+        """HTTP/2: write what connection_made(True, preface=False) held back: a client's
+        preface and our first SETTINGS (RFC 9113 3.4)."""
+        cdef dict diff = {}
+        check_open(self)
         self.depth += 1
         try:
             if self.client:
                 buf_put(&self.out, <const uint8_t*> PyBytes_AS_STRING(PREFACE), 24)
+            if self.settings_order is not None:
+                for name in self.settings_order:
+                    key = SETTINGS_NAMES[name]
+                    diff[key] = self.wanted[key]
             for key in range(1, SETTINGS_COUNT):
-                if self.wanted[key] != STANDARD[key]:
+                if self.wanted[key] != STANDARD[key] and key not in diff:
                     diff[key] = self.wanted[key]
             write_settings(self, diff)
         finally:
@@ -2716,10 +2799,11 @@ cdef class Connection:
             self.depth -= 1
             end_call(self)
 
-    def write_push(self, uint32_t stream, method, path, headers):
+    def write_push(self, uint32_t stream, method, path, headers, uint32_t promised=0):
         """Server push (RFC 9113 8.4); returns the promised stream id, or 0 if pushing is
-        not possible now."""
-        cdef uint32_t promised = 0
+        not possible now. ``promised``: the even id to promise (above the last one), else
+        the next one."""
+        cdef uint32_t got = 0
         check_open(self)
         if self.client:
             raise UsageError("only a server can push")
@@ -2727,20 +2811,24 @@ cdef class Connection:
             return 0   # (HTTP/1.1 has no push)
         self.depth += 1
         try:
-            promised = write_push(self, stream, method, path, headers)
+            got = write_push(self, stream, method, path, headers, promised)
         finally:
             self.depth -= 1
             end_call(self)
-        return promised
+        return got
 
-    def write_data(self, uint32_t stream, data, bint final):
-        """Send body bytes; returns how many the flow-control windows accepted."""
+    def write_data(self, uint32_t stream, data, bint final, int pad=-1):
+        """Send body bytes; returns how many the flow-control windows accepted.
+        HTTP/2, ``pad`` >= 0: one DATA frame with that much padding (all of it fits, or
+        UsageError)."""
         cdef Py_ssize_t sent
         cdef Stream s
         check_open(self)
         self.depth += 1
         try:
-            if self.h2:
+            if self.h2 and pad >= 0:
+                sent = write_padded_data(self, stream, data, final, pad)
+            elif self.h2:
                 sent = write_data(self, stream, data, final)
             else:
                 s = writable_stream(self, stream)
@@ -2874,8 +2962,16 @@ cdef class Connection:
                 if self.recv_window + delta > MAX_WINDOW:
                     raise UsageError("the connection window would exceed 2^31-1")
                 self.recv_window += delta
-                self.recv_target += delta
+                if not self.flow_exact:
+                    self.recv_target += delta
                 write_window_update(self, 0, delta)
+            elif self.flow_exact:
+                s = self.streams.get(stream)
+                if s is not None and s.r_state != R_CLOSED:
+                    if s.recv_window + delta > MAX_WINDOW:
+                        raise UsageError("the stream window would exceed 2^31-1")
+                    s.recv_window += delta
+                    write_window_update(self, stream, delta)
             else:
                 s = self.streams.get(stream)
                 if s is not None and s.r_state == R_CLOSED:
@@ -2892,8 +2988,11 @@ cdef class Connection:
             self.depth -= 1
             end_call(self)
 
-    def shutdown(self, uint32_t code=NO_ERROR):
-        """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
+    def shutdown(self, uint32_t code=NO_ERROR, last_stream=None, bytes debug=None):
+        """Graceful shutdown: GOAWAY with the last peer stream; open streams finish.
+        HTTP/2: ``last_stream`` names another last-stream-id and ``debug`` adds debug data
+        (RFC 9113 6.8); either one sends a GOAWAY even after one was sent."""
+        cdef int64_t last = -1 if last_stream is None else <uint32_t> last_stream
         if self.is_closed and self.error_class is None and not self.lost:
             return   # already shut down
         check_open(self)
@@ -2903,8 +3002,8 @@ cdef class Connection:
                 self.goaway_sent = True   # no new requests; the ones open finish
                 if not self.client and self.state == ST_H1_HEAD:
                     self.state = ST_H1_IGNORE
-            elif not self.goaway_sent or code != NO_ERROR:
-                write_goaway(self, code)
+            elif not self.goaway_sent or code != NO_ERROR or last >= 0 or debug:
+                write_goaway(self, code, last, debug)
             maybe_close(self)
         finally:
             self.depth -= 1
@@ -2972,10 +3071,14 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
         else min(c.remote[S_MAX_CONCURRENT_STREAMS], <uint32_t> CONSERVATIVE_STREAMS)
     if c.stream_count[LOCAL] >= limit:
         raise WouldBlock("the peer's max_concurrent_streams (%d) is reached" % limit)
-    method = field_object(method)
-    path = field_object(path)
-    fields = [(b":method", method), (b":path", path)]
-    check_headers(c, fields, headers, FIELDS_REQUEST)
+    if c.pseudo_in_headers:
+        fields = given_fields(c, headers)
+        method = given_pseudo(fields, b":method")
+    else:
+        method = field_object(method)
+        path = field_object(path)
+        fields = [(b":method", method), (b":path", path)]
+        check_headers(c, fields, headers, FIELDS_REQUEST)
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     if c.hdr_prio:
@@ -3002,15 +3105,19 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
     cdef list fields
     if s.w_state != W_HEADERS:
         raise InvalidStream("stream %d: the response head was already sent" % sid)
-    if code < 100 or code > 999:
+    if c.pseudo_in_headers:
+        fields = given_fields(c, headers)
+        code = <int> parse_digits_obj(given_pseudo(fields, b":status"))
+    elif code < 100 or code > 999:
         raise UsageError("invalid status code %d" % code)
     if code == 101:
         raise UsageError("101 Switching Protocols does not exist in HTTP/2")
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
-    fields = list_with_room(16)
-    list_push(fields, STATUS_FIELDS[code])
-    check_headers(c, fields, headers, FIELDS_RESPONSE)
+    if not c.pseudo_in_headers:
+        fields = list_with_room(16)
+        list_push(fields, STATUS_FIELDS[code])
+        check_headers(c, fields, headers, FIELDS_RESPONSE)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: our view overrides where it speaks
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
@@ -3070,6 +3177,42 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
     return total if (s.head_request and not s.local) else n
 
 
+cdef Py_ssize_t write_padded_data(Connection c, uint32_t sid, object data, bint final,
+                                  int pad) except -1:
+    """write_data with padding (RFC 9113 6.1): one frame, PADDED, its pad length byte and
+    `pad` zero bytes counted by flow control with the payload."""
+    cdef Stream s = writable_stream(c, sid)
+    cdef Py_buffer view
+    cdef Py_ssize_t n, size
+    cdef uint8_t b
+    if s.w_state != W_DATA:
+        raise InvalidStream("stream %d: write_head first" % sid)
+    if pad > 255:
+        raise UsageError("padding is at most 255 bytes")
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        n = view.len
+        size = n + 1 + pad
+        if size > c.remote[S_MAX_FRAME_SIZE] or size > min(c.send_window, s.send_window):
+            raise UsageError("a padded DATA frame must fit the frame size and the windows")
+        put_frame_header(&c.out, <uint32_t> size, FRAME_DATA,
+                         FLAG_PADDED | (FLAG_END_STREAM if final else 0), sid)
+        b = <uint8_t> pad
+        buf_put(&c.out, &b, 1)
+        buf_put(&c.out, <const uint8_t*> view.buf, n)
+        buf_reserve(&c.out, pad)
+        memset(c.out.data + c.out.len, 0, pad)
+        c.out.len += pad
+        c.send_window -= size
+        s.send_window -= size
+    finally:
+        PyBuffer_Release(&view)
+    if final:
+        s.w_state = W_CLOSED
+        maybe_end(c, s)
+    return n
+
+
 cdef int write_borrowed_frames(Connection c, uint32_t sid, object data, Py_ssize_t n,
                                bint whole, bint final) except -1:
     """write_data's frames without copying the payload (the first n bytes of data; whole:
@@ -3095,14 +3238,52 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
     if s.w_state != W_DATA:
         raise InvalidStream("stream %d: write_head first" % sid)
     cdef list fields = []
-    check_headers(c, fields, trailers, FIELDS_TRAILERS)
+    if c.pseudo_in_headers:
+        fields = given_fields(c, trailers)
+    else:
+        check_headers(c, fields, trailers, FIELDS_TRAILERS)
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0, fields)
     s.w_state = W_CLOSED
     return maybe_end(c, s)
 
 
+cdef list given_fields(Connection c, object headers):
+    """pseudo_in_headers: the caller's header list as it is written, pseudo-header fields
+    included, unchecked (the caller validates); sensitive ones as the encoder reads them."""
+    c.hdr_prio = 0
+    c.hdr_plain = False
+    return list(headers) if headers is not None else []
+
+
+cdef object given_pseudo(list fields, bytes name):
+    """The value of the pseudo-header field `name` among `fields` (str or bytes names),
+    or None."""
+    cdef Py_ssize_t n
+    cdef const uint8_t* p
+    for item in fields:
+        field = field_object(item[0])
+        p = field_ptr(field, &n)
+        if n == 0 or p[0] != 0x3A:
+            return None   # (pseudo-header fields come first)
+        if bytes_equal(p, n, <const char*> name, len(name)):
+            return field_object(item[1])
+    return None
+
+
+cdef int64_t parse_digits_obj(object value) except -2:
+    """A :status value's number, or 0 when there is none (absent or not digits)."""
+    cdef Py_ssize_t n
+    cdef const uint8_t* p
+    cdef int64_t v
+    if value is None:
+        return 0
+    p = field_ptr(value, &n)
+    v = parse_digits(p, n)
+    return v if v > 0 else 0
+
+
 cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object path,
-                         object headers) except? 0:
+                         object headers, uint32_t want=0) except? 0:
     cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
     cdef uint32_t promised
@@ -3113,14 +3294,24 @@ cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object
     if c.stream_count[LOCAL] >= c.remote[S_MAX_CONCURRENT_STREAMS]:
         return 0
     promised = c.last_stream[LOCAL] + 2 if c.last_stream[LOCAL] else 2
+    if want:
+        if want & 1 or want < promised:
+            raise InvalidStream("stream %d: a promised stream needs an even id from %d"
+                                % (want, promised))
+        promised = want
     if promised > MAX_STREAM_ID:
         return 0
-    method = field_object(method)
-    path = field_object(path)
-    user = []
-    check_headers(c, user, headers, FIELDS_REQUEST)
-    fields = [(b":method", method), (b":path", path)]
-    fields.extend(user)
+    if c.pseudo_in_headers:
+        user = fields = given_fields(c, headers)
+        method = given_pseudo(fields, b":method")
+        path = given_pseudo(fields, b":path")
+    else:
+        method = field_object(method)
+        path = field_object(path)
+        user = []
+        check_headers(c, user, headers, FIELDS_REQUEST)
+        fields = [(b":method", method), (b":path", path)]
+        fields.extend(user)
     write_header_block(c, FRAME_PUSH_PROMISE, 0, parent_id, promised, fields)
     s = new_stream(c, promised, True)
     s.r_state = R_CLOSED    # reserved (local): the request is complete, we answer it

@@ -188,7 +188,9 @@ cdef class Connection:
     cdef public object settings_order   # names the first SETTINGS lists (in order), else None
     cdef readonly int64_t data_frame_length  # the DATA frame being delivered: its flow-controlled length
     cdef public bint lenient_start      # the peer's first frame need not be SETTINGS
+    cdef public bint first_settings_in_force  # our first SETTINGS apply at once (no ACK awaited)
     cdef public bint strict_errors      # the peer's stream errors end the connection (GOAWAY)
+    cdef public bint priority_update_frames  # read PRIORITY_UPDATE (RFC 9218); else an unknown type
     cdef public bint control_frames_only  # on_frame skips DATA, CONTINUATION, plain HEADERS/PUSH_PROMISE
 
     # the error that closed the connection

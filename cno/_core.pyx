@@ -695,6 +695,9 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
     if c.pend_s is not None:
         deliver_gathered(c)
     if c.strict_errors and sid not in c.recently_reset:
+        if code == REFUSED_STREAM:   # (no error of its own: the peer passed our limit)
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                              "stream %d: over max_concurrent_streams" % sid)
         return conn_error(c, code, error_class_for(code),
                           "stream %d: the peer broke a stream rule (error %d)" % (sid, code))
     if spend(&c.errors):
@@ -886,7 +889,7 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
         return on_window_update_frame(c, sid, p, n)
     if type == FRAME_CONTINUATION:
         return on_continuation_frame(c, flags, sid, p, n)
-    if type == FRAME_PRIORITY_UPDATE:
+    if type == FRAME_PRIORITY_UPDATE and c.priority_update_frames:
         return on_priority_update_frame(c, sid, p, n)
     return 0   # RFC 9113 4.1: unknown frame types are ignored
 
@@ -2420,6 +2423,7 @@ cdef class Connection:
         self.max_header_count = DEFAULT_MAX_HEADER_COUNT
         self.max_chunk_line = DEFAULT_MAX_CHUNK_LINE
         self.zero_copy_threshold = DEFAULT_ZERO_COPY_THRESHOLD
+        self.priority_update_frames = True
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
         self.client = not server
@@ -2727,6 +2731,8 @@ cdef class Connection:
                 if self.wanted[key] != STANDARD[key] and key not in diff:
                     diff[key] = self.wanted[key]
             write_settings(self, diff)
+            if self.first_settings_in_force:
+                apply_local_settings(self, self.settings_queue.pop())
         finally:
             self.depth -= 1
             flush(self)

@@ -152,6 +152,8 @@ def _h2_error(exc):
     code = getattr(exc, "error_code", None)
     if isinstance(exc, _cno_errors.ConnectionClosed):
         return ProtocolError(str(exc))
+    if "max_concurrent_streams" in str(exc):
+        return TooManyStreamsError(str(exc))
     cls = _ERRORS.get(code, ProtocolError)
     err = cls(str(exc))
     if code is not None and cls is ProtocolError:
@@ -169,11 +171,11 @@ class _Engine(_Core):
         if self.quiet:
             return   # (our own push: the engine reports the promised request to us)
         enc = self.face.config.header_encoding
+        if self.join_cookies:
+            headers = _join_cookies(headers)
         if enc:
             headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
-        elif self.join_cookies:
-            headers = _join_cookies(headers)
-        if not self.client:
+        if not self.client_side:
             ev = RequestReceived(stream_id=stream, headers=headers)
         elif code < 200:
             ev = InformationalResponseReceived(stream_id=stream, headers=headers)
@@ -218,6 +220,8 @@ class _Engine(_Core):
             self.prio = None
 
     def on_message_push(self, stream, parent, method, path, headers):
+        if self.join_cookies:
+            headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
         if enc:
             headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
@@ -277,10 +281,11 @@ class _Engine(_Core):
                 ev = ConnectionTerminated()
                 ev.error_code = _error_code_from_int(code)
                 ev.last_stream_id = last & 0x7FFFFFFF
-                ev.additional_data = payload[8:]
+                ev.additional_data = payload[8:] or None
                 self.events.append(ev)
                 self.goaway_seen = True
                 face.state_machine.state = _CLOSED
+                face._out.clear()   # (h2 drops what was queued: the peer is going away)
         elif t == 0x8:
             if len(frame.payload) == 4:
                 delta = struct.unpack(">I", frame.payload)[0] & 0x7FFFFFFF
@@ -288,12 +293,12 @@ class _Engine(_Core):
                     self.events.append(WindowUpdated(stream_id=frame.stream, delta=delta))
         elif t == 0xA:
             self._altsvc(frame)
-        elif t > 0xA and t != 0x10:
+        elif t > 0xA:
             self.events.append(UnknownFrameReceived(frame=_extension_frame(frame)))
 
     def _altsvc(self, frame):
         """An ALTSVC frame (RFC 7838 4): an event for a client, ignored by a server."""
-        if not self.client:
+        if not self.client_side:
             return
         payload = frame.payload
         if len(payload) < 2:
@@ -385,6 +390,7 @@ class H2Connection:
                                    max_header_list_size=self.DEFAULT_MAX_HEADER_LIST_SIZE,
                                    no_rfc7540_priorities=0)
         e.face = self
+        e.client_side = client
         e.out = self._out
         e.events = []
         e.last = None
@@ -399,9 +405,11 @@ class H2Connection:
         e.frame_data = True
         e.flow_exact = True
         e.lenient_start = True
+        e.first_settings_in_force = True
         e.strict_errors = True
         e.control_frames_only = True
         e.settings_order = _FIRST_SETTINGS
+        e.priority_update_frames = False
         for name, value in (("validate_inbound_headers", self.config.validate_inbound_headers),
                             ("validate_outbound_headers", False),
                             ("malformed_is_connection_error", True),

@@ -39,6 +39,7 @@ cdef class Stream:
     cdef int64_t recv_window     # how much the peer may still send
     cdef int64_t recv_credit     # consumed, not yet given back (WINDOW_UPDATE)
     cdef int64_t remaining       # content-length countdown, -1 when unknown
+    cdef int64_t declared        # content-length as announced, -1 when unknown
     # HTTP/1.1
     cdef bint h10                # the peer speaks HTTP/1.0 in this exchange
     cdef bint w_chunked          # we write this message's body chunked

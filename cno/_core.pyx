@@ -377,6 +377,7 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.send_window = c.remote[S_INITIAL_WINDOW_SIZE]
     s.recv_window = c.local[S_INITIAL_WINDOW_SIZE]
     s.remaining = -1
+    s.declared = -1
     s.w_left = -1
     s.urgency = DEFAULT_URGENCY
     c.streams[s.key] = s
@@ -685,7 +686,7 @@ cdef int conn_error(Connection c, int code, object cls, str message) except -1:
     return CONN_ERROR
 
 
-cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
+cdef int stream_error(Connection c, uint32_t sid, int code, str why=None) except -1:
     """A stream error the peer caused (RFC 9113 5.4.2): RST_STREAM, and the stream ends.
 
     Each one spends the stream-error budget, earned back by completed exchanges: frames
@@ -694,11 +695,13 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
     if c.pend_s is not None:
         deliver_gathered(c)
-    if c.strict_errors and sid not in c.recently_reset:
+    if c.strict_errors and sid not in c.recently_reset and not (
+            code == STREAM_CLOSED and find_stream(c, sid) is not None):
+        # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM:   # (no error of its own: the peer passed our limit)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "stream %d: over max_concurrent_streams" % sid)
-        return conn_error(c, code, error_class_for(code),
+        return conn_error(c, code, error_class_for(code), why or
                           "stream %d: the peer broke a stream rule (error %d)" % (sid, code))
     if spend(&c.errors):
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
@@ -955,12 +958,16 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
         credit_connection(c, length)
         if sid not in c.recently_reset and not ignored_after_goaway(c, sid):
-            stream_error(c, sid, STREAM_CLOSED)   # 5.1: a frame on a closed stream
+            # 5.1: a frame on a closed stream
+            return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid)
         return 0
     if s.r_state != R_DATA:
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
-        return stream_error(c, sid, PROTOCOL_ERROR if s.r_state == R_HEADERS else STREAM_CLOSED)
+        if s.r_state == R_HEADERS:
+            return stream_error(c, sid, PROTOCOL_ERROR,
+                                "stream %d: cannot receive data before headers" % sid)
+        return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
     if length > s.recv_window:
         credit_connection(c, length)
         return stream_error(c, sid, FLOW_CONTROL_ERROR)
@@ -991,7 +998,9 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
-                stream_error(c, s.id, PROTOCOL_ERROR)
+                if stream_error(c, s.id, PROTOCOL_ERROR, "stream %d: content-length %d, received %d"
+                                % (s.id, s.declared, s.declared - s.remaining + take)):
+                    return CONN_ERROR
             else:
                 if s.remaining >= 0:
                     s.remaining -= take
@@ -1067,9 +1076,9 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     """END_STREAM arrived: check content-length, fire on_message_tail."""
     if c.pend_s is not None:
         deliver_gathered(c)
-    if s.remaining > 0:
-        stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1.1: less DATA than content-length
-        return 0
+    if s.remaining > 0:   # 8.1.1: less DATA than content-length
+        return stream_error(c, s.id, PROTOCOL_ERROR, "stream %d: content-length %d, received %d"
+                            % (s.id, s.declared, s.declared - s.remaining))
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1240,7 +1249,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     c.req_method = c.req_path = None
     if c.hdr_prio or c.prio_idle:
         take_request_priority(c, s)
-    s.remaining = length
+    s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
         return stream_error(c, sid, PROTOCOL_ERROR)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
@@ -1456,6 +1465,7 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         s.r_state = R_DATA
         # No content after HEAD, 204 or 304 (RFC 9110 6.4.1), whatever content-length says.
         s.remaining = 0 if (s.head_request or code == 204 or code == 304) else length
+        s.declared = s.remaining
     empty = b"" if c.bytes_headers else ""
     if c.ev_message_head is not None:
         c.ev_message_head(c, s.key, code, empty, empty, fields)

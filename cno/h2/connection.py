@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import re
 import struct
 
 from cno import errors as _cno_errors
@@ -27,7 +28,8 @@ from .events import (
     WindowUpdated,
 )
 from .exceptions import (
-    DenialOfServiceError, FlowControlError, FrameTooLargeError, NoAvailableStreamIDError,
+    DenialOfServiceError, FlowControlError, FrameDataMissingError, InvalidBodyLengthError,
+    InvalidSettingsValueError, FrameTooLargeError, NoAvailableStreamIDError,
     NoSuchStreamError, ProtocolError, RFC1122Error, StreamClosedError, StreamIDTooLowError,
     TooManyStreamsError,
 )
@@ -147,13 +149,33 @@ _ERRORS = {
 }
 
 
+_BODY_LENGTH = re.compile(r"content-length (\d+), received (\d+)")
+_STREAM = re.compile(r"stream (\d+):")
+_SETTING = re.compile(r"\b(HEADER_TABLE_SIZE|ENABLE_PUSH|MAX_CONCURRENT_STREAMS|INITIAL_WINDOW_SIZE|"
+                      r"MAX_FRAME_SIZE|MAX_HEADER_LIST_SIZE|ENABLE_CONNECT_PROTOCOL)\b")
+
+
 def _h2_error(exc):
     """The h2 exception for an engine error (its GOAWAY, if any, was written)."""
     code = getattr(exc, "error_code", None)
     if isinstance(exc, _cno_errors.ConnectionClosed):
         return ProtocolError(str(exc))
-    if "max_concurrent_streams" in str(exc):
-        return TooManyStreamsError(str(exc))
+    text = str(exc)
+    if "max_concurrent_streams" in text:
+        return TooManyStreamsError(text)
+    if _SETTING.search(text):
+        return InvalidSettingsValueError(text, error_code=_error_code_from_int(code))
+    if code == ErrorCodes.FRAME_SIZE_ERROR and "exceeds" not in text:
+        return FrameDataMissingError(text)
+    if text.endswith("on stream 0"):
+        return ProtocolError("Received frame with invalid header: " + text)
+    m = _BODY_LENGTH.search(text)
+    if m:
+        return InvalidBodyLengthError(int(m.group(1)), int(m.group(2)))
+    if code == ErrorCodes.STREAM_CLOSED:
+        m = _STREAM.match(text)
+        if m:
+            return StreamClosedError(int(m.group(1)))
     cls = _ERRORS.get(code, ProtocolError)
     err = cls(str(exc))
     if code is not None and cls is ProtocolError:
@@ -232,9 +254,16 @@ class _Engine(_Core):
         self.events.append(ev)
 
     def on_stream_end(self, stream, code, side):
-        if side == 0 and not self.quiet and not self.goaway_seen:   # CNO_REMOTE: the peer reset it
+        if self.quiet:
+            return   # (the caller's own reset, or its GOAWAY)
+        if side == 0:   # CNO_REMOTE: the peer reset it
+            if not self.goaway_seen:
+                self.events.append(StreamReset(stream_id=stream,
+                                               error_code=_error_code_from_int(code),
+                                               remote_reset=True))
+        elif code and self.consuming:   # we reset it for something the peer did
             self.events.append(StreamReset(stream_id=stream, error_code=_error_code_from_int(code),
-                                           remote_reset=True))
+                                           remote_reset=False))
 
     def on_pong(self, data):
         self.events.append(PingAckReceived(ping_data=data))
@@ -398,6 +427,7 @@ class H2Connection:
         e.prio_after_end = False
         e.quiet = False
         e.goaway_seen = False
+        e.consuming = False
         e.join_cookies = self.config.normalize_inbound_headers
         e.bytes_headers = True
         e.manual_flow_control = True
@@ -821,11 +851,14 @@ class H2Connection:
         e = self._engine
         events = e.events = []
         e.last = None
+        e.consuming = True
         try:
             e.data_received(data)
         except _cno_errors.CnoError as exc:
             self.state_machine.state = _CLOSED
             raise _h2_error(exc) from None
+        finally:
+            e.consuming = False
         sm = self.state_machine
         if sm.state is ConnectionState.IDLE and events:
             if not self.config.client_side:

@@ -628,7 +628,17 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     """Encode fields and write them as HEADERS or PUSH_PROMISE + CONTINUATIONs, together."""
     cdef Py_ssize_t max_frame = c.remote[S_MAX_FRAME_SIZE]
     cdef Py_ssize_t pos = 0, n, take, prefix = 4 if type == FRAME_PUSH_PROMISE else 0
-    cdef uint8_t pp[4]
+    cdef uint8_t pp[5]
+    cdef bytes prio = None
+    if type == FRAME_HEADERS and c.next_head_priority is not None:
+        # RFC 9113 6.2's (deprecated) priority fields, as the caller gave them
+        prio = c.next_head_priority
+        c.next_head_priority = None
+        if len(prio) != 5:
+            raise UsageError("next_head_priority must be 5 bytes")
+        memcpy(pp, PyBytes_AS_STRING(prio), 5)
+        prefix = 5
+        flags |= FLAG_PRIORITY
     c.scratch.len = 0
     if c.hdr_plain:
         c.encoder.encode_plain(&c.scratch, fields, True)
@@ -639,8 +649,9 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     put_frame_header(&c.out, <uint32_t>(take + prefix), type,
                      flags | (FLAG_END_HEADERS if take == n else 0), sid)
     if prefix:
-        put_u32(pp, promised)
-        buf_put(&c.out, pp, 4)
+        if prio is None:
+            put_u32(pp, promised)
+        buf_put(&c.out, pp, prefix)
     buf_put(&c.out, c.scratch.data, take)
     pos = take
     while pos < n:
@@ -651,7 +662,7 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
         pos += take
     if c.ev_frame_send is not None:
         if prefix:
-            payload = PyBytes_FromStringAndSize(<char*> pp, 4) + \
+            payload = PyBytes_FromStringAndSize(<char*> pp, prefix) + \
                 PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
         else:
             payload = PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
@@ -698,7 +709,7 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None) except
     if c.strict_errors and sid not in c.recently_reset and not (
             code == STREAM_CLOSED and find_stream(c, sid) is not None):
         # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
-        if code == REFUSED_STREAM:   # (no error of its own: the peer passed our limit)
+        if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "stream %d: over max_concurrent_streams" % sid)
         return conn_error(c, code, error_class_for(code), why or
@@ -827,7 +838,7 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
                               "the first frame must be SETTINGS (RFC 9113 3.4)")
         if c.cont_stream and type != FRAME_CONTINUATION:
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
-                              "expected CONTINUATION, got frame type %d" % type)
+                              "invalid frame sequence: expected CONTINUATION, got frame type %d" % type)
         if type == FRAME_DATA and c.ev_frame is None and not c.frame_data and c.state == ST_FRAME:
             # DATA is delivered as it arrives: only its header (and pad length) must be here.
             take = 1 if flags & FLAG_PADDED and length else 0
@@ -2614,14 +2625,11 @@ cdef class Connection:
         2 reserved (local), 3 open, 4 half-closed (remote), 5 half-closed (local),
         6 closed; plus whether our head was sent: ``(state, head_sent)``."""
         cdef Stream s = self.streams.get(stream)
-        cdef bint ours
         if s is None:
-            ours = (stream & 1) == (1 if self.client else 0)
             return (0 if is_idle(self, stream) else 6), False
-        ours = (stream & 1) == (1 if self.client else 0)
-        if not ours and s.local and s.w_state == W_HEADERS:
+        if s.local and s.r_state == R_CLOSED and s.w_state == W_HEADERS:
             return 2, False   # we promised it and have not answered yet
-        if ours and not s.local and s.r_state == R_HEADERS:
+        if not s.local and s.w_state == W_CLOSED and s.r_state == R_HEADERS:
             return 1, False   # the peer promised it
         if s.r_state == R_CLOSED:
             return (6 if s.w_state == W_CLOSED else 4), s.w_state != W_HEADERS

@@ -155,7 +155,10 @@ _SETTING = re.compile(r"\b(HEADER_TABLE_SIZE|ENABLE_PUSH|MAX_CONCURRENT_STREAMS|
                       r"MAX_FRAME_SIZE|MAX_HEADER_LIST_SIZE|ENABLE_CONNECT_PROTOCOL)\b")
 
 
-def _h2_error(exc):
+_TOO_LOW = re.compile(r"stream (\d+) opened below a higher id")
+
+
+def _h2_error(exc, face=None):
     """The h2 exception for an engine error (its GOAWAY, if any, was written)."""
     code = getattr(exc, "error_code", None)
     if isinstance(exc, _cno_errors.ConnectionClosed):
@@ -169,6 +172,9 @@ def _h2_error(exc):
         return FrameDataMissingError(text)
     if text.endswith("on stream 0"):
         return ProtocolError("Received frame with invalid header: " + text)
+    m = _TOO_LOW.search(text)
+    if m:
+        return StreamIDTooLowError(int(m.group(1)), face.highest_inbound_stream_id)
     m = _BODY_LENGTH.search(text)
     if m:
         return InvalidBodyLengthError(int(m.group(1)), int(m.group(2)))
@@ -272,6 +278,8 @@ class _Engine(_Core):
         t = frame.type
         face = self.face
         if t == 0x1:   # HEADERS with priority information (RFC 9113 6.2)
+            if not frame.flags & 0x20:
+                return
             payload = frame.payload
             at = 1 if frame.flags & 0x8 else 0
             self.prio = _priority_event(frame.stream, payload[at:at + 5])
@@ -318,8 +326,10 @@ class _Engine(_Core):
         elif t == 0x8:
             if len(frame.payload) == 4:
                 delta = struct.unpack(">I", frame.payload)[0] & 0x7FFFFFFF
-                if delta:
-                    self.events.append(WindowUpdated(stream_id=frame.stream, delta=delta))
+                sid = frame.stream
+                if delta and (not sid or self.stream_state(sid)[0] not in (0, 6)):
+                    # (none for a stream closed or idle: the frame changes nothing)
+                    self.events.append(WindowUpdated(stream_id=sid, delta=delta))
         elif t == 0xA:
             self._altsvc(frame)
         elif t > 0xA:
@@ -357,6 +367,18 @@ def _priority_event(stream, five):
     ev.weight = weight + 1
     ev.exclusive = bool(dep >> 31)
     return ev
+
+
+def _priority_fields(stream_id, weight, depends_on, exclusive):
+    """RFC 7540 5.3's priority fields (5 bytes), h2's defaults for what is None: weight
+    16, no dependency, not exclusive. ProtocolError for a weight outside 1-256 or a
+    stream depending on itself."""
+    if depends_on == stream_id:
+        raise ProtocolError("Stream %d may not depend on itself" % stream_id)
+    if weight is not None and not 1 <= weight <= 256:
+        raise ProtocolError("Weight must be between 1 and 256, not %d" % weight)
+    dep = (depends_on or 0) | (0x80000000 if exclusive else 0)
+    return struct.pack(">IB", dep, 15 if weight is None else weight - 1)
 
 
 def _extension_frame(frame):
@@ -566,12 +588,16 @@ class H2Connection:
             limit = self.remote_settings.max_concurrent_streams
             if self.open_outbound_streams + 1 > limit:
                 raise TooManyStreamsError("Max outbound streams is %d" % limit)
+        prio = None
         if priority_weight is not None or priority_depends_on is not None \
                 or priority_exclusive is not None:
             if not client:
                 raise RFC1122Error("Servers SHOULD NOT prioritize streams.")
+            prio = _priority_fields(stream_id, priority_weight, priority_depends_on,
+                                    priority_exclusive)
         self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
         fields = self._headers_out(headers)
+        e.next_head_priority = prio
         try:
             if state == _IDLE:
                 if (stream_id & 1) != (1 if client else 0):
@@ -598,10 +624,9 @@ class H2Connection:
                     raise StreamClosedError(stream_id)
                 e.write_head(stream_id, 0, None, None, fields, end_stream)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
-        if priority_weight is not None or priority_depends_on is not None \
-                or priority_exclusive is not None:
-            self.prioritize(stream_id, priority_weight, priority_depends_on, priority_exclusive)
+            raise _h2_error(exc, self) from None
+        finally:
+            e.next_head_priority = None
 
     @property
     def _seen(self):
@@ -636,7 +661,7 @@ class H2Connection:
             else:
                 e.write_data(stream_id, data, end_stream, pad_length)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
 
     def end_stream(self, stream_id) -> None:
         """End ``stream_id`` on our side (an empty DATA frame with END_STREAM)."""
@@ -650,7 +675,7 @@ class H2Connection:
         try:
             self._engine.write_data(stream_id, b"", True)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
 
     def _stream_or_raise(self, stream_id):
         """The stream's state; NoSuchStreamError for one never opened, StreamClosedError
@@ -679,7 +704,7 @@ class H2Connection:
         try:
             e.open_flow(sid, increment)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
         wm = self._windows.get(sid) if sid else self._conn_window
         if wm is not None:
             wm.max_window_size = max(wm.max_window_size, e.windows(sid)[1])
@@ -703,7 +728,7 @@ class H2Connection:
         try:
             got = e.write_push(stream_id, None, None, fields, promised_stream_id)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
         finally:
             e.quiet = False
         if not got:
@@ -756,7 +781,7 @@ class H2Connection:
         try:
             self._engine.update_settings(**changes)
         except _cno_errors.CnoError as exc:
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
 
     def advertise_alternative_service(self, field_value, origin=None, stream_id=None) -> None:
         """Server: send ALTSVC (RFC 7838) for ``origin`` (on stream 0) or for the origin
@@ -778,14 +803,8 @@ class H2Connection:
         if not self.config.client_side:
             raise RFC1122Error("Servers SHOULD NOT prioritize streams.")
         self.state_machine.process_input(ConnectionInputs.SEND_PRIORITY)
-        if weight is not None and not 1 <= weight <= 256:
-            raise ValueError("Weight must be between 1 and 256, not %d" % weight)
-        weight = 15 if weight is None else weight - 1
-        depends_on = depends_on or 0
-        if depends_on == stream_id:
-            raise ProtocolError("Stream %d must not depend on itself." % stream_id)
-        dep = depends_on | (0x80000000 if exclusive else 0)
-        self._engine.write_frame(0x2, 0, stream_id, struct.pack(">IB", dep, weight))
+        fields = _priority_fields(stream_id, weight, depends_on, exclusive)
+        self._engine.write_frame(0x2, 0, stream_id, fields)
 
     # -- flow control ------------------------------------------------------------------
 
@@ -856,7 +875,7 @@ class H2Connection:
             e.data_received(data)
         except _cno_errors.CnoError as exc:
             self.state_machine.state = _CLOSED
-            raise _h2_error(exc) from None
+            raise _h2_error(exc, self) from None
         finally:
             e.consuming = False
         sm = self.state_machine

@@ -697,7 +697,8 @@ cdef int conn_error(Connection c, int code, object cls, str message) except -1:
     return CONN_ERROR
 
 
-cdef int stream_error(Connection c, uint32_t sid, int code, str why=None) except -1:
+cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
+                      bint only_stream=False) except -1:
     """A stream error the peer caused (RFC 9113 5.4.2): RST_STREAM, and the stream ends.
 
     Each one spends the stream-error budget, earned back by completed exchanges: frames
@@ -706,7 +707,7 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None) except
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
     if c.pend_s is not None:
         deliver_gathered(c)
-    if c.strict_errors and sid not in c.recently_reset and not (
+    if c.strict_errors and not only_stream and sid not in c.recently_reset and not (
             code == STREAM_CLOSED and find_stream(c, sid) is not None):
         # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
@@ -1755,7 +1756,8 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
         return stream_error(c, sid, PROTOCOL_ERROR)
     s.send_window += inc
     if s.send_window > MAX_WINDOW:
-        return stream_error(c, sid, FLOW_CONTROL_ERROR)
+        # 6.9.1: a stream's window past 2^31-1 is that stream's error (strict_errors too)
+        return stream_error(c, sid, FLOW_CONTROL_ERROR, None, True)
     if c.waiting:
         c.waiting.pop(sid, None)   # (told now; a write cut short again puts it back)
     if c.ev_flow_increase is not None:

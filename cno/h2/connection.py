@@ -166,7 +166,7 @@ def _h2_error(exc, face=None):
     text = str(exc)
     if "max_concurrent_streams" in text:
         return TooManyStreamsError(text)
-    if _SETTING.search(text):
+    if _SETTING.search(text) and "overflows" not in text:
         return InvalidSettingsValueError(text, error_code=_error_code_from_int(code))
     if code == ErrorCodes.FRAME_SIZE_ERROR and "exceeds" not in text:
         return FrameDataMissingError(text)
@@ -209,6 +209,7 @@ class _Engine(_Core):
             ev = InformationalResponseReceived(stream_id=stream, headers=headers)
         else:
             ev = ResponseReceived(stream_id=stream, headers=headers)
+            self.face._authorities.pop(stream, None)   # (ALTSVC on it is ignored now)
         self.events.append(ev)
         self.last = ev
         prio = self.prio
@@ -253,6 +254,10 @@ class _Engine(_Core):
         enc = self.face.config.header_encoding
         if enc:
             headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+        for n, v in headers:
+            if n == b":authority" or n == ":authority":
+                self.face._authorities[stream] = v if type(v) is bytes else v.encode()
+                break
         ev = PushedStreamReceived()
         ev.pushed_stream_id = stream
         ev.parent_stream_id = parent
@@ -796,6 +801,8 @@ class H2Connection:
             self._engine.write_frame(0xA, 0, 0, payload)
             return
         self._stream_or_raise(stream_id)
+        if self._engine.stream_state(stream_id)[1]:
+            raise ProtocolError("the response head of stream %d was sent" % stream_id)
         self._engine.write_frame(0xA, 0, stream_id, b"\x00\x00" + field_value)
 
     def prioritize(self, stream_id, weight=None, depends_on=None, exclusive=None) -> None:

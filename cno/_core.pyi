@@ -33,6 +33,7 @@ class Connection:
     bytes_headers: bool
     writing_paused: bool
     manual_flow_control: bool
+    hpack_index_all: bool
     max_header_block_size: int
     max_continuations: int
     reset_budget: int

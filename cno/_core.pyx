@@ -2518,6 +2518,20 @@ cdef class Connection:
     def manual_flow_control(self, bint value):
         self.manual_flow = value
 
+    # -- header knobs (HPACK policy and header validation; docs/raw.md) ----------------
+
+    @property
+    def hpack_index_all(self):
+        """Encode header blocks as the hpack package's Encoder does (every field that
+        is not sensitive indexed, every string Huffman-coded, no table cap below the
+        peer's SETTINGS_HEADER_TABLE_SIZE); default False: cno's policy. See
+        ``cno.hpack.Encoder.index_all``."""
+        return self.encoder.index_all
+
+    @hpack_index_all.setter
+    def hpack_index_all(self, bint value):
+        self.encoder.index_all = value
+
     @property
     def next_stream(self):
         """The id the next write_head (client) or write_push (server) would use."""

@@ -264,11 +264,14 @@ cdef inline int huffman_decode(WriteBuffer* out, const uint8_t* p, Py_ssize_t n)
     return HPACK_OK
 
 
-cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint huffman) except -1:
+cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint huffman,
+                           bint always) except -1:
+    """5.2: with huffman, Huffman-coded when that is shorter, or whatever its length if
+    `always` (the hpack package's way: even the empty string gets the H bit)."""
     cdef Py_ssize_t hlen
-    if huffman and n:
+    if huffman and (n or always):
         hlen = huffman_length(p, n)
-        if hlen < n:  # Huffman only when it is shorter
+        if hlen < n or always:
             put_int(b, 0x80, 7, hlen)
             buf_reserve(b, hlen)
             huffman_encode(b.data + b.len, p, n)
@@ -770,6 +773,9 @@ cdef class Encoder:
     never-indexed literals.
 
     ``max_table_size`` caps the table whatever limit the peer allows.
+
+    ``index_all=True`` encodes exactly as the ``hpack`` package's Encoder does (see
+    :attr:`index_all`).
     """
 
     def __cinit__(self):
@@ -783,8 +789,46 @@ cdef class Encoder:
         index_init(&self.by_pair, 64)
         index_init(&self.by_name, 64)
 
-    def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP):
+    def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP, index_all=False):
+        self.index_all = index_all   # (first: index_all applies no cap, so sends no update)
         self.max_table_size = max_table_size
+
+    @property
+    def index_all(self):
+        """Encode as the ``hpack`` package's Encoder does (default False), byte for byte
+        for bytes and ASCII fields: every field that is not sensitive is indexed (a full
+        match sent as an index, a name match as a literal with that indexed name, the rest
+        as a literal with a literal name, each added to the table), sensitive fields too
+        are sent as an index on a full match, with ``huffman`` every string is
+        Huffman-coded even when that is longer, ``max_table_size`` is not applied (the
+        table is what the peer allows), and each change of ``header_table_size`` is
+        announced as ``hpack`` does (every changed value, in order). False: cno's policy
+        (docs/hpack.md). Either may be set at any time; the table carries over."""
+        return self.all_mode
+
+    @index_all.setter
+    def index_all(self, bint value):
+        if value == self.all_mode:
+            return
+        self.all_mode = value
+        if value:
+            # The updates cno's policy still owes the peer become hpack's pending list.
+            self.size_changes = []
+            if self.pending_final >= 0:
+                if self.pending_min < self.pending_final:
+                    self.size_changes.append(self.pending_min)
+                self.size_changes.append(self.pending_final)
+                self.resized = True
+                self.pending_min = self.pending_final = -1
+            if self.peer_limit != self.max_size:
+                self._resize_all(self.peer_limit)   # (the cap no longer applies)
+        else:
+            if self.resized and self.size_changes:
+                self.pending_min = min(self.size_changes)
+                self.pending_final = self.size_changes[len(self.size_changes) - 1]
+            self.size_changes = None
+            self.resized = False
+            self._apply_limit()
 
     @property
     def max_table_size(self):
@@ -796,7 +840,8 @@ cdef class Encoder:
         if value < 0:
             raise ValueError("max_table_size must not be negative")
         self.table_cap = value
-        self._apply_limit()
+        if not self.all_mode:
+            self._apply_limit()
 
     def __dealloc__(self):
         identity_clear(self.ident_key, IDENT_SLOTS)
@@ -819,7 +864,21 @@ cdef class Encoder:
         if value < 0:
             raise ValueError("header_table_size must not be negative")
         self.peer_limit = value
-        self._apply_limit()
+        if self.all_mode:
+            self._resize_all(value)
+        else:
+            self._apply_limit()
+
+    cdef int _resize_all(self, Py_ssize_t value) except -1:
+        """index_all's table size change, as the hpack package makes it: each change
+        is queued, and setting the size in use again (a change or not) decides whether
+        the next block sends the queue (a quirk kept for byte-identity)."""
+        self.resized = value != self.max_size
+        self.max_size = value
+        self._evict_to(value)
+        if self.resized:
+            self.size_changes.append(value)
+        return 0
 
     cdef int _apply_limit(self) except -1:
         cdef Py_ssize_t value = min(self.peer_limit, self.table_cap)
@@ -876,6 +935,14 @@ cdef class Encoder:
 
     cdef int _put_size_updates(self, WriteBuffer* out) except -1:
         """6.3: the table size changes announced at the start of the next block."""
+        cdef object size
+        if self.all_mode:
+            if self.resized:
+                for size in self.size_changes:
+                    put_int(out, 0x20, 5, size)
+                del self.size_changes[:]
+                self.resized = False
+            return 0
         if self.pending_final >= 0:
             if self.pending_min < self.pending_final:
                 put_int(out, 0x20, 5, self.pending_min)
@@ -943,21 +1010,26 @@ cdef class Encoder:
         cdef int policy = 0
         cdef uint8_t flags
         cdef int prefix
+        # A sensitive field is never sent as an index to an entry, so a proxy keeps it
+        # never-indexed (7.1.3); index_all, like hpack, sends a full match as an index.
+        cdef bint full = not sensitive or self.all_mode
         # Static table: the first entry with this name, then its siblings' values.
         first = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
         if first > 0:
-            policy = STATIC_POLICY[first]
-            if policy & POLICY_SENSITIVE or (policy & POLICY_SHORT_SENSITIVE and vlen < SHORT_COOKIE):
-                sensitive = 1
-            if not sensitive:
+            if not self.all_mode:
+                policy = STATIC_POLICY[first]
+                if policy & POLICY_SENSITIVE or (policy & POLICY_SHORT_SENSITIVE and vlen < SHORT_COOKIE):
+                    sensitive = 1
+                    full = False
+            if full:
                 for i in range(first, STATIC_GROUP_END[first] + 1):
                     if field_equals(STATIC_ENC[i].value, vp, vlen):
                         self.sent_index = -i
                         return put_int(out, 0x80, 7, i)   # 6.1 Indexed Header Field
             name_index = first
-        # Dynamic table (a sensitive field is never sent as an index to an entry, so a
-        # proxy keeps it never-indexed: 7.1.3).
-        if not sensitive:
+        # Dynamic table: the newest entry with this field, else the newest with this
+        # name (the indexes point at the newest: see index_add).
+        if full:
             id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
                             np, nlen, vp, vlen, True)
             if id >= 0:
@@ -971,17 +1043,22 @@ cdef class Encoder:
         size = nlen + vlen + ENTRY_OVERHEAD
         if sensitive:
             flags, prefix = 0x10, 4     # 6.2.3 never indexed
+        elif self.all_mode:
+            flags, prefix = 0x40, 6     # 6.2.1, whatever its size (4.4)
         elif size * 4 > self.max_size * 3 or (policy & POLICY_NO_INDEX and not self._seen(ph)):
             flags, prefix = 0x00, 4     # 6.2.2 without indexing
         else:
             flags, prefix = 0x40, 6     # 6.2.1 with incremental indexing
         put_int(out, flags, prefix, name_index)
         if name_index == 0:
-            put_string(out, np, nlen, huffman)
-        put_string(out, vp, vlen, huffman)
+            put_string(out, np, nlen, huffman, self.all_mode)
+        put_string(out, vp, vlen, huffman, self.all_mode)
         if prefix == 6:
-            self._insert(name, value, nh, ph, size)
-            self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
+            if size > self.max_size:
+                self._evict_to(0)   # 4.4: an entry larger than the table empties it
+            else:
+                self._insert(name, value, nh, ph, size)
+                self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
         return 0
 
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept:

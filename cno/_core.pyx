@@ -2771,6 +2771,38 @@ cdef class Connection:
             self.depth -= 1
             flush(self)
 
+    def upgraded(self, settings=None):
+        """HTTP/2 after an h2c upgrade the caller carried out itself (RFC 7540 3.2, kept
+        by RFC 9113 3.1): stream 1 is the upgraded request, half-closed (local) on a
+        client, whose request went out as HTTP/1.1, and half-closed (remote) on a server.
+        A server passes ``settings``, the decoded HTTP2-Settings payload, applied as the
+        client's first SETTINGS (the 101 acknowledges them: no ACK is sent)."""
+        cdef Stream s
+        cdef int r = 0
+        check_open(self)
+        if not self.h2 or self.streams or self.last_stream[LOCAL] or self.last_stream[REMOTE]:
+            raise UsageError("upgraded(): only on a new HTTP/2 connection")
+        self.depth += 1
+        try:
+            if settings:
+                if len(settings) % 6:
+                    raise UsageError("HTTP2-Settings must hold 6-byte settings")
+                r = apply_remote_settings(self, <const uint8_t*> PyBytes_AS_STRING(settings),
+                                          len(settings))
+            if r == 0:
+                s = new_stream(self, 1, self.client)
+                if self.client:
+                    s.w_state = W_CLOSED
+                else:
+                    s.r_state = R_CLOSED
+                if self.ev_stream_start is not None:
+                    self.ev_stream_start(self, s.key)
+        finally:
+            self.depth -= 1
+            end_call(self)
+        if r == CONN_ERROR:
+            raise_connection_error(self)
+
     def connection_lost(self):
         """The transport is gone (cno_eof): every open stream ends with CANCEL/LOCAL,
         then on_close fires."""

@@ -549,20 +549,28 @@ class H2Connection:
         upgraded request (half-closed on the client's side)."""
         self.initiate_connection()
         e = self._engine
+        value = None
+        raw = None
         if self.config.client_side:
             body = b"".join(struct.pack(">HI", k, v) for k, v in self.local_settings.items())
             value = base64.urlsafe_b64encode(body)
-            e.write_head(1, 0, None, None, [(b":method", b"GET"), (b":path", b"/"),
-                                             (b":scheme", b"http"), (b":authority", b"")],
-                         True)
-            self._out.clear()   # (the request went as HTTP/1.1)
-            return value
-        if settings_header:
-            raw = base64.urlsafe_b64decode(settings_header)
-            e.events = []
-            e.data_received(struct.pack(">I", len(raw))[1:] + b"\x04\x00\x00\x00\x00\x00" + raw)
-        self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
-        return None
+            sm_input = ConnectionInputs.SEND_HEADERS
+        else:
+            if settings_header:
+                raw = base64.urlsafe_b64decode(settings_header)
+                new = {}
+                for at in range(0, len(raw) - 5, 6):
+                    key, v = struct.unpack_from(">HI", raw, at)
+                    new[_setting_code_from_int(key)] = v
+                self.remote_settings.update(new)
+                self.remote_settings.acknowledge()
+            sm_input = ConnectionInputs.RECV_HEADERS
+        try:
+            e.upgraded(raw)
+        except _cno_errors.CnoError as exc:
+            raise _h2_error(exc, self) from None
+        self.state_machine.process_input(sm_input)
+        return value
 
     def get_next_available_stream_id(self) -> int:
         """The id our next new stream should have (odd for a client, even for a
@@ -574,12 +582,13 @@ class H2Connection:
 
     # -- sending -----------------------------------------------------------------------
 
-    def _headers_out(self, headers):
+    def _headers_out(self, headers, kind):
         """The header list as the engine writes it: normalized and validated as the
-        configuration asks (h2's rules), str encoded as UTF-8."""
+        configuration asks (h2's rules for a block of this ``kind``: _REQUEST,
+        _RESPONSE, _TRAILERS or _PUSH), str encoded as UTF-8."""
         cfg = self.config
         if cfg.validate_outbound_headers or cfg.normalize_outbound_headers:
-            return _prepare_headers(self, headers)
+            return _prepare_headers(self, headers, kind)
         return [_encode_header(h) for h in headers]
 
     def send_headers(self, stream_id, headers, end_stream=False, priority_weight=None,
@@ -601,7 +610,13 @@ class H2Connection:
             prio = _priority_fields(stream_id, priority_weight, priority_depends_on,
                                     priority_exclusive)
         self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
-        fields = self._headers_out(headers)
+        if state == _IDLE:
+            kind = _REQUEST
+        elif head_sent:
+            kind = _TRAILERS
+        else:
+            kind = _RESPONSE
+        fields = self._headers_out(headers, kind) if state != _GONE else None
         e.next_head_priority = prio
         try:
             if state == _IDLE:
@@ -728,7 +743,7 @@ class H2Connection:
             if promised_stream_id & 1:
                 raise ProtocolError("Invalid stream ID %d" % promised_stream_id)
             raise StreamIDTooLowError(promised_stream_id, self.highest_outbound_stream_id)
-        fields = self._headers_out(request_headers)
+        fields = self._headers_out(request_headers, _PUSH)
         e.quiet = True
         try:
             got = e.write_push(stream_id, None, None, fields, promised_stream_id)
@@ -908,7 +923,10 @@ def _encode_header(h):
     return (n, v)
 
 
-def _prepare_headers(conn, headers):
+_REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
+
+
+def _prepare_headers(conn, headers, kind):
     """h2's outbound rules for a header list: normalized (names lower-cased, connection-
     specific fields dropped, cookies split when asked) and validated (ProtocolError) as
     the configuration asks."""
@@ -919,8 +937,8 @@ def _prepare_headers(conn, headers):
     cfg = conn.config
     headers = utilities.utf8_encode_headers(headers)
     flags = utilities.HeaderValidationFlags(
-        is_client=cfg.client_side, is_trailer=False, is_response_header=not cfg.client_side,
-        is_push_promise=False)
+        is_client=cfg.client_side and kind != _PUSH, is_trailer=kind == _TRAILERS,
+        is_response_header=kind == _RESPONSE, is_push_promise=kind == _PUSH)
     if cfg.normalize_outbound_headers:
         headers = utilities.normalize_outbound_headers(headers, flags,
                                                        cfg.split_outbound_cookies)

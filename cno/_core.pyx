@@ -1181,6 +1181,9 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
     c.hblock.len = 0
     buf_trim(&c.hblock, TRIM_ABOVE)
     if status == HPACK_ERR_LIST_SIZE:
+        if c.strict_errors:
+            return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                              "header list over max_header_list_size")
         oversized = True
     elif status != HPACK_OK:
         try:

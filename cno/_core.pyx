@@ -1242,14 +1242,16 @@ cdef inline uint32_t stream_limit(Connection c) noexcept:
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
                         bint oversized) except -1:
     cdef Stream s
+    cdef int r
     cdef object method, path
     cdef int64_t length
     if c.goaway_sent:
         note_peer_stream(c, sid)
         return 0   # 6.8: new streams after our GOAWAY are ignored
     if c.stream_count[REMOTE] >= stream_limit(c):
+        r = stream_error(c, sid, REFUSED_STREAM)   # 5.1.2 (before its id counts: see refuse_push)
         note_peer_stream(c, sid)
-        return stream_error(c, sid, REFUSED_STREAM)   # 5.1.2
+        return r
     if oversized or c.cont_self_dependent:
         note_peer_stream(c, sid)
         return stream_error(c, sid, REFUSED_STREAM if oversized else PROTOCOL_ERROR)
@@ -1657,6 +1659,14 @@ cdef int on_push_promise_frame(Connection c, uint8_t flags, uint32_t sid, const 
                               read_u32(p + start) & MAX_STREAM_ID, p, n, start + 4, pad, False)
 
 
+cdef int refuse_push(Connection c, uint32_t promised, int code) except -1:
+    """RST_STREAM for a promised stream we will not take; its id is used up after the
+    reset (so a GOAWAY the error may cause names only streams we took)."""
+    cdef int r = stream_error(c, promised, code)
+    note_peer_stream(c, promised)
+    return r
+
+
 cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promised,
                                list headers, bint oversized) except -1:
     cdef Stream parent = find_stream(c, parent_id)
@@ -1669,16 +1679,16 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
         # 6.6: a push is promised on a stream the client opened (odd); an even one is
         # the server's own or idle (5.1: PUSH_PROMISE there is a connection error).
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
-    note_peer_stream(c, promised)
     if parent is None or parent.r_state == R_CLOSED or not parent.local:
         if parent is None and not is_idle(c, parent_id):
-            return stream_error(c, promised, CANCEL)   # the parent is gone: refuse the push
+            return refuse_push(c, promised, CANCEL)   # the parent is gone: refuse the push
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
     if oversized or c.goaway_sent or not c.wanted[S_ENABLE_PUSH]:
         # Too big, too late, or sent before the peer saw our ENABLE_PUSH=0: refuse it.
-        return stream_error(c, promised, CANCEL)
+        return refuse_push(c, promised, CANCEL)
     if c.stream_count[REMOTE] >= stream_limit(c):
-        return stream_error(c, promised, REFUSED_STREAM)
+        return refuse_push(c, promised, REFUSED_STREAM)
+    note_peer_stream(c, promised)
     length = parse_request(c, headers)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
@@ -3069,7 +3079,11 @@ cdef class Connection:
         (RFC 9113 6.8); either one sends a GOAWAY even after one was sent."""
         cdef int64_t last = -1 if last_stream is None else <uint32_t> last_stream
         if self.is_closed and self.error_class is None and not self.lost:
-            return   # already shut down
+            if self.h2 and (last >= 0 or debug):
+                # (shut down already: a GOAWAY naming a stream or saying more may follow)
+                write_goaway(self, code, last, debug)
+                flush(self)
+            return
         check_open(self)
         self.depth += 1
         try:

@@ -712,7 +712,7 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
         # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
-                              "stream %d: over max_concurrent_streams" % sid)
+                              why or "stream %d: refused" % sid)
         return conn_error(c, code, error_class_for(code), why or
                           "stream %d: the peer broke a stream rule (error %d)" % (sid, code))
     if spend(&c.errors):
@@ -1249,7 +1249,8 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         note_peer_stream(c, sid)
         return 0   # 6.8: new streams after our GOAWAY are ignored
     if c.stream_count[REMOTE] >= stream_limit(c):
-        r = stream_error(c, sid, REFUSED_STREAM)   # 5.1.2 (before its id counts: see refuse_push)
+        r = stream_error(c, sid, REFUSED_STREAM,   # 5.1.2 (before its id counts: see refuse_push)
+                         "stream %d: over max_concurrent_streams" % sid)
         note_peer_stream(c, sid)
         return r
     if oversized or c.cont_self_dependent:
@@ -1659,10 +1660,11 @@ cdef int on_push_promise_frame(Connection c, uint8_t flags, uint32_t sid, const 
                               read_u32(p + start) & MAX_STREAM_ID, p, n, start + 4, pad, False)
 
 
-cdef int refuse_push(Connection c, uint32_t promised, int code) except -1:
+cdef int refuse_push(Connection c, uint32_t promised, int code, str why,
+                     bint only_stream=False) except -1:
     """RST_STREAM for a promised stream we will not take; its id is used up after the
     reset (so a GOAWAY the error may cause names only streams we took)."""
-    cdef int r = stream_error(c, promised, code)
+    cdef int r = stream_error(c, promised, code, why, only_stream)
     note_peer_stream(c, promised)
     return r
 
@@ -1681,13 +1683,19 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
     if parent is None or parent.r_state == R_CLOSED or not parent.local:
         if parent is None and not is_idle(c, parent_id):
-            return refuse_push(c, promised, CANCEL)   # the parent is gone: refuse the push
+            if c.strict_errors and parent_id in c.recently_reset:
+                # (we reset the parent: its pushes may still be in flight, 5.1 "closed")
+                return refuse_push(c, promised, REFUSED_STREAM, None, True)
+            # the parent is gone: refuse the push
+            return refuse_push(c, promised, CANCEL, "PUSH_PROMISE on closed stream %d" % parent_id)
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
     if oversized or c.goaway_sent or not c.wanted[S_ENABLE_PUSH]:
         # Too big, too late, or sent before the peer saw our ENABLE_PUSH=0: refuse it.
-        return refuse_push(c, promised, CANCEL)
+        return refuse_push(c, promised, CANCEL, "PUSH_PROMISE refused (too large, after "
+                           "GOAWAY, or with push disabled)")
     if c.stream_count[REMOTE] >= stream_limit(c):
-        return refuse_push(c, promised, REFUSED_STREAM)
+        return refuse_push(c, promised, REFUSED_STREAM,
+                           "stream %d: over max_concurrent_streams" % promised)
     note_peer_stream(c, promised)
     length = parse_request(c, headers)
     s = new_stream(c, promised, False)

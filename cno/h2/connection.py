@@ -332,7 +332,8 @@ class _Engine(_Core):
             if len(frame.payload) == 4:
                 delta = struct.unpack(">I", frame.payload)[0] & 0x7FFFFFFF
                 sid = frame.stream
-                if delta and (not sid or self.stream_state(sid)[0] not in (0, 6)):
+                if delta and (not sid or self.stream_state(sid)[0] not in (0, 6)) \
+                        and self.windows(sid)[0] + delta <= 0x7FFFFFFF:
                     # (none for a stream closed or idle: the frame changes nothing)
                     self.events.append(WindowUpdated(stream_id=sid, delta=delta))
         elif t == 0xA:
@@ -852,12 +853,14 @@ class H2Connection:
         if acknowledged_size < 0:
             raise ValueError("Cannot acknowledge negative data")
         e = self._engine
+        state = e.stream_state(stream_id)[0]
+        if state == _IDLE:
+            raise NoSuchStreamError(stream_id)
         conn = self._conn_window
         conn.current_window_size = e.windows(0)[1]
         inc = conn.process_bytes(acknowledged_size)
         if inc:
             e.open_flow(0, inc)
-        state = e.stream_state(stream_id)[0]
         if state == _OPEN or state == _HALF_LOCAL:
             wm = self._windows.get(stream_id)
             if wm is None:

@@ -184,6 +184,7 @@ cdef class Connection:
 
     # The h2 face's knobs (cno.h2; docs/raw.md, "Knobs for h2-style faces"). Off by default.
     cdef public bint pseudo_in_headers  # header lists carry the pseudo-header fields, as on the wire
+    cdef public bint utf8_fields        # ... their str fields are sent UTF-8 encoded (not latin-1)
     cdef public bint frame_data         # on_message_data once per DATA frame, whole, empty ones too
     cdef public bint flow_exact         # manual flow control, no batching, nothing credited by itself
     cdef public object settings_order   # names the first SETTINGS lists (in order), else None

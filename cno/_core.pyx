@@ -3347,9 +3347,25 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
 cdef list given_fields(Connection c, object headers):
     """pseudo_in_headers: the caller's header list as it is written, pseudo-header fields
     included, unchecked (the caller validates); sensitive ones as the encoder reads them."""
+    cdef list out
+    cdef Py_ssize_t i
     c.hdr_prio = 0
     c.hdr_plain = False
-    return list(headers) if headers is not None else []
+    if headers is None:
+        return []
+    out = list(headers)
+    if c.utf8_fields:
+        for i in range(len(out)):
+            item = out[i]
+            n = item[0]
+            v = item[1]
+            if (type(n) is str and not (<str> n).isascii()) or \
+                    (type(v) is str and not (<str> v).isascii()):
+                sensitive = bool(item[2]) if len(item) == 3 else not getattr(item, "indexable", True)
+                n = (<str> n).encode("utf-8") if type(n) is str else n
+                v = (<str> v).encode("utf-8") if type(v) is str else v
+                out[i] = (n, v, True) if sensitive else (n, v)
+    return out
 
 
 cdef object given_pseudo(list fields, bytes name):

@@ -6,22 +6,9 @@ import sys
 __all__ = ["DummyLogger", "H2Configuration", "OutputLogger"]
 
 
-class _Flag:
-    """A configuration attribute that only takes a bool (ValueError otherwise)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.slot = "_" + name
-
-    def __get__(self, instance, owner):
-        if instance is None:
-            return self
-        return getattr(instance, self.slot)
-
-    def __set__(self, instance, value) -> None:
-        if not isinstance(value, bool):
-            raise ValueError("%s must be a bool" % self.name)
-        setattr(instance, self.slot, value)
+_FLAGS = frozenset(("client_side", "validate_outbound_headers", "normalize_outbound_headers",
+                    "split_outbound_cookies", "validate_inbound_headers",
+                    "normalize_inbound_headers"))
 
 
 class DummyLogger:
@@ -68,13 +55,6 @@ class H2Configuration:
     ``logger``: an object with ``debug`` and ``trace`` methods.
     """
 
-    client_side = _Flag("client_side")
-    validate_outbound_headers = _Flag("validate_outbound_headers")
-    normalize_outbound_headers = _Flag("normalize_outbound_headers")
-    split_outbound_cookies = _Flag("split_outbound_cookies")
-    validate_inbound_headers = _Flag("validate_inbound_headers")
-    normalize_inbound_headers = _Flag("normalize_inbound_headers")
-
     def __init__(self, client_side: bool = True, header_encoding=None,
                  validate_outbound_headers: bool = True,
                  normalize_outbound_headers: bool = True,
@@ -91,15 +71,14 @@ class H2Configuration:
         self.normalize_inbound_headers = normalize_inbound_headers
         self.logger = logger or DummyLogger(__name__)
 
-    @property
-    def header_encoding(self):
-        """None/False (headers as bytes) or an encoding name (headers as str)."""
-        return self._header_encoding
-
-    @header_encoding.setter
-    def header_encoding(self, value) -> None:
-        if not isinstance(value, (bool, str, type(None))):
-            raise ValueError("header_encoding must be bool, string, or None")
-        if value is True:
-            raise ValueError("header_encoding cannot be True")
-        self._header_encoding = value
+    def __setattr__(self, name, value) -> None:
+        # (checked here, so reading an option is a plain attribute lookup)
+        if name in _FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError("%s must be a bool" % name)
+        elif name == "header_encoding":
+            if not isinstance(value, (bool, str, type(None))):
+                raise ValueError("header_encoding must be bool, string, or None")
+            if value is True:
+                raise ValueError("header_encoding cannot be True")
+        object.__setattr__(self, name, value)

@@ -433,6 +433,8 @@ class H2Connection:
         self.config = config if config is not None else H2Configuration(client_side=True)
         client = self.config.client_side
         self.state_machine = H2ConnectionStateMachine()
+        # (the state in which sending headers and data needs no transition check)
+        self._open_state = ConnectionState.CLIENT_OPEN if client else ConnectionState.SERVER_OPEN
         self.local_settings = Settings(client=client, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: 100,
             SettingCodes.MAX_HEADER_LIST_SIZE: self.DEFAULT_MAX_HEADER_LIST_SIZE,
@@ -460,6 +462,7 @@ class H2Connection:
         e.bytes_headers = True
         e.manual_flow_control = True
         e.pseudo_in_headers = True
+        e.utf8_fields = True
         e.frame_data = True
         e.flow_exact = True
         e.lenient_start = True
@@ -590,7 +593,7 @@ class H2Connection:
         cfg = self.config
         if cfg.validate_outbound_headers or cfg.normalize_outbound_headers:
             return _prepare_headers(self, headers, kind)
-        return [_encode_header(h) for h in headers]
+        return headers   # (the engine sends str fields UTF-8 encoded: utf8_fields)
 
     def send_headers(self, stream_id, headers, end_stream=False, priority_weight=None,
                      priority_depends_on=None, priority_exclusive=None) -> None:
@@ -599,10 +602,6 @@ class H2Connection:
         e = self._engine
         state, head_sent = e.stream_state(stream_id)
         client = self.config.client_side
-        if state == _IDLE:
-            limit = self.remote_settings.max_concurrent_streams
-            if self.open_outbound_streams + 1 > limit:
-                raise TooManyStreamsError("Max outbound streams is %d" % limit)
         prio = None
         if priority_weight is not None or priority_depends_on is not None \
                 or priority_exclusive is not None:
@@ -610,7 +609,9 @@ class H2Connection:
                 raise RFC1122Error("Servers SHOULD NOT prioritize streams.")
             prio = _priority_fields(stream_id, priority_weight, priority_depends_on,
                                     priority_exclusive)
-        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        sm = self.state_machine
+        if sm.state is not self._open_state:
+            sm.process_input(ConnectionInputs.SEND_HEADERS)
         if state == _IDLE:
             kind = _REQUEST
         elif head_sent:
@@ -644,6 +645,10 @@ class H2Connection:
                 if state == _HALF_LOCAL:
                     raise StreamClosedError(stream_id)
                 e.write_head(stream_id, 0, None, None, fields, end_stream)
+        except _cno_errors.WouldBlock:
+            # (the engine counts our open streams against the peer's limit)
+            raise TooManyStreamsError("Max outbound streams is %d, %d open" % (
+                self.remote_settings.max_concurrent_streams, self.open_outbound_streams)) from None
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
         finally:
@@ -670,7 +675,9 @@ class H2Connection:
         if size > self.max_outbound_frame_size:
             raise FrameTooLargeError("Cannot send frame size %d, max frame size is %d"
                                      % (size, self.max_outbound_frame_size))
-        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        sm = self.state_machine
+        if sm.state is not self._open_state:
+            sm.process_input(ConnectionInputs.SEND_DATA)
         e = self._engine
         state, head_sent = e.stream_state(stream_id)
         if state == _HALF_LOCAL or state == _GONE or not head_sent:

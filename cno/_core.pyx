@@ -2345,6 +2345,32 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
     return 0
 
 
+cdef int shutdown(Connection c, uint32_t code, int64_t last, bytes debug) except -1:
+    """shutdown() and write_goaway(): GOAWAY (last < 0: naming the last peer stream),
+    then no new streams, and on_close once none remain."""
+    cdef bint explicit = last >= 0 or debug is not None
+    if c.is_closed and c.error_class is None and not c.lost:
+        if c.h2 and explicit:
+            # (shut down already: a GOAWAY naming a stream or saying more may follow)
+            write_goaway(c, code, last, debug)
+            flush(c)
+        return 0
+    check_open(c)
+    c.depth += 1
+    try:
+        if not c.h2:
+            c.goaway_sent = True   # no new requests; the ones open finish
+            if not c.client and c.state == ST_H1_HEAD:
+                c.state = ST_H1_IGNORE
+        elif not c.goaway_sent or code != NO_ERROR or explicit:
+            write_goaway(c, code, last, debug)
+        maybe_close(c)
+    finally:
+        c.depth -= 1
+        end_call(c)
+    return 0
+
+
 cdef int check_open(Connection c) except -1:
     if c.is_closed:
         raise closed_error(c)
@@ -2754,10 +2780,10 @@ cdef class Connection:
 
     # -- the seed's methods ----------------------------------------------------------
 
-    def connection_made(self, bint is_http2, bint preface=True):
+    def connection_made(self, bint is_http2):
         """Start the connection (cno_begin): in HTTP/2 a client writes the preface, and
-        both sides write their SETTINGS. ``preface=False``: write nothing yet, until
-        :meth:`send_preface`."""
+        both sides write their SETTINGS (with ``defer_preface``: not until
+        :meth:`send_preface`)."""
         if self.started:
             raise UsageError("connection_made() was already called")
         self.started = True
@@ -2766,12 +2792,12 @@ cdef class Connection:
             return
         self.h2 = True
         self.state = ST_SETTINGS if self.client else ST_PREFACE
-        if preface:
+        if not self.defer_preface:
             self.send_preface()
 
     def send_preface(self):
-        """HTTP/2: write what connection_made(True, preface=False) held back: a client's
-        preface and our first SETTINGS (RFC 9113 3.4)."""
+        """HTTP/2: write what connection_made(True) held back with ``defer_preface``: a
+        client's preface and our first SETTINGS (RFC 9113 3.4)."""
         cdef dict diff = {}
         check_open(self)
         self.depth += 1
@@ -3081,30 +3107,16 @@ cdef class Connection:
             self.depth -= 1
             end_call(self)
 
-    def shutdown(self, uint32_t code=NO_ERROR, last_stream=None, bytes debug=None):
-        """Graceful shutdown: GOAWAY with the last peer stream; open streams finish.
-        HTTP/2: ``last_stream`` names another last-stream-id and ``debug`` adds debug data
-        (RFC 9113 6.8); either one sends a GOAWAY even after one was sent."""
-        cdef int64_t last = -1 if last_stream is None else <uint32_t> last_stream
-        if self.is_closed and self.error_class is None and not self.lost:
-            if self.h2 and (last >= 0 or debug):
-                # (shut down already: a GOAWAY naming a stream or saying more may follow)
-                write_goaway(self, code, last, debug)
-                flush(self)
-            return
-        check_open(self)
-        self.depth += 1
-        try:
-            if not self.h2:
-                self.goaway_sent = True   # no new requests; the ones open finish
-                if not self.client and self.state == ST_H1_HEAD:
-                    self.state = ST_H1_IGNORE
-            elif not self.goaway_sent or code != NO_ERROR or last >= 0 or debug:
-                write_goaway(self, code, last, debug)
-            maybe_close(self)
-        finally:
-            self.depth -= 1
-            end_call(self)
+    def shutdown(self, uint32_t code=NO_ERROR):
+        """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
+        shutdown(self, code, -1, None)
+
+    def write_goaway(self, uint32_t code, last_stream=None, bytes debug=None):
+        """shutdown(code) with the GOAWAY's other fields given (RFC 9113 6.8):
+        ``last_stream`` as its last-stream-id, ``debug`` as its debug data; it is written
+        even after a GOAWAY was (a graceful shutdown may be followed by a final one)."""
+        shutdown(self, code, -1 if last_stream is None else <uint32_t> last_stream,
+                 debug if debug else None)
 
     def close(self):
         """A hook (libcno's binding calls it on errors); does nothing by default."""

@@ -1,6 +1,8 @@
 """H2Configuration: the options of an H2Connection, as h2.config has them."""
 from __future__ import annotations
 
+from typing import Any
+
 import sys
 
 __all__ = ["DummyLogger", "H2Configuration", "OutputLogger"]
@@ -14,13 +16,13 @@ _FLAGS = frozenset(("client_side", "validate_outbound_headers", "normalize_outbo
 class DummyLogger:
     """A logger that drops everything (the default: logging costs time per frame)."""
 
-    def __init__(self, *args) -> None:
+    def __init__(self, *args: Any) -> None:
         pass
 
-    def debug(self, *args, **kwargs) -> None:
+    def debug(self, *args: Any, **kwargs: Any) -> None:
         """Drop a debug message."""
 
-    def trace(self, *args, **kwargs) -> None:
+    def trace(self, *args: Any, **kwargs: Any) -> None:
         """Drop a trace message."""
 
 
@@ -28,15 +30,15 @@ class OutputLogger:
     """A logger that prints to ``file`` (stderr by default); trace messages only with
     ``trace_level``."""
 
-    def __init__(self, file=None, trace_level=False) -> None:
+    def __init__(self, file: Any=None, trace_level: Any=False) -> None:
         self.file = file or sys.stderr
         self.trace_level = trace_level
 
-    def debug(self, fmtstr, *args) -> None:
+    def debug(self, fmtstr: Any, *args: Any) -> None:
         """Print a debug message (``fmtstr % args``)."""
         print("h2 (debug): %s" % (fmtstr % args), file=self.file)
 
-    def trace(self, fmtstr, *args) -> None:
+    def trace(self, fmtstr: Any, *args: Any) -> None:
         """Print a trace message when tracing."""
         if self.trace_level:
             print("h2 (trace): %s" % (fmtstr % args), file=self.file)
@@ -55,13 +57,13 @@ class H2Configuration:
     ``logger``: an object with ``debug`` and ``trace`` methods.
     """
 
-    def __init__(self, client_side: bool = True, header_encoding=None,
+    def __init__(self, client_side: bool = True, header_encoding: Any=None,
                  validate_outbound_headers: bool = True,
                  normalize_outbound_headers: bool = True,
                  split_outbound_cookies: bool = False,
                  validate_inbound_headers: bool = True,
                  normalize_inbound_headers: bool = True,
-                 logger=None) -> None:
+                 logger: Any=None) -> None:
         self.client_side = client_side
         self.header_encoding = header_encoding
         self.validate_outbound_headers = validate_outbound_headers
@@ -71,7 +73,7 @@ class H2Configuration:
         self.normalize_inbound_headers = normalize_inbound_headers
         self.logger = logger or DummyLogger(__name__)
 
-    def __setattr__(self, name, value) -> None:
+    def __setattr__(self, name: Any, value: Any) -> None:
         # (checked here, so reading an option is a plain attribute lookup)
         if name in _FLAGS:
             if not isinstance(value, bool):

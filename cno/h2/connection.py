@@ -10,8 +10,11 @@ connection state machine, the receive-window policy).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import enum
+import importlib
 import re
 import struct
 
@@ -80,7 +83,7 @@ class AllowedStreamIDs(enum.IntEnum):
     ODD = 1
 
 
-def _transitions():
+def _transitions() -> Any:
     """h2's connection transitions as {(state, input): next state}."""
     i, s = ConnectionInputs, ConnectionState
     quiet = (i.SEND_SETTINGS, i.RECV_SETTINGS, i.SEND_WINDOW_UPDATE, i.RECV_WINDOW_UPDATE,
@@ -112,7 +115,7 @@ class H2ConnectionStateMachine:
     def __init__(self) -> None:
         self.state = ConnectionState.IDLE
 
-    def process_input(self, input_):
+    def process_input(self, input_: Any) -> Any:
         """Apply ``input_`` (a ConnectionInputs); returns the events it makes (none)."""
         if not isinstance(input_, ConnectionInputs):
             raise ValueError("Input must be an instance of ConnectionInputs")
@@ -158,9 +161,9 @@ _SETTING = re.compile(r"\b(HEADER_TABLE_SIZE|ENABLE_PUSH|MAX_CONCURRENT_STREAMS|
 _TOO_LOW = re.compile(r"stream (\d+) opened below a higher id")
 
 
-def _h2_error(exc, face=None):
+def _h2_error(exc: Any, face: Any=None) -> Any:
     """The h2 exception for an engine error (its GOAWAY, if any, was written)."""
-    code = getattr(exc, "error_code", None)
+    code: Any = getattr(exc, "error_code", None)
     if isinstance(exc, _cno_errors.ConnectionClosed):
         return ProtocolError(str(exc))
     text = str(exc)
@@ -192,10 +195,22 @@ def _h2_error(exc, face=None):
 class _Engine(_Core):
     """cno's engine with event methods that collect h2 events into ``events``."""
 
-    def on_writev(self, chunks):
+    face: H2Connection
+    out: bytearray
+    events: list[Any]
+    last: Any
+    prio: Any
+    prio_after_end: bool
+    quiet: bool
+    goaway_seen: bool
+    consuming: bool
+    join_cookies: bool
+    client_side: bool
+
+    def on_writev(self, chunks: Any) -> Any:
         self.out += b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
-    def on_message_head(self, stream, code, method, path, headers):
+    def on_message_head(self, stream: Any, code: Any, method: Any, path: Any, headers: Any) -> Any:
         if self.quiet:
             return   # (our own push: the engine reports the promised request to us)
         enc = self.face.config.header_encoding
@@ -203,6 +218,7 @@ class _Engine(_Core):
             headers = _join_cookies(headers)
         if enc:
             headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+        ev: Any
         if not self.client_side:
             ev = RequestReceived(stream_id=stream, headers=headers)
         elif code < 200:
@@ -219,13 +235,13 @@ class _Engine(_Core):
                 self.events.append(prio)
                 self.prio = None
 
-    def on_message_data(self, stream, data):
-        ev = DataReceived(stream_id=stream, data=data,
+    def on_message_data(self, stream: Any, data: Any) -> Any:
+        ev: Any = DataReceived(stream_id=stream, data=data,
                           flow_controlled_length=self.data_frame_length)
         self.events.append(ev)
         self.last = ev
 
-    def on_message_tail(self, stream, trailers):
+    def on_message_tail(self, stream: Any, trailers: Any) -> Any:
         if self.quiet:
             return
         ended = StreamEnded(stream_id=stream)
@@ -248,7 +264,7 @@ class _Engine(_Core):
             self.events.append(self.prio)
             self.prio = None
 
-    def on_message_push(self, stream, parent, method, path, headers):
+    def on_message_push(self, stream: Any, parent: Any, method: Any, path: Any, headers: Any) -> Any:
         if self.join_cookies:
             headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
@@ -264,7 +280,7 @@ class _Engine(_Core):
         ev.headers = headers
         self.events.append(ev)
 
-    def on_stream_end(self, stream, code, side):
+    def on_stream_end(self, stream: Any, code: Any, side: Any) -> Any:
         if self.quiet:
             return   # (the caller's own reset, or its GOAWAY)
         if side == 0:   # CNO_REMOTE: the peer reset it
@@ -276,10 +292,10 @@ class _Engine(_Core):
             self.events.append(StreamReset(stream_id=stream, error_code=_error_code_from_int(code),
                                            remote_reset=False))
 
-    def on_pong(self, data):
+    def on_pong(self, data: Any) -> Any:
         self.events.append(PingAckReceived(ping_data=data))
 
-    def on_frame(self, frame):
+    def on_frame(self, frame: Any) -> Any:
         t = frame.type
         face = self.face
         if t == 0x1:   # HEADERS with priority information (RFC 9113 6.2)
@@ -293,10 +309,11 @@ class _Engine(_Core):
             if len(frame.payload) == 5:
                 self.events.append(_priority_event(frame.stream, frame.payload))
         elif t == 0x4:
+            ack: Any
             if frame.flags & 0x1:
-                ev = SettingsAcknowledged()
-                ev.changed_settings = face.local_settings.acknowledge()
-                self.events.append(ev)
+                ack = SettingsAcknowledged()
+                ack.changed_settings = face.local_settings.acknowledge()
+                self.events.append(ack)
                 return
             new = {}
             payload = frame.payload
@@ -304,15 +321,10 @@ class _Engine(_Core):
                 key, value = struct.unpack_from(">HI", payload, at)
                 new[_setting_code_from_int(key)] = value
             remote = face.remote_settings
-            old = {k: remote.get(k) for k in new}
             for k, v in new.items():
-                remote._settings.setdefault(k, __import__("collections").deque([None])).append(v)
+                remote._propose(k, v)   # (the engine checks the values: a bad one ends the call)
+            self.events.append(RemoteSettingsChanged.from_settings(remote, new))
             remote.acknowledge()
-            ev = RemoteSettingsChanged()
-            from .settings import ChangedSetting
-            for k, v in new.items():
-                ev.changed_settings[k] = ChangedSetting(k, old[k], v)
-            self.events.append(ev)
         elif t == 0x6:
             if not frame.flags & 0x1 and len(frame.payload) == 8:
                 self.events.append(PingReceived(ping_data=frame.payload))
@@ -320,7 +332,7 @@ class _Engine(_Core):
             payload = frame.payload
             if len(payload) >= 8:
                 last, code = struct.unpack_from(">II", payload)
-                ev = ConnectionTerminated()
+                ev: Any = ConnectionTerminated()
                 ev.error_code = _error_code_from_int(code)
                 ev.last_stream_id = last & 0x7FFFFFFF
                 ev.additional_data = payload[8:] or None
@@ -341,7 +353,7 @@ class _Engine(_Core):
         elif t > 0xA:
             self.events.append(UnknownFrameReceived(frame=_extension_frame(frame)))
 
-    def _altsvc(self, frame):
+    def _altsvc(self, frame: Any) -> Any:
         """An ALTSVC frame (RFC 7838 4): an event for a client, ignored by a server."""
         if not self.client_side:
             return
@@ -364,9 +376,9 @@ class _Engine(_Core):
         self.events.append(ev)
 
 
-def _priority_event(stream, five):
+def _priority_event(stream: Any, five: Any) -> Any:
     """A PriorityUpdated from the 5 bytes of RFC 7540 priority fields."""
-    ev = PriorityUpdated()
+    ev: Any = PriorityUpdated()
     dep, weight = struct.unpack(">IB", five)
     ev.stream_id = stream
     ev.depends_on = dep & 0x7FFFFFFF
@@ -375,7 +387,7 @@ def _priority_event(stream, five):
     return ev
 
 
-def _priority_fields(stream_id, weight, depends_on, exclusive):
+def _priority_fields(stream_id: Any, weight: Any, depends_on: Any, exclusive: Any) -> Any:
     """RFC 7540 5.3's priority fields (5 bytes), h2's defaults for what is None: weight
     16, no dependency, not exclusive. ProtocolError for a weight outside 1-256 or a
     stream depending on itself."""
@@ -387,7 +399,7 @@ def _priority_fields(stream_id, weight, depends_on, exclusive):
     return struct.pack(">IB", dep, 15 if weight is None else weight - 1)
 
 
-def _extension_frame(frame):
+def _extension_frame(frame: Any) -> Any:
     """A frame of a type HTTP/2 does not define, as h2 reports it (hyperframe's
     ExtensionFrame when hyperframe is installed, else cno.raw.Frame)."""
     try:
@@ -399,9 +411,9 @@ def _extension_frame(frame):
     return f
 
 
-def _join_cookies(headers):
+def _join_cookies(headers: Any) -> Any:
     """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), where it was."""
-    crumbs = [v for n, v in headers if n == b"cookie"]
+    crumbs: Any = [v for n, v in headers if n == b"cookie"]
     if len(crumbs) < 2:
         return headers
     out = []
@@ -429,7 +441,7 @@ class H2Connection:
     DEFAULT_MAX_OUTBOUND_FRAME_SIZE = 65535
     DEFAULT_MAX_INBOUND_FRAME_SIZE = 2**24
 
-    def __init__(self, config=None) -> None:
+    def __init__(self, config: Any=None) -> None:
         self.config = config if config is not None else H2Configuration(client_side=True)
         client = self.config.client_side
         self.state_machine = H2ConnectionStateMachine()
@@ -441,8 +453,8 @@ class H2Connection:
         })
         self.remote_settings = Settings(client=not client)
         self._out = bytearray()
-        self._authorities = {}          # client: stream -> :authority sent (ALTSVC origins)
-        self._windows = {}              # stream -> WindowManager (made when first needed)
+        self._authorities: dict[int, bytes] = {}          # client: stream -> :authority sent (ALTSVC origins)
+        self._windows: dict[int, WindowManager] = {}              # stream -> WindowManager (made when first needed)
         self._conn_window = WindowManager(65535)
         e = self._engine = _Engine(server=not client, enable_push=1 if client else 0,
                                    max_concurrent_streams=100,
@@ -477,7 +489,8 @@ class H2Connection:
                             ("hpack_index_all", True)):
             if hasattr(e, name):   # (knobs of the header-validation work; see docs/raw.md)
                 setattr(e, name, value)
-        e.connection_made(True, False)
+        e.defer_preface = True
+        e.connection_made(True)
         self._started = False
 
     # -- properties ------------------------------------------------------------------
@@ -492,7 +505,7 @@ class H2Connection:
         """How many streams the peer opened are open now."""
         return self._count_open(not self.config.client_side)
 
-    def _count_open(self, odd):
+    def _count_open(self, odd: Any) -> int:
         parity = 1 if odd else 0
         e = self._engine
         n = 0
@@ -533,7 +546,7 @@ class H2Connection:
         """The highest stream id we opened."""
         return self._highest(True)
 
-    def _highest(self, ours):
+    def _highest(self, ours: Any) -> int:
         e = self._engine
         if ours:
             nxt = e.next_stream
@@ -547,7 +560,7 @@ class H2Connection:
         self.state_machine.process_input(ConnectionInputs.SEND_SETTINGS)
         self._engine.send_preface()
 
-    def initiate_upgrade_connection(self, settings_header=None):
+    def initiate_upgrade_connection(self, settings_header: Any=None) -> Any:
         """Start a connection upgraded from HTTP/1.1 (h2c): a client gets the value for
         its HTTP2-Settings header; a server passes the one it received. Stream 1 is the
         upgraded request (half-closed on the client's side)."""
@@ -586,7 +599,7 @@ class H2Connection:
 
     # -- sending -----------------------------------------------------------------------
 
-    def _headers_out(self, headers, kind):
+    def _headers_out(self, headers: Any, kind: Any) -> Any:
         """The header list as the engine writes it: normalized and validated as the
         configuration asks (h2's rules for a block of this ``kind``: _REQUEST,
         _RESPONSE, _TRAILERS or _PUSH), str encoded as UTF-8."""
@@ -595,8 +608,8 @@ class H2Connection:
             return _prepare_headers(self, headers, kind)
         return headers   # (the engine sends str fields UTF-8 encoded: utf8_fields)
 
-    def send_headers(self, stream_id, headers, end_stream=False, priority_weight=None,
-                     priority_depends_on=None, priority_exclusive=None) -> None:
+    def send_headers(self, stream_id: Any, headers: Any, end_stream: Any=False, priority_weight: Any=None,
+                     priority_depends_on: Any=None, priority_exclusive: Any=None) -> None:
         """Send a header block on ``stream_id``: a request (client, new stream), a
         response or a 1xx (server), or trailers (``end_stream`` must be True)."""
         e = self._engine
@@ -626,8 +639,8 @@ class H2Connection:
                     raise ProtocolError("Invalid stream ID %d" % stream_id)
                 if not client:
                     raise ProtocolError("a server cannot open stream %d" % stream_id)
-                e.write_head(stream_id, 0, None, None, fields, end_stream)
-                for n, v in fields:
+                e.write_head(stream_id, 0, b"", b"", fields, end_stream)
+                for n, v in fields or ():
                     if n == b":authority":
                         self._authorities[stream_id] = v
                         break
@@ -644,7 +657,7 @@ class H2Connection:
             else:
                 if state == _HALF_LOCAL:
                     raise StreamClosedError(stream_id)
-                e.write_head(stream_id, 0, None, None, fields, end_stream)
+                e.write_head(stream_id, 0, b"", b"", fields, end_stream)
         except _cno_errors.WouldBlock:
             # (the engine counts our open streams against the peer's limit)
             raise TooManyStreamsError("Max outbound streams is %d, %d open" % (
@@ -655,10 +668,10 @@ class H2Connection:
             e.next_head_priority = None
 
     @property
-    def _seen(self):
+    def _seen(self) -> Any:
         return self._authorities
 
-    def send_data(self, stream_id, data, end_stream=False, pad_length=None) -> None:
+    def send_data(self, stream_id: Any, data: Any, end_stream: Any=False, pad_length: Any=None) -> None:
         """Send ``data`` on ``stream_id`` as one DATA frame; FlowControlError if the
         windows cannot take it, FrameTooLargeError if one frame cannot."""
         size = len(data)
@@ -691,7 +704,7 @@ class H2Connection:
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
 
-    def end_stream(self, stream_id) -> None:
+    def end_stream(self, stream_id: Any) -> None:
         """End ``stream_id`` on our side (an empty DATA frame with END_STREAM)."""
         self.state_machine.process_input(ConnectionInputs.SEND_DATA)
         self._stream_or_raise(stream_id)
@@ -705,7 +718,7 @@ class H2Connection:
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
 
-    def _stream_or_raise(self, stream_id):
+    def _stream_or_raise(self, stream_id: Any) -> Any:
         """The stream's state; NoSuchStreamError for one never opened, StreamClosedError
         for one closed (h2's _get_stream_by_id)."""
         state = self._engine.stream_state(stream_id)[0]
@@ -715,7 +728,7 @@ class H2Connection:
             raise StreamClosedError(stream_id)
         return state
 
-    def increment_flow_control_window(self, increment, stream_id=None) -> None:
+    def increment_flow_control_window(self, increment: Any, stream_id: Any=None) -> None:
         """Grow a receive window by ``increment`` at once (WINDOW_UPDATE): the stream's,
         or the connection's when ``stream_id`` is None."""
         if not 1 <= increment <= self.MAX_WINDOW_INCREMENT:
@@ -737,7 +750,7 @@ class H2Connection:
         if wm is not None:
             wm.max_window_size = max(wm.max_window_size, e.windows(sid)[1])
 
-    def push_stream(self, stream_id, promised_stream_id, request_headers) -> None:
+    def push_stream(self, stream_id: Any, promised_stream_id: Any, request_headers: Any) -> None:
         """Server: promise ``promised_stream_id`` (even) on ``stream_id`` with the pushed
         request's headers (PUSH_PROMISE)."""
         if not self.remote_settings.enable_push:
@@ -754,7 +767,7 @@ class H2Connection:
         fields = self._headers_out(request_headers, _PUSH)
         e.quiet = True
         try:
-            got = e.write_push(stream_id, None, None, fields, promised_stream_id)
+            got = e.write_push(stream_id, b"", b"", fields, promised_stream_id)
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
         finally:
@@ -762,14 +775,14 @@ class H2Connection:
         if not got:
             raise ProtocolError("cannot push on stream %d" % stream_id)
 
-    def ping(self, opaque_data) -> None:
+    def ping(self, opaque_data: Any) -> None:
         """Send a PING with 8 bytes of ``opaque_data``."""
         if not isinstance(opaque_data, bytes) or len(opaque_data) != 8:
             raise ValueError("Invalid value for ping data: %r" % (opaque_data,))
         self.state_machine.process_input(ConnectionInputs.SEND_PING)
         self._engine.write_ping(opaque_data)
 
-    def reset_stream(self, stream_id, error_code=0) -> None:
+    def reset_stream(self, stream_id: Any, error_code: Any=0) -> None:
         """Reset ``stream_id`` (RST_STREAM with ``error_code``)."""
         self.state_machine.process_input(ConnectionInputs.SEND_RST_STREAM)
         self._stream_or_raise(stream_id)
@@ -780,7 +793,7 @@ class H2Connection:
         finally:
             e.quiet = False
 
-    def close_connection(self, error_code=0, additional_data=None, last_stream_id=None) -> None:
+    def close_connection(self, error_code: Any=0, additional_data: Any=None, last_stream_id: Any=None) -> None:
         """Send GOAWAY: the connection is done (``error_code``, optional debug data,
         ``last_stream_id`` by default the highest the peer opened)."""
         self.state_machine.process_input(ConnectionInputs.SEND_GOAWAY)
@@ -791,13 +804,13 @@ class H2Connection:
             last_stream_id = self.highest_inbound_stream_id
         e.quiet = True
         try:
-            e.shutdown(int(error_code), last_stream_id, additional_data or None)
+            e.write_goaway(int(error_code), last_stream_id, additional_data or None)
         except _cno_errors.ConnectionClosed:
             pass
         finally:
             e.quiet = False
 
-    def update_settings(self, new_settings) -> None:
+    def update_settings(self, new_settings: Any) -> None:
         """Change our settings (SETTINGS; in force once the peer acknowledges)."""
         self.state_machine.process_input(ConnectionInputs.SEND_SETTINGS)
         self.local_settings.update(new_settings)
@@ -811,7 +824,7 @@ class H2Connection:
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
 
-    def advertise_alternative_service(self, field_value, origin=None, stream_id=None) -> None:
+    def advertise_alternative_service(self, field_value: Any, origin: Any=None, stream_id: Any=None) -> None:
         """Server: send ALTSVC (RFC 7838) for ``origin`` (on stream 0) or for the origin
         of ``stream_id``."""
         if not isinstance(field_value, bytes):
@@ -828,7 +841,7 @@ class H2Connection:
             raise ProtocolError("the response head of stream %d was sent" % stream_id)
         self._engine.write_frame(0xA, 0, stream_id, b"\x00\x00" + field_value)
 
-    def prioritize(self, stream_id, weight=None, depends_on=None, exclusive=None) -> None:
+    def prioritize(self, stream_id: Any, weight: Any=None, depends_on: Any=None, exclusive: Any=None) -> None:
         """Client: send RFC 7540 priority information for ``stream_id`` (PRIORITY)."""
         if not self.config.client_side:
             raise RFC1122Error("Servers SHOULD NOT prioritize streams.")
@@ -838,20 +851,20 @@ class H2Connection:
 
     # -- flow control ------------------------------------------------------------------
 
-    def local_flow_control_window(self, stream_id) -> int:
+    def local_flow_control_window(self, stream_id: Any) -> int:
         """How much we may send on ``stream_id`` now (the smaller of its window and the
         connection's)."""
         self._stream_or_raise(stream_id)
         e = self._engine
         return min(e.windows(0)[0], e.windows(stream_id)[0])
 
-    def remote_flow_control_window(self, stream_id) -> int:
+    def remote_flow_control_window(self, stream_id: Any) -> int:
         """How much the peer may send on ``stream_id`` now."""
         self._stream_or_raise(stream_id)
         e = self._engine
         return min(e.windows(0)[1], e.windows(stream_id)[1])
 
-    def acknowledge_received_data(self, acknowledged_size, stream_id) -> None:
+    def acknowledge_received_data(self, acknowledged_size: Any, stream_id: Any) -> None:
         """The application processed ``acknowledged_size`` flow-controlled bytes of
         ``stream_id``: give window back when h2's policy says it is worth a frame."""
         if stream_id <= 0:
@@ -880,7 +893,7 @@ class H2Connection:
 
     # -- output and input --------------------------------------------------------------
 
-    def data_to_send(self, amount=None) -> bytes:
+    def data_to_send(self, amount: Any=None) -> bytes:
         """The bytes queued to send (at most ``amount``), removed from the queue."""
         out = self._out
         if amount is None:
@@ -895,7 +908,7 @@ class H2Connection:
         """Drop the bytes queued to send."""
         self._out.clear()
 
-    def receive_data(self, data):
+    def receive_data(self, data: Any) -> Any:
         """Feed bytes from the peer; returns the events they caused, in order.
         Raises ProtocolError (or a subclass) when the peer broke the protocol; the
         GOAWAY was queued first."""
@@ -920,7 +933,7 @@ class H2Connection:
         return events
 
 
-def _encode_header(h):
+def _encode_header(h: Any) -> Any:
     """One header as the engine takes it: str as UTF-8 bytes (h2's rule), the never-
     indexed mark kept."""
     n, v = h[0], h[1]
@@ -936,12 +949,12 @@ def _encode_header(h):
 _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
 
 
-def _prepare_headers(conn, headers, kind):
+def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:
     """h2's outbound rules for a header list: normalized (names lower-cased, connection-
     specific fields dropped, cookies split when asked) and validated (ProtocolError) as
     the configuration asks."""
     try:
-        from . import utilities
+        utilities: Any = importlib.import_module("cno.h2.utilities")
     except ImportError:   # (cno.h2.utilities comes with the header-validation work)
         return [_encode_header(h) for h in headers]
     cfg = conn.config

@@ -1,6 +1,8 @@
 """HTTP/2 error codes (RFC 9113 section 7), as h2.errors has them."""
 from __future__ import annotations
 
+from typing import Any
+
 import enum
 
 __all__ = ["ErrorCodes"]
@@ -25,7 +27,7 @@ class ErrorCodes(enum.IntEnum):
     HTTP_1_1_REQUIRED = 0xD
 
 
-def _error_code_from_int(code: int):
+def _error_code_from_int(code: int) -> Any:
     """An ErrorCodes member for a known code, else the int itself (extensions)."""
     try:
         return ErrorCodes(code)

@@ -6,6 +6,8 @@ holds the StreamEnded in ``stream_ended``, and so on.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import binascii
 
 from .settings import ChangedSetting, _setting_code_from_int
@@ -19,7 +21,7 @@ __all__ = [
 ]
 
 
-def _hex(data):
+def _hex(data: Any) -> Any:
     """Bytes as hex text for a repr (None stays None)."""
     if data is None:
         return None
@@ -38,8 +40,8 @@ class _HeadersEvent(Event):
 
     __slots__ = ("stream_id", "headers", "stream_ended", "priority_updated")
 
-    def __init__(self, *, stream_id, headers=None, stream_ended=None,
-                 priority_updated=None) -> None:
+    def __init__(self, *, stream_id: Any, headers: Any=None, stream_ended: Any=None,
+                 priority_updated: Any=None) -> None:
         self.stream_id = stream_id
         self.headers = headers
         self.stream_ended = stream_ended
@@ -73,7 +75,7 @@ class InformationalResponseReceived(Event):
 
     __slots__ = ("stream_id", "headers", "priority_updated")
 
-    def __init__(self, *, stream_id, headers=None, priority_updated=None) -> None:
+    def __init__(self, *, stream_id: Any, headers: Any=None, priority_updated: Any=None) -> None:
         self.stream_id = stream_id
         self.headers = headers
         self.priority_updated = priority_updated
@@ -89,8 +91,8 @@ class DataReceived(Event):
 
     __slots__ = ("stream_id", "data", "flow_controlled_length", "stream_ended")
 
-    def __init__(self, *, stream_id, data=None, flow_controlled_length=None,
-                 stream_ended=None) -> None:
+    def __init__(self, *, stream_id: Any, data: Any=None, flow_controlled_length: Any=None,
+                 stream_ended: Any=None) -> None:
         self.stream_id = stream_id
         self.data = data
         self.flow_controlled_length = flow_controlled_length
@@ -107,7 +109,7 @@ class WindowUpdated(Event):
 
     __slots__ = ("stream_id", "delta")
 
-    def __init__(self, *, stream_id, delta=None) -> None:
+    def __init__(self, *, stream_id: Any, delta: Any=None) -> None:
         self.stream_id = stream_id
         self.delta = delta
 
@@ -122,10 +124,10 @@ class RemoteSettingsChanged(Event):
     __slots__ = ("changed_settings",)
 
     def __init__(self) -> None:
-        self.changed_settings = {}
+        self.changed_settings: dict[Any, ChangedSetting] = {}
 
     @classmethod
-    def from_settings(cls, old_settings, new_settings):
+    def from_settings(cls, old_settings: Any, new_settings: Any) -> Any:
         """The event for ``new_settings`` ({code: value}) applied over ``old_settings``."""
         e = cls()
         for code, value in new_settings.items():
@@ -143,7 +145,7 @@ class PingReceived(Event):
 
     __slots__ = ("ping_data",)
 
-    def __init__(self, *, ping_data) -> None:
+    def __init__(self, *, ping_data: Any) -> None:
         self.ping_data = ping_data
 
     def __repr__(self) -> str:
@@ -155,7 +157,7 @@ class PingAckReceived(Event):
 
     __slots__ = ("ping_data",)
 
-    def __init__(self, *, ping_data) -> None:
+    def __init__(self, *, ping_data: Any) -> None:
         self.ping_data = ping_data
 
     def __repr__(self) -> str:
@@ -167,7 +169,7 @@ class StreamEnded(Event):
 
     __slots__ = ("stream_id",)
 
-    def __init__(self, *, stream_id) -> None:
+    def __init__(self, *, stream_id: Any) -> None:
         self.stream_id = stream_id
 
     def __repr__(self) -> str:
@@ -180,7 +182,7 @@ class StreamReset(Event):
 
     __slots__ = ("stream_id", "error_code", "remote_reset")
 
-    def __init__(self, *, stream_id, error_code=None, remote_reset=True) -> None:
+    def __init__(self, *, stream_id: Any, error_code: Any=None, remote_reset: Any=True) -> None:
         self.stream_id = stream_id
         self.error_code = error_code
         self.remote_reset = remote_reset
@@ -212,7 +214,7 @@ class SettingsAcknowledged(Event):
     __slots__ = ("changed_settings",)
 
     def __init__(self) -> None:
-        self.changed_settings = {}
+        self.changed_settings: dict[Any, ChangedSetting] = {}
 
     def __repr__(self) -> str:
         return "<SettingsAcknowledged changed_settings:{%s}>" % ", ".join(
@@ -272,7 +274,7 @@ class UnknownFrameReceived(Event):
 
     __slots__ = ("frame",)
 
-    def __init__(self, *, frame) -> None:
+    def __init__(self, *, frame: Any) -> None:
         self.frame = frame
 
     def __repr__(self) -> str:

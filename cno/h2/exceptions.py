@@ -1,6 +1,8 @@
 """The exceptions cno.h2 raises, named and arranged as h2.exceptions's."""
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import ErrorCodes
 
 
@@ -71,13 +73,13 @@ class StreamClosedError(NoSuchStreamError):
         #: The code of the RST_STREAM this answers to a frame (STREAM_CLOSED).
         self.error_code = ErrorCodes.STREAM_CLOSED
         # (events that happened before the error, for the frame handlers)
-        self._events = []
+        self._events: list[Any] = []
 
 
 class InvalidSettingsValueError(ProtocolError, ValueError):
     """A setting was given a value out of its range."""
 
-    def __init__(self, msg: str, error_code) -> None:
+    def __init__(self, msg: str, error_code: Any) -> None:
         super().__init__(msg)
         self.error_code = error_code
 

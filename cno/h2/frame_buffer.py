@@ -6,6 +6,8 @@ frames itself, e.g. to look at what data_to_send() returned. It needs the
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .exceptions import FrameDataMissingError, FrameTooLargeError, ProtocolError
 
 #: The most CONTINUATION frames one header block may have.
@@ -26,9 +28,9 @@ class FrameBuffer:
         self._data = bytearray()
         self.max_frame_size = 0
         self._preamble = _PREFACE if server else b""
-        self._headers_buffer = []
+        self._headers_buffer: list[Any] = []
 
-    def add_data(self, data) -> None:
+    def add_data(self, data: Any) -> None:
         """Append bytes (any buffer)."""
         view = memoryview(data)
         if self._preamble:
@@ -39,10 +41,10 @@ class FrameBuffer:
             view = view[k:]
         self._data += view
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Any:
         from hyperframe.exceptions import InvalidDataError, InvalidFrameError
         from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, PushPromiseFrame
         while True:

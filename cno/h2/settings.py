@@ -6,6 +6,8 @@ acknowledges it); :meth:`Settings.acknowledge` moves each one proposed value for
 """
 from __future__ import annotations
 
+from typing import Any
+
 import collections
 import enum
 from collections.abc import MutableMapping
@@ -28,7 +30,7 @@ class SettingCodes(enum.IntEnum):
     ENABLE_CONNECT_PROTOCOL = 0x8
 
 
-def _setting_code_from_int(code: int):
+def _setting_code_from_int(code: int) -> Any:
     """A SettingCodes member for a known id, else the int itself."""
     try:
         return SettingCodes(code)
@@ -41,7 +43,7 @@ class ChangedSetting:
 
     __slots__ = ("setting", "original_value", "new_value")
 
-    def __init__(self, setting, original_value, new_value) -> None:
+    def __init__(self, setting: Any, original_value: Any, new_value: Any) -> None:
         self.setting = setting
         self.original_value = original_value
         self.new_value = new_value
@@ -51,7 +53,7 @@ class ChangedSetting:
             self.setting, self.original_value, self.new_value)
 
 
-def _invalid(setting, value, client=None):
+def _invalid(setting: Any, value: Any, client: Any=None) -> Any:
     """The error code a value out of its setting's range earns, or NO_ERROR (0).
     ``client``: the role of the peer that sent it, when it was received."""
     if setting == SettingCodes.ENABLE_PUSH:
@@ -74,21 +76,21 @@ def _invalid(setting, value, client=None):
     return ErrorCodes.NO_ERROR
 
 
-def _check(setting, value, client=None):
+def _check(setting: Any, value: Any, client: Any=None) -> Any:
     code = _invalid(setting, value, client)
     if code:
         raise InvalidSettingsValueError("Setting %s has invalid value %s" % (setting, value),
                                         error_code=code)
 
 
-class Settings(MutableMapping):
+class Settings(MutableMapping[Any, int]):
     """One side's settings: ``settings[code]`` is the value in force; assigning proposes
     a new one (in force after :meth:`acknowledge`). ``client`` gives the defaults of
     that role (ENABLE_PUSH 1 for a client); ``initial_values`` replaces defaults."""
 
-    def __init__(self, client: bool = True, initial_values=None) -> None:
+    def __init__(self, client: bool = True, initial_values: Any=None) -> None:
         self._client = client
-        self._settings = {
+        self._settings: dict[Any, collections.deque[Any]] = {
             SettingCodes.HEADER_TABLE_SIZE: collections.deque([4096]),
             SettingCodes.ENABLE_PUSH: collections.deque([int(client)]),
             SettingCodes.INITIAL_WINDOW_SIZE: collections.deque([65535]),
@@ -99,7 +101,7 @@ class Settings(MutableMapping):
             _check(key, value)
             self._settings[key] = collections.deque([value])
 
-    def acknowledge(self):
+    def acknowledge(self) -> Any:
         """The proposed values were acknowledged: the oldest of each takes effect.
         Returns ``{code: ChangedSetting}`` for those."""
         changed = {}
@@ -109,7 +111,7 @@ class Settings(MutableMapping):
                 changed[key] = ChangedSetting(key, old, values[0])
         return changed
 
-    def _pending(self):
+    def _pending(self) -> Any:
         """{code: value} proposed and not acknowledged (the newest of each)."""
         return {k: v[-1] for k, v in self._settings.items() if len(v) > 1}
 
@@ -159,7 +161,7 @@ class Settings(MutableMapping):
         self[SettingCodes.MAX_CONCURRENT_STREAMS] = value
 
     @property
-    def max_header_list_size(self):
+    def max_header_list_size(self) -> Any:
         """SETTINGS_MAX_HEADER_LIST_SIZE in force, or None (unlimited)."""
         return self.get(SettingCodes.MAX_HEADER_LIST_SIZE, None)
 
@@ -176,41 +178,48 @@ class Settings(MutableMapping):
     def enable_connect_protocol(self, value: int) -> None:
         self[SettingCodes.ENABLE_CONNECT_PROTOCOL] = value
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> int:
         value = self._settings[key][0]
         if value is None:   # proposed, never in force
             raise KeyError(key)
-        return value
+        return int(value)
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         _check(key, value)
         values = self._settings.get(key)
         if values is None:
             values = self._settings[key] = collections.deque([None])
         values.append(value)
 
-    def validate_received_setting(self, setting, value) -> None:
+    def _propose(self, key: Any, value: int) -> None:
+        """Append a proposed value unchecked (the engine checks what the peer sent)."""
+        values = self._settings.get(key)
+        if values is None:
+            values = self._settings[key] = collections.deque([None])
+        values.append(value)
+
+    def validate_received_setting(self, setting: Any, value: Any) -> None:
         """Raise InvalidSettingsValueError if the peer that owns these settings may not
         send this value (a server's ENABLE_PUSH must be 0)."""
         _check(setting, value, client=self._client)
 
-    def __delitem__(self, key) -> None:
+    def __delitem__(self, key: Any) -> None:
         del self._settings[key]
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return iter(self._settings)
 
     def __len__(self) -> int:
         return len(self._settings)
 
-    def __eq__(self, other):
+    def __eq__(self, other: Any) -> Any:
         if isinstance(other, Settings):
             return self._settings == other._settings
         return NotImplemented
 
-    def __ne__(self, other):
+    def __ne__(self, other: Any) -> Any:
         if isinstance(other, Settings):
             return self._settings != other._settings
         return NotImplemented
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]

@@ -5,6 +5,8 @@ the engine sends the WINDOW_UPDATE frames it decides on.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .exceptions import FlowControlError
 
 #: The largest window HTTP/2 allows (RFC 9113 6.9.1).
@@ -42,13 +44,13 @@ class WindowManager:
         if self.current_window_size > self.max_window_size:
             self.max_window_size = self.current_window_size
 
-    def process_bytes(self, size: int):
+    def process_bytes(self, size: int) -> Any:
         """The application processed ``size`` bytes; returns the increment to send now,
         or 0/None when it is not worth a frame yet."""
         self._bytes_processed += size
         return self._maybe_update_window()
 
-    def _maybe_update_window(self):
+    def _maybe_update_window(self) -> Any:
         # A frame once half the window was processed, or, when the window is shut,
         # once 1024 bytes (a quarter of a small window) were: fewer frames for many
         # small DATA frames, and a stalled peer is never left waiting.

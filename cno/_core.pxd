@@ -190,6 +190,7 @@ cdef class Connection:
     cdef public object settings_order   # names the first SETTINGS lists (in order), else None
     cdef readonly int64_t data_frame_length  # the DATA frame being delivered: its flow-controlled length
     cdef public bint defer_preface      # connection_made writes nothing: send_preface() does
+    cdef bint preface_sent              # ... and send_preface() was called
     cdef public bint lenient_start      # the peer's first frame need not be SETTINGS
     cdef public bint first_settings_in_force  # our first SETTINGS apply at once (no ACK awaited)
     cdef public bint strict_errors      # the peer's stream errors end the connection (GOAWAY)

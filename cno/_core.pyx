@@ -2770,7 +2770,8 @@ cdef class Connection:
                 diff[key] = value
         if S_MAX_HEADER_LIST_SIZE in diff:
             self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
-        if diff and self.started and self.h2:
+        if diff and self.started and self.h2 and not (self.defer_preface and not self.preface_sent):
+            # (with defer_preface, changes before send_preface() go in the first SETTINGS)
             self.depth += 1
             try:
                 write_settings(self, diff)
@@ -2800,6 +2801,9 @@ cdef class Connection:
         client's preface and our first SETTINGS (RFC 9113 3.4)."""
         cdef dict diff = {}
         check_open(self)
+        if self.preface_sent:
+            raise UsageError("send_preface(): the preface was sent")
+        self.preface_sent = True
         self.depth += 1
         try:
             if self.client:

@@ -558,7 +558,20 @@ class H2Connection:
     def initiate_connection(self) -> None:
         """Queue what starts the connection: a client's preface, and our SETTINGS."""
         self.state_machine.process_input(ConnectionInputs.SEND_SETTINGS)
-        self._engine.send_preface()
+        e = self._engine
+        # local_settings may have been changed or replaced (httpcore does): the first
+        # SETTINGS frame lists what it holds now, in its order.
+        order = []
+        for code, value in self.local_settings.items():
+            name = _SETTING_NAMES.get(code)
+            if name is not None:
+                order.append(name)
+                try:
+                    e.update_settings(**{name: value})
+                except _cno_errors.CnoError as exc:
+                    raise _h2_error(exc, self) from None
+        e.settings_order = tuple(order)
+        e.send_preface()
 
     def initiate_upgrade_connection(self, settings_header: Any=None) -> Any:
         """Start a connection upgraded from HTTP/1.1 (h2c): a client gets the value for

@@ -2345,6 +2345,45 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
     return 0
 
 
+cdef int change_settings(Connection self, dict changes, bint write) except -1:
+    """update_settings() (write: a SETTINGS frame goes out once started, in HTTP/2) and
+    preface_settings() (not written: the first SETTINGS will carry them)."""
+    cdef dict diff = {}
+    if self.is_closed:
+        raise closed_error(self)
+    for name, value in changes.items():
+        key = SETTINGS_NAMES.get(name)
+        if key is None:
+            raise UsageError("unknown setting %r" % name)
+        value = int(value)
+        if value < 0 or value > 0xFFFFFFFF:
+            raise UsageError("%s out of range" % name)
+        if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL, S_NO_RFC7540_PRIORITIES) \
+                and value > 1:
+            raise UsageError("%s must be 0 or 1" % name)
+        if key == S_NO_RFC7540_PRIORITIES and self.started and value != self.wanted[key]:
+            # RFC 9218 2.1: "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
+            # value after the first SETTINGS frame."
+            raise UsageError("no_rfc7540_priorities cannot change after connection_made()")
+        if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
+            raise UsageError("initial_window_size must be at most 2^31-1")
+        if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
+            raise UsageError("max_frame_size must be in [2^14, 2^24-1]")
+        if self.wanted[key] != value:
+            self.wanted[key] = value
+            diff[key] = value
+    if S_MAX_HEADER_LIST_SIZE in diff:
+        self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
+    if diff and write and self.started and self.h2:
+        self.depth += 1
+        try:
+            write_settings(self, diff)
+        finally:
+            self.depth -= 1
+            end_call(self)
+    return 0
+
+
 cdef int shutdown(Connection c, uint32_t code, int64_t last, bytes debug) except -1:
     """shutdown() and write_goaway(): GOAWAY (last < 0: naming the last peer stream),
     then no new streams, and on_close once none remain."""
@@ -2744,40 +2783,14 @@ cdef class Connection:
 
     def update_settings(self, **changes):
         """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""
-        cdef dict diff = {}
-        if self.is_closed:
-            raise closed_error(self)
-        for name, value in changes.items():
-            key = SETTINGS_NAMES.get(name)
-            if key is None:
-                raise UsageError("unknown setting %r" % name)
-            value = int(value)
-            if value < 0 or value > 0xFFFFFFFF:
-                raise UsageError("%s out of range" % name)
-            if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL, S_NO_RFC7540_PRIORITIES) \
-                    and value > 1:
-                raise UsageError("%s must be 0 or 1" % name)
-            if key == S_NO_RFC7540_PRIORITIES and self.started and value != self.wanted[key]:
-                # RFC 9218 2.1: "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
-                # value after the first SETTINGS frame."
-                raise UsageError("no_rfc7540_priorities cannot change after connection_made()")
-            if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
-                raise UsageError("initial_window_size must be at most 2^31-1")
-            if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
-                raise UsageError("max_frame_size must be in [2^14, 2^24-1]")
-            if self.wanted[key] != value:
-                self.wanted[key] = value
-                diff[key] = value
-        if S_MAX_HEADER_LIST_SIZE in diff:
-            self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
-        if diff and self.started and self.h2 and not (self.defer_preface and not self.preface_sent):
-            # (with defer_preface, changes before send_preface() go in the first SETTINGS)
-            self.depth += 1
-            try:
-                write_settings(self, diff)
-            finally:
-                self.depth -= 1
-                end_call(self)
+        change_settings(self, changes, True)
+
+    def preface_settings(self, **changes):
+        """With ``defer_preface``, before send_preface(): change the settings our first
+        SETTINGS frame will carry, writing nothing now."""
+        if not self.defer_preface or self.preface_sent:
+            raise UsageError("preface_settings(): only with defer_preface, before send_preface()")
+        change_settings(self, changes, False)
 
     # -- the seed's methods ----------------------------------------------------------
 

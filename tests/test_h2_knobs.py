@@ -133,8 +133,15 @@ def test_defer_preface_and_lenient_start():
     c = Peer(False, defer_preface=True, lenient_start=True, pseudo_in_headers=True)
     c.connection_made(True)
     assert c.take() == b""
+    c.preface_settings(max_frame_size=20000)
+    assert c.take() == b""
     c.send_preface()
-    assert c.take().startswith(PREFACE)
+    out = c.take()
+    assert out.startswith(PREFACE)
+    (f,) = parse_frames(out[len(PREFACE):])
+    assert b"\x00\x05\x00\x00\x4e\x20" in f.payload
+    with pytest.raises(cno.errors.UsageError):
+        c.preface_settings(max_frame_size=30000)
     c.write_head(1, 0, b"", b"", REQ, True)
     c.take()
     # the server's HEADERS before any SETTINGS: accepted

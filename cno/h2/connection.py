@@ -567,7 +567,7 @@ class H2Connection:
             if name is not None:
                 order.append(name)
                 try:
-                    e.update_settings(**{name: value})
+                    e.preface_settings(**{name: value})
                 except _cno_errors.CnoError as exc:
                     raise _h2_error(exc, self) from None
         e.settings_order = tuple(order)

@@ -928,6 +928,7 @@ class H2Connection:
         e = self._engine
         events = e.events = []
         e.last = None
+        e.goaway_seen = False   # (streams a GOAWAY in this input refuses are no StreamReset)
         e.consuming = True
         try:
             e.data_received(data)

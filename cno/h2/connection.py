@@ -225,7 +225,7 @@ class _Engine(_Core):
             ev = InformationalResponseReceived(stream_id=stream, headers=headers)
         else:
             ev = ResponseReceived(stream_id=stream, headers=headers)
-            self.face._authorities.pop(stream, None)   # (ALTSVC on it is ignored now)
+            self.face._requests.pop(stream, None)   # (ALTSVC on it is ignored now)
         self.events.append(ev)
         self.last = ev
         prio = self.prio
@@ -270,10 +270,7 @@ class _Engine(_Core):
         enc = self.face.config.header_encoding
         if enc:
             headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
-        for n, v in headers:
-            if n == b":authority" or n == ":authority":
-                self.face._authorities[stream] = v if type(v) is bytes else v.encode()
-                break
+        self.face._requests[stream] = headers   # (its :authority is an ALTSVC origin)
         ev = PushedStreamReceived()
         ev.pushed_stream_id = stream
         ev.parent_stream_id = parent
@@ -281,6 +278,8 @@ class _Engine(_Core):
         self.events.append(ev)
 
     def on_stream_end(self, stream: Any, code: Any, side: Any) -> Any:
+        if code:
+            self.face._requests.pop(stream, None)   # (reset before its response)
         if self.quiet:
             return   # (the caller's own reset, or its GOAWAY)
         if side == 0:   # CNO_REMOTE: the peer reset it
@@ -365,7 +364,11 @@ class _Engine(_Core):
         if frame.stream:
             if origin:
                 return   # 4: an origin on a stream is ignored
-            origin = self.face._authorities.get(frame.stream)
+            origin = None
+            for n, v in self.face._requests.get(frame.stream, ()):
+                if n == b":authority" or n == ":authority":
+                    origin = v if type(v) is bytes else v.encode("utf-8")
+                    break
             if origin is None:
                 return
         elif not origin:
@@ -453,7 +456,8 @@ class H2Connection:
         })
         self.remote_settings = Settings(client=not client)
         self._out = bytearray()
-        self._authorities: dict[int, bytes] = {}          # client: stream -> :authority sent (ALTSVC origins)
+        self._requests: dict[int, Any] = {}   # client: stream -> request fields, until the response
+        self._skipped: list[tuple[int, int]] = []   # our stream ids passed over, as ranges          # client: stream -> :authority sent (ALTSVC origins)
         self._windows: dict[int, WindowManager] = {}              # stream -> WindowManager (made when first needed)
         self._conn_window = WindowManager(65535)
         e = self._engine = _Engine(server=not client, enable_push=1 if client else 0,
@@ -652,13 +656,15 @@ class H2Connection:
                     raise ProtocolError("Invalid stream ID %d" % stream_id)
                 if not client:
                     raise ProtocolError("a server cannot open stream %d" % stream_id)
+                nxt = e.next_stream
                 e.write_head(stream_id, 0, b"", b"", fields, end_stream)
-                for n, v in fields or ():
-                    if n == b":authority":
-                        self._authorities[stream_id] = v
-                        break
+                if stream_id > nxt:
+                    self._skipped.append((nxt, stream_id - 2))
+                self._requests[stream_id] = fields   # (its :authority is an ALTSVC origin)
             elif state == _GONE:
-                if (stream_id & 1) == (1 if client else 0) and stream_id not in self._seen:
+                if (stream_id & 1) == (1 if client else 0) and any(
+                        lo <= stream_id <= hi for lo, hi in self._skipped):
+                    # an id we passed over: it can never be used now (RFC 9113 5.1.1)
                     raise StreamIDTooLowError(stream_id, self.highest_outbound_stream_id)
                 raise StreamClosedError(stream_id)
             elif head_sent:
@@ -679,10 +685,6 @@ class H2Connection:
             raise _h2_error(exc, self) from None
         finally:
             e.next_head_priority = None
-
-    @property
-    def _seen(self) -> Any:
-        return self._authorities
 
     def send_data(self, stream_id: Any, data: Any, end_stream: Any=False, pad_length: Any=None) -> None:
         """Send ``data`` on ``stream_id`` as one DATA frame; FlowControlError if the

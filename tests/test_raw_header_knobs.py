@@ -254,7 +254,7 @@ def test_malformed_is_a_connection_error_when_asked(case):
     _, make, bad, stream = case
     c = make()
     e = expect_connection_error(c, bad, PROTOCOL_ERROR)
-    assert "malformed" in str(e)
+    assert "stream %d" % stream in str(e)
     assert not c.take(RST_STREAM)
 
 

@@ -296,3 +296,23 @@ def test_knob_defaults():
     assert c.validate_outbound_headers is True
     assert c.malformed_is_connection_error is False
     assert c.hpack_index_all is False
+
+
+# ---------------------------------------------------------------------------------------------
+# cno._core.field_is_valid: the engine's received-field check, for faces validating in Python
+
+@pytest.mark.parametrize("name, value, ok", [
+    (b"x-a", b"v", True), (b":path", b"/", True), (b":", b"", True), ("x", "v", True),
+    (b"x", b"a\tb", True), (b"x", b"", True),
+    (b"", b"v", False), (b"X", b"v", False), (b"a:b", b"v", False), (b"::a", b"v", False),
+    (b"a b", b"v", False), (b"a\x7f", b"v", False), (b"x", b" v", False), (b"x", b"v\t", False),
+    (b"x", b"a\r\nb", False), (b"x", b"a\x00", False), (1, b"v", False), (b"x", None, False),
+])
+def test_field_is_valid(name, value, ok):
+    from cno._core import field_is_valid
+    assert field_is_valid(name, value) is ok
+    # the same verdict as the engine gives a received request carrying the field
+    if isinstance(name, bytes) and isinstance(value, bytes) and name[:1] != b":":
+        c = make_server()
+        c.feed(headers(1, literal_block(GET + [(name, value)]), end_stream=True))
+        assert bool(c.of("head")) is ok

@@ -755,6 +755,71 @@ cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
     return stream_error(c, sid, PROTOCOL_ERROR, why)
 
 
+cdef enum:
+    HEAD_REQUEST = 0
+    HEAD_RESPONSE = 1
+    HEAD_TRAILERS = 2
+
+
+cdef str why_malformed(Connection c, uint32_t sid, list headers, int kind):
+    """What made a received head (HEAD_REQUEST, HEAD_RESPONSE) or trailer section
+    malformed, as the message of its error. Found again here, on this rare path, so the
+    checks themselves (parse_request_checked, ...) only say MALFORMED; with
+    validate_inbound_headers off only what is still required is looked at."""
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    cdef int64_t v, length = -1
+    cdef bint regular_seen = False
+    cdef set seen = set()
+    cdef bint strict = c.validate_inbound_headers
+    for item in headers:
+        name = (<tuple> item)[0]
+        value = (<tuple> item)[1]
+        np = field_ptr(name, &nn)
+        vp = field_ptr(value, &vn)
+        if nn and np[0] == 0x3A:
+            if not strict:
+                continue
+            if kind == HEAD_TRAILERS:
+                return "stream %d: pseudo-header in trailers (%r)" % (sid, name)
+            if regular_seen:
+                return "stream %d: pseudo-header field %r after a regular field" % (sid, name)
+            if name in seen:
+                return "stream %d: pseudo-header field %r repeated" % (sid, name)
+            seen.add(name)
+            if not value_valid(vp, vn):
+                return "stream %d: invalid value for %r" % (sid, name)
+            continue
+        regular_seen = True
+        if strict:
+            if nn == 0:
+                return "stream %d: empty field name" % sid
+            if not name_valid(np, nn):
+                return "stream %d: invalid field name %r" % (sid, name)
+            if not value_valid(vp, vn):
+                return "stream %d: invalid value for field %r" % (sid, name)
+            if connection_specific(np, nn):
+                return "stream %d: connection-specific field %r" % (sid, name)
+            if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
+                return "stream %d: te other than trailers" % sid
+        if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
+            v = parse_digits(vp, vn)
+            if v < 0:
+                return "stream %d: content-length %r is not a number" % (sid, value)
+            if length >= 0 and v != length:
+                return "stream %d: conflicting content-length values %d and %d" % (
+                    sid, length, v)
+            length = v
+    if kind == HEAD_RESPONSE:
+        return "stream %d: missing, repeated or invalid :status" % sid
+    if kind == HEAD_REQUEST:
+        return ("stream %d: pseudo-header fields missing, unknown or not allowed here "
+                "(RFC 9113 8.3.1)" % sid)
+    return "stream %d: malformed trailers" % sid
+
+
 cdef object error_class_for(int code):
     """The cno.errors class of a connection error with this code."""
     if code == FLOW_CONTROL_ERROR:
@@ -1252,8 +1317,10 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
         return on_response_head(c, s, end, headers)
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
-        if not end or (c.validate_inbound_headers and not validate_trailers(c, headers)):
-            return malformed(c, sid)
+        if not end:
+            return malformed(c, sid, "stream %d: trailers without END_STREAM" % sid)
+        if c.validate_inbound_headers and not validate_trailers(c, headers):
+            return malformed(c, sid, why_malformed(c, sid, headers, HEAD_TRAILERS))
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1292,7 +1359,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         c.ev_stream_start(c, s.key)
     length = parse_request(c, headers)
     if length == MALFORMED:
-        return malformed(c, sid)
+        return malformed(c, sid, why_malformed(c, sid, headers, HEAD_REQUEST))
     method = c.req_method
     path = c.req_path
     c.req_method = c.req_path = None
@@ -1300,7 +1367,8 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         take_request_priority(c, s)
     s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
-        return malformed(c, sid)   # 8.1.1: content-length promises DATA that cannot come
+        # 8.1.1: content-length promises DATA that cannot come
+        return malformed(c, sid, "stream %d: content-length %d but END_STREAM" % (sid, length))
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
@@ -1608,13 +1676,14 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         return stream_error(c, s.id, PROTOCOL_ERROR)
     out = parse_response(c, headers)
     if out is None:
-        return malformed(c, s.id)
+        return malformed(c, s.id, why_malformed(c, s.id, headers, HEAD_RESPONSE))
     code, fields, length = out
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
     if code < 200:
         if end:
-            return malformed(c, s.id)   # 8.1: a 1xx cannot end a stream
+            return malformed(c, s.id, "stream %d: a 1xx response with END_STREAM (RFC 9113 8.1)"
+                             % s.id)
     else:
         s.saw_final_head = True
         s.r_state = R_DATA
@@ -1810,6 +1879,7 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
                                list headers, bint oversized) except -1:
     cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
+    cdef uint32_t last
     cdef object method, path
     cdef int64_t length
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
@@ -1833,6 +1903,7 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     if c.stream_count[REMOTE] >= stream_limit(c):
         return refuse_push(c, promised, REFUSED_STREAM,
                            "stream %d: over max_concurrent_streams" % promised)
+    last = c.last_stream[REMOTE]
     note_peer_stream(c, promised)
     length = parse_request(c, headers)
     s = new_stream(c, promised, False)
@@ -1840,7 +1911,11 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if length == MALFORMED:
-        return malformed(c, promised)
+        if c.malformed_is_connection_error:
+            # A promise refused as malformed was never acted on: the GOAWAY does not
+            # name it (RFC 9113 6.8, the last stream "processed").
+            c.last_stream[REMOTE] = last
+        return malformed(c, promised, why_malformed(c, promised, headers, HEAD_REQUEST))
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method = c.req_method

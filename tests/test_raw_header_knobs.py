@@ -316,3 +316,42 @@ def test_field_is_valid(name, value, ok):
         c = make_server()
         c.feed(headers(1, literal_block(GET + [(name, value)]), end_stream=True))
         assert bool(c.of("head")) is ok
+
+
+@pytest.mark.parametrize("fields, words", [
+    (GET + [("", "v")], "empty field name"),
+    (GET + [("x Y", "v")], "invalid field name"),
+    (GET + [("te", "gzip")], "te other than trailers"),
+    (GET + [("content-length", "1x")], "is not a number"),
+    (GET + [("content-length", "15"), ("content-length", "16")],
+     "conflicting content-length values 15 and 16"),
+    ([(":method", "GET"), ("x", "1"), (":path", "/")], "after a regular field"),
+    (GET[:3], "pseudo-header fields missing"),
+])
+def test_malformed_messages_say_why(fields, words):
+    c = make_server(malformed_is_connection_error=True)
+    e = expect_connection_error(c, headers(1, literal_block(fields), end_stream=True),
+                                PROTOCOL_ERROR)
+    assert str(e).startswith("stream 1: ") and words in str(e), str(e)
+
+
+def test_malformed_trailers_say_why():
+    c = make_server(malformed_is_connection_error=True)
+    open_stream(c, 1)
+    e = expect_connection_error(
+        c, headers(1, literal_block([(":path", "/")]), end_stream=True), PROTOCOL_ERROR)
+    assert "pseudo-header in trailers" in str(e)
+
+
+def test_malformed_push_goaway_names_the_stream_before_it():
+    """The GOAWAY for a malformed PUSH_PROMISE does not name the promised stream: it was
+    never acted on (RFC 9113 6.8)."""
+    c = make_client(push=True, malformed_is_connection_error=True)
+    sid = request(c, final=True)
+    block = literal_block([(":method", "GET"), (":path", "/"), (":scheme", "https"),
+                           ("Up", "x")])
+    from cno import errors
+    with pytest.raises(errors.ProtocolError):
+        c.data_received(push_promise(sid, 2, block))
+    [g] = [f for f in c.take() if f.type == 7]
+    assert g.last_stream_id == 0 and g.error_code == PROTOCOL_ERROR

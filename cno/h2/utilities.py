@@ -37,7 +37,7 @@ __all__ = [
     "NeverIndexedHeaderTuple", "SIGIL", "SizeLimitDict", "authority_from_headers",
     "extract_method_header", "guard_increment_window", "is_informational_response",
     "normalize_inbound_headers", "normalize_outbound_headers", "utf8_encode_headers",
-    "validate_headers", "validate_outbound_headers",
+    "validate_headers", "validate_outbound_headers", "validate_request_authority",
 ]
 
 SIGIL = ord(b":")               # the first byte of a pseudo-header field's name
@@ -284,16 +284,37 @@ class _BlockCheck:
             if not connect and b":protocol" in pseudo:
                 raise ProtocolError(":protocol is only allowed with CONNECT")
         if self.request:
-            if self.authority is None and self.host is None:
-                raise ProtocolError("request without :authority or Host")
-            if (self.authority is not None and self.host is not None
-                    and self.authority != self.host):
-                raise ProtocolError(":authority %r and Host %r differ"
-                                    % (self.authority, self.host))
+            _check_authority(self.authority, self.host)
 
     def _require(self, name: bytes) -> None:
         if name not in self.pseudo:
             raise ProtocolError("header block without the mandatory %r field" % (name,))
+
+
+def _check_authority(authority: Optional[bytes], host: Optional[bytes]) -> None:
+    """h2's rule for a request head: an ``:authority`` or a ``Host``, equal if both."""
+    if authority is None and host is None:
+        raise ProtocolError("request without :authority or Host")
+    if authority is not None and host is not None and authority != host:
+        raise ProtocolError(":authority %r and Host %r differ" % (authority, host))
+
+
+def validate_request_authority(headers: Iterable[Header]) -> None:
+    """h2's ``Host`` rules alone, for a received request head the engine has checked
+    otherwise (cno.raw's validate_inbound_headers): ProtocolError for several ``Host``
+    fields, for neither ``:authority`` nor ``Host``, or for the two differing (RFC 9113
+    8.3.1 makes the last a SHOULD; the others are h2's)."""
+    authority: Optional[bytes] = None
+    host: Optional[bytes] = None
+    for header in headers:
+        name = header[0]
+        if name == b":authority":
+            authority = header[1]
+        elif name == b"host":
+            if host is not None:
+                raise ProtocolError("several Host fields in a request")
+            host = header[1]
+    _check_authority(authority, host)
 
 
 def _check_te_and_connection(name: bytes, value: bytes) -> None:

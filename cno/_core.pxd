@@ -123,6 +123,11 @@ cdef class Connection:
     cdef Encoder encoder
     cdef Decoder decoder
 
+    # Header-validation knobs (docs/raw.md, "Header knobs"); the defaults are cno's checks.
+    cdef public bint validate_inbound_headers    # RFC 9113 8.2/8.3 checks on received heads
+    cdef public bint validate_outbound_headers   # ... on the heads we write
+    cdef public bint malformed_is_connection_error   # 8.1.1 malformed: GOAWAY, not RST_STREAM
+
     # a DATA frame in progress (payload still arriving)
     cdef Stream data_s           # its stream, while it is being delivered
     cdef uint32_t data_stream

@@ -34,6 +34,9 @@ class Connection:
     writing_paused: bool
     manual_flow_control: bool
     hpack_index_all: bool
+    validate_inbound_headers: bool
+    validate_outbound_headers: bool
+    malformed_is_connection_error: bool
     max_header_block_size: int
     max_continuations: int
     reset_budget: int
@@ -131,3 +134,5 @@ class Connection:
     def on_close(self) -> Any: ...
     def on_upgrade(self, stream: int) -> Any: ...
     def on_priority_update(self, stream: int, urgency: int, incremental: bool) -> Any: ...
+
+def field_is_valid(name: object, value: object) -> bool: ...

@@ -284,6 +284,27 @@ cdef inline bint value_valid(const uint8_t* p, Py_ssize_t n) noexcept:
     return True
 
 
+def field_is_valid(name, value):
+    """Whether one field passes RFC 9113 8.2.1 as the engine checks received fields: a
+    non-empty name of lower-case token characters (a pseudo-header's leading colon
+    aside), a value with no NUL, CR or LF and no SP or HTAB at either end. ``name`` and
+    ``value`` are bytes or latin-1 str (anything else: False). For faces that validate in
+    Python (cno.h2.utilities) and need the common case fast."""
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    if not (is_field(name) and is_field(value)):
+        return False
+    np = field_ptr(name, &nn)
+    vp = field_ptr(value, &vn)
+    if nn and np[0] == 0x3A:
+        np += 1
+        nn -= 1
+        if nn == 0:
+            return value_valid(vp, vn)
+    return name_valid(np, nn) and value_valid(vp, vn)
+
+
 cdef inline bint connection_specific(const uint8_t* p, Py_ssize_t n) noexcept:
     """RFC 9113 8.2.2: fields that only make sense on one HTTP/1.1 connection."""
     return (bytes_equal(p, n, "connection", 10) or bytes_equal(p, n, "keep-alive", 10)
@@ -734,6 +755,17 @@ cdef object error_class_for(int code):
     return ProtocolError
 
 
+cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
+    """The peer sent a malformed message on stream sid (RFC 9113 8.1.1): a stream error
+    of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
+    (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
+    as a connection error)."""
+    if c.malformed_is_connection_error:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                          why or "malformed message on stream %d (RFC 9113 8.1.1)" % sid)
+    return stream_error(c, sid, PROTOCOL_ERROR, why)
+
+
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
     """RST_STREAM, and the stream ends here."""
     cdef Stream s = find_stream(c, sid)
@@ -977,8 +1009,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
         if s.r_state == R_HEADERS:
-            return stream_error(c, sid, PROTOCOL_ERROR,
-                                "stream %d: cannot receive data before headers" % sid)
+            return malformed(c, sid, "stream %d: cannot receive data before headers" % sid)
         return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
     if length > s.recv_window:
         credit_connection(c, length)
@@ -1010,8 +1041,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
-                if stream_error(c, s.id, PROTOCOL_ERROR, "stream %d: content-length %d, received %d"
-                                % (s.id, s.declared, s.declared - s.remaining + take)):
+                if malformed(c, s.id, "stream %d: content-length %d, received %d"
+                             % (s.id, s.declared, s.declared - s.remaining + take)):
                     return CONN_ERROR
             else:
                 if s.remaining >= 0:
@@ -1089,8 +1120,8 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     if c.pend_s is not None:
         deliver_gathered(c)
     if s.remaining > 0:   # 8.1.1: less DATA than content-length
-        return stream_error(c, s.id, PROTOCOL_ERROR, "stream %d: content-length %d, received %d"
-                            % (s.id, s.declared, s.declared - s.remaining))
+        return malformed(c, s.id, "stream %d: content-length %d, received %d"
+                         % (s.id, s.declared, s.declared - s.remaining))
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1221,8 +1252,8 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
         return on_response_head(c, s, end, headers)
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
-        if not end or not validate_trailers(c, headers):
-            return stream_error(c, sid, PROTOCOL_ERROR)
+        if not end or (c.validate_inbound_headers and not validate_trailers(c, headers)):
+            return malformed(c, sid)
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1261,7 +1292,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         c.ev_stream_start(c, s.key)
     length = parse_request(c, headers)
     if length == MALFORMED:
-        return stream_error(c, sid, PROTOCOL_ERROR)
+        return malformed(c, sid)
     method = c.req_method
     path = c.req_path
     c.req_method = c.req_path = None
@@ -1269,7 +1300,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         take_request_priority(c, s)
     s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
-        return stream_error(c, sid, PROTOCOL_ERROR)
+        return malformed(c, sid)   # 8.1.1: content-length promises DATA that cannot come
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
@@ -1309,7 +1340,15 @@ cdef inline int64_t regular_field(Connection c, object item, Py_ssize_t slot,
     return length
 
 
-cdef int64_t parse_request(Connection c, list headers) except -3:
+cdef inline int64_t parse_request(Connection c, list headers) except -3:
+    """A request's head: parse_request_checked, or parse_request_unchecked with
+    validate_inbound_headers off."""
+    if c.validate_inbound_headers:
+        return parse_request_checked(c, headers)
+    return parse_request_unchecked(c, headers)
+
+
+cdef int64_t parse_request_checked(Connection c, list headers) except -3:
     """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return its content-length
     (-1: none) with :method and :path in c.req_method and c.req_path and taken out of
     `headers`, or MALFORMED."""
@@ -1406,7 +1445,15 @@ cdef void drop_two(list items, Py_ssize_t a, Py_ssize_t b) noexcept:
     Py_XDECREF(y)
 
 
-cdef object parse_response(Connection c, list headers):
+cdef inline object parse_response(Connection c, list headers):
+    """A response's head: parse_response_checked, or parse_response_unchecked with
+    validate_inbound_headers off."""
+    if c.validate_inbound_headers:
+        return parse_response_checked(c, headers)
+    return parse_response_unchecked(c, headers)
+
+
+cdef object parse_response_checked(Connection c, list headers):
     """Validate a response's fields (8.3.2); return (code, fields, content-length or -1),
     or None if malformed. `fields` is `headers` itself, with :status taken out."""
     cdef object status = None
@@ -1449,6 +1496,93 @@ cdef object parse_response(Connection c, list headers):
     return code, headers, length
 
 
+cdef int64_t unchecked_field(Connection c, const uint8_t* np, Py_ssize_t nn,
+                             const uint8_t* vp, Py_ssize_t vn, int64_t length) noexcept:
+    """validate_inbound_headers off: what the engine reads of a regular field anyway:
+    content-length (the body is counted against it: plain digits, and equal if repeated,
+    else MALFORMED) and priority. The content-length so far (-1: none) is returned."""
+    cdef int64_t v
+    if bytes_equal(np, nn, "content-length", 14):
+        v = parse_digits(vp, vn)
+        if v < 0 or (length >= 0 and v != length):
+            return MALFORMED
+        return v
+    if bytes_equal(np, nn, "priority", 8):
+        c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+    return length
+
+
+cdef int64_t parse_request_unchecked(Connection c, list headers) except -3:
+    """parse_request_checked with validate_inbound_headers off: only what the engine needs. The
+    first :method (required) and the first :path (else empty) are taken out, any other
+    field stays where it is, whatever it holds; content-length and priority as
+    unchecked_field reads them. Nothing is remembered as checked."""
+    cdef object item, method = None, path = None
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), method_at = -1, path_at = -1
+    cdef int kind
+    cdef int64_t length = -1
+    c.hdr_prio = 0
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        np = field_ptr((<tuple> item)[0], &nn)
+        vp = field_ptr((<tuple> item)[1], &vn)
+        if nn and np[0] == 0x3A:
+            kind = pseudo_kind(np, nn)
+            if kind == PSEUDO_METHOD and method is None:
+                method = (<tuple> item)[1]
+                method_at = i
+            elif kind == PSEUDO_PATH and path is None:
+                path = (<tuple> item)[1]
+                path_at = i
+            continue
+        length = unchecked_field(c, np, nn, vp, vn, length)
+        if length == MALFORMED:
+            return MALFORMED
+    if method is None:
+        return MALFORMED
+    if path is None:
+        path = b"" if c.bytes_headers else ""
+    drop_two(headers, method_at, path_at)
+    c.req_method = method
+    c.req_path = path
+    return length
+
+
+cdef object parse_response_unchecked(Connection c, list headers):
+    """parse_response_checked with validate_inbound_headers off: the first :status, wherever
+    it is, must be a three-digit code from 100 (the engine acts on it) and is taken
+    out; any other field stays, whatever it holds (content-length and priority as
+    unchecked_field reads them)."""
+    cdef object item, status = None
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), status_at = -1
+    cdef int64_t length = -1, code
+    c.hdr_prio = 0
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        np = field_ptr((<tuple> item)[0], &nn)
+        vp = field_ptr((<tuple> item)[1], &vn)
+        if nn and np[0] == 0x3A:
+            if status is None and pseudo_kind(np, nn) == PSEUDO_STATUS:
+                status = (<tuple> item)[1]
+                status_at = i
+            continue
+        length = unchecked_field(c, np, nn, vp, vn, length)
+        if length == MALFORMED:
+            return None
+    if status is None:
+        return None
+    vp = field_ptr(status, &vn)
+    code = parse_digits(vp, vn)
+    if vn != 3 or code < 100:
+        return None
+    drop_two(headers, status_at, -1)
+    return code, headers, length
+
+
 cdef bint validate_trailers(Connection c, list headers):
     cdef object item
     cdef const uint8_t* np
@@ -1471,13 +1605,13 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         return stream_error(c, s.id, PROTOCOL_ERROR)
     out = parse_response(c, headers)
     if out is None:
-        return stream_error(c, s.id, PROTOCOL_ERROR)
+        return malformed(c, s.id)
     code, fields, length = out
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
     if code < 200:
         if end:
-            return stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1: a 1xx cannot end a stream
+            return malformed(c, s.id)   # 8.1: a 1xx cannot end a stream
     else:
         s.saw_final_head = True
         s.r_state = R_DATA
@@ -1703,7 +1837,7 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if length == MALFORMED:
-        return stream_error(c, promised, PROTOCOL_ERROR)
+        return malformed(c, promised)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method = c.req_method
@@ -2266,7 +2400,15 @@ cdef enum:
     FIELDS_TRAILERS = 2   # no pseudo-headers
 
 
-cdef int check_headers(Connection c, list out, object headers, int kind) except -1:
+cdef inline int check_headers(Connection c, list out, object headers, int kind) except -1:
+    """The caller's headers for a head or trailers, appended to `out`: checked_headers,
+    or unchecked_headers with validate_outbound_headers off."""
+    if c.validate_outbound_headers:
+        return checked_headers(c, out, headers, kind)
+    return unchecked_headers(c, out, headers, kind)
+
+
+cdef int checked_headers(Connection c, list out, object headers, int kind) except -1:
     """Append the caller's headers to `out` as (name, value[, sensitive]) field tuples,
     checked (RFC 9113 8.2, 8.3): names lower case, values without CR, LF, NUL or
     whitespace at the ends, pseudo-headers only where allowed and before the others.
@@ -2301,6 +2443,9 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             k = len(item)
             if k != 2 and k != 3:
                 raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+            if k == 2 and not getattr(item, "indexable", True):
+                item = (item[0], item[1], True)   # a NeverIndexedHeaderTuple (hpack's too)
+                k = 3
             same = False
             name = field_object(item[0])
             value = field_object(item[1])
@@ -2407,6 +2552,35 @@ cdef int shutdown(Connection c, uint32_t code, int64_t last, bytes debug) except
     finally:
         c.depth -= 1
         end_call(c)
+    return 0
+
+
+cdef int unchecked_headers(Connection c, list out, object headers, int kind) except -1:
+    """checked_headers with validate_outbound_headers off: the caller's headers appended
+    to `out` as given, in order, with none of RFC 9113 8.2's and 8.3's checks (names and
+    values made str or bytes; sensitive ones, NeverIndexedHeaderTuple included, as
+    triples). The priority field of a head is still read: it is the scheduler's signal."""
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t k, nn, vn
+    c.hdr_prio = 0
+    c.hdr_plain = False
+    if headers is None:
+        return 0
+    for item in headers:
+        k = len(item)
+        if k != 2 and k != 3:
+            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+        name = field_object(item[0])
+        value = field_object(item[1])
+        if kind != FIELDS_TRAILERS:
+            np = field_ptr(name, &nn)
+            if bytes_equal(np, nn, "priority", 8):
+                vp = field_ptr(value, &vn)
+                c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+        list_push(out, (name, value, bool(item[2]) if k == 3
+                        else not getattr(item, "indexable", True)))
     return 0
 
 
@@ -2521,6 +2695,7 @@ cdef class Connection:
         self.recv_target = 65535
         self.disallow_h2_upgrade = True
         self.max_header_block_size = DEFAULT_MAX_HEADER_BLOCK_SIZE
+        self.validate_inbound_headers = self.validate_outbound_headers = True
         self.max_continuations = DEFAULT_MAX_CONTINUATIONS
         self.resets.limit = self.resets.left = DEFAULT_RESET_BUDGET
         self.empties.limit = self.empties.left = DEFAULT_EMPTY_FRAME_BUDGET

@@ -120,9 +120,12 @@ cdef class Encoder:
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1
     cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1
     cdef int _put_size_updates(self, WriteBuffer* out) except -1
+    cdef int _put_queued_updates(self, WriteBuffer* out) except -1
     cdef list _normalize(self, object headers)
     cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
                            bint huffman) except -1
+    cdef int _encode_field_all(self, WriteBuffer* out, object name, object value,
+                               int sensitive, bint huffman) except -1
     cdef int _insert(self, object name, object value, Py_hash_t name_hash,
                      Py_hash_t pair_hash, Py_ssize_t size) except -1
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept

@@ -264,14 +264,11 @@ cdef inline int huffman_decode(WriteBuffer* out, const uint8_t* p, Py_ssize_t n)
     return HPACK_OK
 
 
-cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint huffman,
-                           bint always) except -1:
-    """5.2: with huffman, Huffman-coded when that is shorter, or whatever its length if
-    `always` (the hpack package's way: even the empty string gets the H bit)."""
+cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint huffman) except -1:
     cdef Py_ssize_t hlen
-    if huffman and (n or always):
+    if huffman and n:
         hlen = huffman_length(p, n)
-        if hlen < n or always:
+        if hlen < n:  # Huffman only when it is shorter
             put_int(b, 0x80, 7, hlen)
             buf_reserve(b, hlen)
             huffman_encode(b.data + b.len, p, n)
@@ -279,6 +276,17 @@ cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint 
             return 0
     put_int(b, 0, 7, n)
     buf_put(b, p, n)
+    return 0
+
+
+cdef int put_string_huffman(WriteBuffer* b, const uint8_t* p, Py_ssize_t n) except -1:
+    """5.2, as the hpack package writes strings: Huffman-coded whatever the length, the
+    empty string too (the H bit, length 0)."""
+    cdef Py_ssize_t hlen = huffman_length(p, n)
+    put_int(b, 0x80, 7, hlen)
+    buf_reserve(b, hlen)
+    huffman_encode(b.data + b.len, p, n)
+    b.len += hlen
     return 0
 
 
@@ -930,24 +938,31 @@ cdef class Encoder:
         self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
-            self._encode_field(out, field[0], field[1], field[2], huffman)
+            if self.all_mode:
+                self._encode_field_all(out, field[0], field[1], field[2], huffman)
+            else:
+                self._encode_field(out, field[0], field[1], field[2], huffman)
         return 0
 
     cdef int _put_size_updates(self, WriteBuffer* out) except -1:
-        """6.3: the table size changes announced at the start of the next block."""
-        cdef object size
-        if self.all_mode:
-            if self.resized:
-                for size in self.size_changes:
-                    put_int(out, 0x20, 5, size)
-                del self.size_changes[:]
-                self.resized = False
-            return 0
+        """6.3: the table size changes announced at the start of the next block (cno's
+        pending_min/pending_final; index_all's queue, whose `resized` only it sets)."""
         if self.pending_final >= 0:
             if self.pending_min < self.pending_final:
                 put_int(out, 0x20, 5, self.pending_min)
             put_int(out, 0x20, 5, self.pending_final)
             self.pending_min = self.pending_final = -1
+        elif self.resized:
+            self._put_queued_updates(out)
+        return 0
+
+    cdef int _put_queued_updates(self, WriteBuffer* out) except -1:
+        """index_all: every size queued since the last block, in order (as hpack)."""
+        cdef object size
+        for size in self.size_changes:
+            put_int(out, 0x20, 5, size)
+        del self.size_changes[:]
+        self.resized = False
         return 0
 
     cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1:
@@ -957,7 +972,8 @@ cdef class Encoder:
         cdef tuple field
         cdef Py_ssize_t slot, way
         cdef int64_t id
-        self._put_size_updates(out)
+        if self.pending_final >= 0 or self.resized:
+            self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
             slot = identity_hash(field)
@@ -971,7 +987,10 @@ cdef class Encoder:
                     put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)   # 6.1
                     continue
             self.sent_index = 0
-            self._encode_field(out, field[0], field[1], 0, huffman)
+            if self.all_mode:
+                self._encode_field_all(out, field[0], field[1], 0, huffman)
+            else:
+                self._encode_field(out, field[0], field[1], 0, huffman)
             if self.sent_index and field_len(field[0]) + field_len(field[1]) <= IDENT_MAX_LEN:
                 identity_put(self.ident_key, self.ident_id, slot, field,
                              self.sent_index if self.sent_index < 0 else self.sent_index - 1)
@@ -1001,6 +1020,8 @@ cdef class Encoder:
 
     cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
                            bint huffman) except -1:
+        """One field by cno's policy (see the class docstring and docs/hpack.md);
+        _encode_field_all is index_all's."""
         cdef Py_ssize_t nlen, vlen, size, name_index = 0, i, first
         cdef const uint8_t* np = field_ptr(name, &nlen)
         cdef const uint8_t* vp = field_ptr(value, &vlen)
@@ -1010,26 +1031,21 @@ cdef class Encoder:
         cdef int policy = 0
         cdef uint8_t flags
         cdef int prefix
-        # A sensitive field is never sent as an index to an entry, so a proxy keeps it
-        # never-indexed (7.1.3); index_all, like hpack, sends a full match as an index.
-        cdef bint full = not sensitive or self.all_mode
         # Static table: the first entry with this name, then its siblings' values.
         first = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
         if first > 0:
-            if not self.all_mode:
-                policy = STATIC_POLICY[first]
-                if policy & POLICY_SENSITIVE or (policy & POLICY_SHORT_SENSITIVE and vlen < SHORT_COOKIE):
-                    sensitive = 1
-                    full = False
-            if full:
+            policy = STATIC_POLICY[first]
+            if policy & POLICY_SENSITIVE or (policy & POLICY_SHORT_SENSITIVE and vlen < SHORT_COOKIE):
+                sensitive = 1
+            if not sensitive:
                 for i in range(first, STATIC_GROUP_END[first] + 1):
                     if field_equals(STATIC_ENC[i].value, vp, vlen):
                         self.sent_index = -i
                         return put_int(out, 0x80, 7, i)   # 6.1 Indexed Header Field
             name_index = first
-        # Dynamic table: the newest entry with this field, else the newest with this
-        # name (the indexes point at the newest: see index_add).
-        if full:
+        # Dynamic table (a sensitive field is never sent as an index to an entry, so a
+        # proxy keeps it never-indexed: 7.1.3).
+        if not sensitive:
             id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
                             np, nlen, vp, vlen, True)
             if id >= 0:
@@ -1043,22 +1059,69 @@ cdef class Encoder:
         size = nlen + vlen + ENTRY_OVERHEAD
         if sensitive:
             flags, prefix = 0x10, 4     # 6.2.3 never indexed
-        elif self.all_mode:
-            flags, prefix = 0x40, 6     # 6.2.1, whatever its size (4.4)
         elif size * 4 > self.max_size * 3 or (policy & POLICY_NO_INDEX and not self._seen(ph)):
             flags, prefix = 0x00, 4     # 6.2.2 without indexing
         else:
             flags, prefix = 0x40, 6     # 6.2.1 with incremental indexing
         put_int(out, flags, prefix, name_index)
         if name_index == 0:
-            put_string(out, np, nlen, huffman, self.all_mode)
-        put_string(out, vp, vlen, huffman, self.all_mode)
+            put_string(out, np, nlen, huffman)
+        put_string(out, vp, vlen, huffman)
         if prefix == 6:
+            self._insert(name, value, nh, ph, size)
+            self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
+        return 0
+
+    cdef int _encode_field_all(self, WriteBuffer* out, object name, object value,
+                               int sensitive, bint huffman) except -1:
+        """_encode_field for index_all, choosing as the hpack package does: a full match
+        (static table first, then the newest dynamic entry) is an index even for a
+        sensitive field; otherwise a literal with the name's index (the static table's
+        first entry with it, else the newest dynamic one) or a literal name, indexed
+        unless sensitive, every string Huffman-coded when huffman is on."""
+        cdef Py_ssize_t nlen, vlen, size, i, name_index
+        cdef const uint8_t* np = field_ptr(name, &nlen)
+        cdef const uint8_t* vp = field_ptr(value, &vlen)
+        cdef Py_hash_t nh = PyObject_Hash(name)
+        cdef Py_hash_t ph = pair_hash(nh, PyObject_Hash(value))
+        cdef int64_t id
+        name_index = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
+        if name_index > 0:
+            for i in range(name_index, STATIC_GROUP_END[name_index] + 1):
+                if field_equals(STATIC_ENC[i].value, vp, vlen):
+                    self.sent_index = -i
+                    return put_int(out, 0x80, 7, i)
+        else:
+            name_index = 0
+        id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
+                        np, nlen, vp, vlen, True)
+        if id >= 0:
+            self.sent_index = id + 1
+            return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
+        if name_index == 0:
+            id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
+                            np, nlen, NULL, 0, False)
+            if id >= 0:
+                name_index = STATIC_COUNT + self.next_id - id
+        if sensitive:
+            put_int(out, 0x10, 4, name_index)    # 6.2.3 never indexed
+        else:
+            put_int(out, 0x40, 6, name_index)    # 6.2.1, whatever its size
+        if huffman:
+            if name_index == 0:
+                put_string_huffman(out, np, nlen)
+            put_string_huffman(out, vp, vlen)
+        else:
+            if name_index == 0:
+                put_string(out, np, nlen, False)
+            put_string(out, vp, vlen, False)
+        if not sensitive:
+            size = nlen + vlen + ENTRY_OVERHEAD
             if size > self.max_size:
                 self._evict_to(0)   # 4.4: an entry larger than the table empties it
             else:
                 self._insert(name, value, nh, ph, size)
-                self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
+                self.sent_index = self.next_id
         return 0
 
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept:

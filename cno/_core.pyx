@@ -1544,7 +1544,8 @@ cdef int64_t parse_request_unchecked(Connection c, list headers) except -3:
         return MALFORMED
     if path is None:
         path = b"" if c.bytes_headers else ""
-    drop_two(headers, method_at, path_at)
+    if not c.pseudo_in_headers:
+        drop_two(headers, method_at, path_at)
     c.req_method = method
     c.req_path = path
     return length
@@ -1579,7 +1580,8 @@ cdef object parse_response_unchecked(Connection c, list headers):
     code = parse_digits(vp, vn)
     if vn != 3 or code < 100:
         return None
-    drop_two(headers, status_at, -1)
+    if not c.pseudo_in_headers:
+        drop_two(headers, status_at, -1)
     return code, headers, length
 
 

@@ -1252,8 +1252,11 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
         return on_response_head(c, s, end, headers)
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
-        if not end or (c.validate_inbound_headers and not validate_trailers(c, headers)):
-            return malformed(c, sid)
+        if not end:
+            return malformed(c, sid, "stream %d: trailers without END_STREAM" % sid)
+        if c.validate_inbound_headers and not validate_trailers(c, headers):
+            return malformed(c, sid, "stream %d: invalid trailers (a pseudo-header in trailer, "
+                             "or a field RFC 9113 8.2 forbids)" % sid)
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1832,8 +1835,10 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
     if c.stream_count[REMOTE] >= stream_limit(c):
         return refuse_push(c, promised, REFUSED_STREAM,
                            "stream %d: over max_concurrent_streams" % promised)
-    note_peer_stream(c, promised)
     length = parse_request(c, headers)
+    if length == MALFORMED and c.malformed_is_connection_error:
+        return malformed(c, promised)   # (before its id counts: see refuse_push)
+    note_peer_stream(c, promised)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
     if c.ev_stream_start is not None:

@@ -760,10 +760,11 @@ cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
     of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
     (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
     as a connection error)."""
+    cdef str message = "malformed message on stream %d (RFC 9113 8.1.1)%s" % (
+        sid, ": " + why if why else "")
     if c.malformed_is_connection_error:
-        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
-                          why or "malformed message on stream %d (RFC 9113 8.1.1)" % sid)
-    return stream_error(c, sid, PROTOCOL_ERROR, why)
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, message)
+    return stream_error(c, sid, PROTOCOL_ERROR, message)
 
 
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
@@ -1009,7 +1010,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
         if s.r_state == R_HEADERS:
-            return malformed(c, sid, "stream %d: cannot receive data before headers" % sid)
+            return malformed(c, sid, "cannot receive data before headers")
         return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
     if length > s.recv_window:
         credit_connection(c, length)
@@ -1041,8 +1042,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
-                if malformed(c, s.id, "stream %d: content-length %d, received %d"
-                             % (s.id, s.declared, s.declared - s.remaining + take)):
+                if malformed(c, s.id, "content-length %d, received %d"
+                             % (s.declared, s.declared - s.remaining + take)):
                     return CONN_ERROR
             else:
                 if s.remaining >= 0:
@@ -1120,8 +1121,8 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     if c.pend_s is not None:
         deliver_gathered(c)
     if s.remaining > 0:   # 8.1.1: less DATA than content-length
-        return malformed(c, s.id, "stream %d: content-length %d, received %d"
-                         % (s.id, s.declared, s.declared - s.remaining))
+        return malformed(c, s.id, "content-length %d, received %d"
+                         % (s.declared, s.declared - s.remaining))
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1253,10 +1254,10 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
         if not end:
-            return malformed(c, sid, "stream %d: trailers without END_STREAM" % sid)
+            return malformed(c, sid, "trailers without END_STREAM")
         if c.validate_inbound_headers and not validate_trailers(c, headers):
-            return malformed(c, sid, "stream %d: invalid trailers (a pseudo-header in trailer, "
-                             "or a field RFC 9113 8.2 forbids)" % sid)
+            return malformed(c, sid, "invalid trailers (a pseudo-header in trailer, or a field "
+                             "RFC 9113 8.2 forbids)")
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 

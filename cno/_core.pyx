@@ -644,22 +644,29 @@ cdef int write_settings(Connection c, dict changes) except -1:
     return write_simple_frame(c, FRAME_SETTINGS, 0, 0, p, n)
 
 
+cdef int take_head_priority(Connection c, uint8_t* pp) except -1:
+    """next_head_priority's 5 bytes (RFC 9113 6.2's deprecated priority fields, as the
+    caller gave them) into pp, once."""
+    cdef object prio = c.next_head_priority
+    c.next_head_priority = None
+    if not PyBytes_CheckExact(prio) or PyBytes_GET_SIZE(prio) != 5:
+        raise UsageError("next_head_priority must be 5 bytes")
+    memcpy(pp, PyBytes_AS_STRING(prio), 5)
+    return 0
+
+
 cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
                             uint32_t promised, list fields) except -1:
     """Encode fields and write them as HEADERS or PUSH_PROMISE + CONTINUATIONs, together."""
     cdef Py_ssize_t max_frame = c.remote[S_MAX_FRAME_SIZE]
     cdef Py_ssize_t pos = 0, n, take, prefix = 4 if type == FRAME_PUSH_PROMISE else 0
     cdef uint8_t pp[5]
-    cdef bytes prio = None
     if type == FRAME_HEADERS and c.next_head_priority is not None:
-        # RFC 9113 6.2's (deprecated) priority fields, as the caller gave them
-        prio = c.next_head_priority
-        c.next_head_priority = None
-        if len(prio) != 5:
-            raise UsageError("next_head_priority must be 5 bytes")
-        memcpy(pp, PyBytes_AS_STRING(prio), 5)
+        take_head_priority(c, pp)
         prefix = 5
         flags |= FLAG_PRIORITY
+    elif prefix:
+        put_u32(pp, promised)
     c.scratch.len = 0
     if c.hdr_plain:
         c.encoder.encode_plain(&c.scratch, fields, True)
@@ -670,8 +677,6 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     put_frame_header(&c.out, <uint32_t>(take + prefix), type,
                      flags | (FLAG_END_HEADERS if take == n else 0), sid)
     if prefix:
-        if prio is None:
-            put_u32(pp, promised)
         buf_put(&c.out, pp, prefix)
     buf_put(&c.out, c.scratch.data, take)
     pos = take
@@ -3136,18 +3141,32 @@ cdef class Connection:
             end_call(self)
         return got
 
-    def write_data(self, uint32_t stream, data, bint final, int pad=-1):
-        """Send body bytes; returns how many the flow-control windows accepted.
-        HTTP/2, ``pad`` >= 0: one DATA frame with that much padding (all of it fits, or
-        UsageError)."""
+    def write_padded(self, uint32_t stream, data, bint final, int pad):
+        """HTTP/2: write_data as one DATA frame padded with ``pad`` zero bytes (0-255,
+        RFC 9113 6.1), counted by flow control with the payload; UsageError unless it
+        all fits the frame size and the windows. Returns len(data)."""
+        cdef Py_ssize_t sent
+        check_open(self)
+        if not self.h2:
+            raise UsageError("write_padded(): HTTP/2 only")
+        if pad < 0:
+            raise UsageError("padding must be 0 to 255 bytes")
+        self.depth += 1
+        try:
+            sent = write_padded_data(self, stream, data, final, pad)
+        finally:
+            self.depth -= 1
+            end_call(self)
+        return sent
+
+    def write_data(self, uint32_t stream, data, bint final):
+        """Send body bytes; returns how many the flow-control windows accepted."""
         cdef Py_ssize_t sent
         cdef Stream s
         check_open(self)
         self.depth += 1
         try:
-            if self.h2 and pad >= 0:
-                sent = write_padded_data(self, stream, data, final, pad)
-            elif self.h2:
+            if self.h2:
                 sent = write_data(self, stream, data, final)
             else:
                 s = writable_stream(self, stream)

@@ -717,7 +717,7 @@ class H2Connection:
             if pad_length is None:
                 e.write_data(stream_id, data, end_stream)
             else:
-                e.write_data(stream_id, data, end_stream, pad_length)
+                e.write_padded(stream_id, data, end_stream, pad_length)
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
 

@@ -184,3 +184,51 @@ def test_upgrade_h2c_between_faces():
     server.send_headers(1, RESPONSE, end_stream=True)
     at_client, _ = shuttle(client, server)
     assert "ResponseReceived" in names(at_client) and "StreamEnded" in names(at_client)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import h2.utilities  # noqa: E402
+from cno.h2.connection import _PUSH, _REQUEST, _RESPONSE, _TRAILERS, _usual  # noqa: E402
+
+_NAMES = st.sampled_from([b":method", b":path", b":scheme", b":authority", b":status",
+                          b":protocol", b"x-a", b"X-B", b"host", b"te", b"cookie",
+                          b"connection", b"accept", b"x y", b" z", b"-", b"authorization"])
+_VALUES = st.sampled_from([b"GET", b"CONNECT", b"/", b"", b"https", b"example.com", b"200",
+                           b" pad", b"v ", b"trailers", b"a=b", b"x"])
+
+
+_HEADS = st.sampled_from([
+    [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"), (b":authority", b"a")],
+    [(b":authority", b"a"), (b":method", b"CONNECT")], [(b":status", b"200")], [],
+    [(b":method", b"GET"), (b":path", b""), (b":scheme", b"https"), (b":authority", b"a")]])
+_FIELDS = st.one_of(st.lists(st.tuples(_NAMES, _VALUES), max_size=8),
+                    st.builds(lambda head, rest: head + rest, _HEADS,
+                              st.lists(st.tuples(_NAMES, _VALUES), max_size=5)))
+_taken = []
+
+
+@settings(max_examples=600, deadline=None)
+@given(fields=_FIELDS, kind=st.sampled_from([_REQUEST, _RESPONSE, _TRAILERS, _PUSH]))
+def test_usual_header_lists_are_what_h2s_rules_leave_alone(fields, kind):
+    """The face's fast path (_usual) only takes lists that h2's own outbound rules (the
+    real h2 package's utilities) accept and return unchanged."""
+    if not _usual(fields, kind):
+        return
+    _taken.append(kind)
+    flags = h2.utilities.HeaderValidationFlags(
+        is_client=kind == _REQUEST, is_trailer=kind == _TRAILERS,
+        is_response_header=kind == _RESPONSE, is_push_promise=kind == _PUSH)
+    out = list(h2.utilities.validate_outbound_headers(
+        h2.utilities.normalize_outbound_headers(fields, flags, False), flags))
+    assert out == fields
+    assert all(type(h) is tuple or getattr(h, "indexable", True) for h in out)
+
+
+def test_usual_fast_path_was_exercised():
+    """(the property above saw lists of every kind that take the fast path)"""
+    for _ in range(3):
+        if set(_taken) >= {_REQUEST, _RESPONSE, _TRAILERS, _PUSH}:
+            break
+        test_usual_header_lists_are_what_h2s_rules_leave_alone()
+    assert set(_taken) >= {_REQUEST, _RESPONSE, _TRAILERS, _PUSH}

@@ -217,7 +217,7 @@ def test_padded_write_and_chosen_push_id():
     s.data_received(headers(1, block(REQ)))
     s.write_head(1, 200, "", "", [], False)
     s.take()
-    s.write_data(1, b"abc", False, 4)
+    s.write_padded(1, b"abc", False, 4)
     (f,) = parse_frames(s.take())
     assert f.type == DATA and f.flags & PADDED and len(f.payload) == 1 + 3 + 4
     assert s.windows(1)[0] == 65535 - 8

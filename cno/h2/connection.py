@@ -622,6 +622,8 @@ class H2Connection:
         _RESPONSE, _TRAILERS or _PUSH), str encoded as UTF-8."""
         cfg = self.config
         if cfg.validate_outbound_headers or cfg.normalize_outbound_headers:
+            if type(headers) is list and _usual(headers, kind):
+                return headers   # (h2's rules would leave it as it is)
             return _prepare_headers(self, headers, kind)
         return headers   # (the engine sends str fields UTF-8 encoded: utf8_fields)
 
@@ -715,7 +717,7 @@ class H2Connection:
             if pad_length is None:
                 e.write_data(stream_id, data, end_stream)
             else:
-                e.write_data(stream_id, data, end_stream, pad_length)
+                e.write_padded(stream_id, data, end_stream, pad_length)
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
 
@@ -963,6 +965,44 @@ def _encode_header(h: Any) -> Any:
 
 
 _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
+
+# Fields h2's outbound rules treat specially (dropped, checked against another field, or
+# made never-indexed): a list holding one takes the full path.
+_SPECIAL = frozenset((b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding",
+                      b"upgrade", b"te", b"host", b"authorization", b"proxy-authorization",
+                      b"cookie"))
+_REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path"))
+
+
+def _usual(headers: list[Any], kind: int) -> bool:
+    """Whether h2's normalization would leave this header list unchanged and its
+    validation accept it: plain (bytes, bytes) tuples, lower-case names, values without
+    surrounding whitespace, no field of _SPECIAL, and the usual pseudo-header fields (a
+    request's four, not CONNECT, a non-empty :path; a response's :status alone; none in
+    trailers). One pass with no call per field beyond bytes methods; anything else goes
+    to cno.h2.utilities, which gives h2's exact result or error."""
+    pseudo: dict[bytes, bytes] = {}
+    regular = False
+    for h in headers:
+        if type(h) is not tuple or len(h) != 2:
+            return False
+        n, v = h
+        if type(n) is not bytes or type(v) is not bytes or v.strip() is not v:
+            return False
+        if n[:1] == b":":
+            if regular or n in pseudo:
+                return False
+            pseudo[n] = v
+        elif not n.islower() or n in _SPECIAL or n.strip() is not n:
+            return False
+        else:
+            regular = True
+    if kind == _RESPONSE:
+        return len(pseudo) == 1 and b":status" in pseudo
+    if kind == _TRAILERS:
+        return not pseudo
+    return (len(pseudo) == 4 and pseudo.keys() == _REQUEST_PSEUDO
+            and pseudo[b":method"] != b"CONNECT" and bool(pseudo[b":path"]))
 
 
 def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:

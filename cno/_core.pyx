@@ -1626,10 +1626,10 @@ cdef int64_t parse_request_unchecked(Connection c, list headers) except -3:
 
 
 cdef object parse_response_unchecked(Connection c, list headers):
-    """parse_response_checked with validate_inbound_headers off: the first :status, wherever
-    it is, must be a three-digit code from 100 (the engine acts on it) and is taken
-    out (unless pseudo_in_headers); any other field stays, whatever it holds (content-length and priority as
-    unchecked_field reads them)."""
+    """parse_response_checked with validate_inbound_headers off: the first :status,
+    wherever it is, must be a three-digit code from 100 (the engine acts on it) and is
+    taken out (unless pseudo_in_headers); any other field stays, whatever it holds
+    (content-length and priority as unchecked_field reads them)."""
     cdef object item, status = None
     cdef const uint8_t* np
     cdef const uint8_t* vp

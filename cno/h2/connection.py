@@ -158,6 +158,9 @@ _SETTING = re.compile(r"\b(HEADER_TABLE_SIZE|ENABLE_PUSH|MAX_CONCURRENT_STREAMS|
                       r"MAX_FRAME_SIZE|MAX_HEADER_LIST_SIZE|ENABLE_CONNECT_PROTOCOL)\b")
 
 
+_CL_NOT_NUMBER = re.compile(r"content-length (.*) is not a number|"
+                            r"invalid value for field (b?'content-length')")
+_CL_CONFLICT = re.compile(r"conflicting content-length values (\d+) and (\d+)")
 _TOO_LOW = re.compile(r"stream (\d+) opened below a higher id")
 
 
@@ -178,6 +181,14 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
     m = _TOO_LOW.search(text)
     if m:
         return StreamIDTooLowError(int(m.group(1)), face.highest_inbound_stream_id)
+    m = _CL_NOT_NUMBER.search(text)
+    if m:
+        return ProtocolError("Invalid content-length header: %s" % (m.group(1) or m.group(2)))
+    if "empty field name" in text:
+        return ProtocolError("Received header name with zero length.")
+    m = _CL_CONFLICT.search(text)
+    if m:
+        return ProtocolError("Conflicting content-length headers: %s and %s" % m.groups())
     m = _BODY_LENGTH.search(text)
     if m:
         return InvalidBodyLengthError(int(m.group(1)), int(m.group(2)))
@@ -206,6 +217,8 @@ class _Engine(_Core):
     consuming: bool
     join_cookies: bool
     client_side: bool
+    check_authority: bool
+    last_push: int
 
     def on_writev(self, chunks: Any) -> Any:
         self.out += b"".join(chunks) if len(chunks) != 1 else chunks[0]
@@ -213,6 +226,8 @@ class _Engine(_Core):
     def on_message_head(self, stream: Any, code: Any, method: Any, path: Any, headers: Any) -> Any:
         if self.quiet:
             return   # (our own push: the engine reports the promised request to us)
+        if not self.client_side and self.check_authority:
+            _check_authority(headers, stream)
         enc = self.face.config.header_encoding
         if self.join_cookies:
             headers = _join_cookies(headers)
@@ -265,6 +280,9 @@ class _Engine(_Core):
             self.prio = None
 
     def on_message_push(self, stream: Any, parent: Any, method: Any, path: Any, headers: Any) -> Any:
+        if self.check_authority:
+            _check_authority(headers, self.last_push)
+        self.last_push = stream
         if self.join_cookies:
             headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
@@ -390,6 +408,28 @@ def _priority_event(stream: Any, five: Any) -> Any:
     return ev
 
 
+class _AuthorityError(Exception):
+    """A received head broke h2's Host rules: the ProtocolError to raise, and the
+    last-stream-id of the GOAWAY that ends the connection."""
+
+    def __init__(self, error: ProtocolError, last_stream: int) -> None:
+        self.error = error
+        self.last_stream = last_stream
+
+
+def _check_authority(headers: Any, last_stream: int) -> None:
+    """cno.h2.utilities.validate_request_authority on a received request head."""
+    try:
+        _validate_request_authority(headers)
+    except ProtocolError as exc:
+        raise _AuthorityError(exc, last_stream) from None
+
+
+def _validate_request_authority(headers: Any) -> None:
+    utilities: Any = importlib.import_module("cno.h2.utilities")
+    utilities.validate_request_authority(headers)
+
+
 def _priority_fields(stream_id: Any, weight: Any, depends_on: Any, exclusive: Any) -> Any:
     """RFC 7540 5.3's priority fields (5 bytes), h2's defaults for what is None: weight
     16, no dependency, not exclusive. ProtocolError for a weight outside 1-256 or a
@@ -475,6 +515,8 @@ class H2Connection:
         e.goaway_seen = False
         e.consuming = False
         e.join_cookies = self.config.normalize_inbound_headers
+        e.check_authority = self.config.validate_inbound_headers
+        e.last_push = 0
         e.bytes_headers = True
         e.manual_flow_control = True
         e.pseudo_in_headers = True
@@ -939,6 +981,11 @@ class H2Connection:
         except _cno_errors.CnoError as exc:
             self.state_machine.state = _CLOSED
             raise _h2_error(exc, self) from None
+        except _AuthorityError as exc:
+            # (h2's Host rules, checked here: a connection error as the engine's are)
+            self.state_machine.state = _CLOSED
+            e.write_goaway(ErrorCodes.PROTOCOL_ERROR, exc.last_stream, None)
+            raise exc.error from None
         finally:
             e.consuming = False
         sm = self.state_machine

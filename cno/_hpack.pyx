@@ -878,14 +878,15 @@ cdef class Encoder:
             self._apply_limit()
 
     cdef int _resize_all(self, Py_ssize_t value) except -1:
-        """index_all's table size change, as the hpack package makes it: each change
-        is queued, and setting the size in use again (a change or not) decides whether
-        the next block sends the queue (a quirk kept for byte-identity)."""
-        self.resized = value != self.max_size
-        self.max_size = value
-        self._evict_to(value)
-        if self.resized:
+        """index_all's table size change, as the hpack package makes it: each new size
+        is queued for the next block. (hpack also lets a set to the size already in use
+        cancel the queue, so the peer never hears of the change and its table falls out
+        of step with ours; cno does not copy that.)"""
+        if value != self.max_size:
+            self.max_size = value
+            self._evict_to(value)
             self.size_changes.append(value)
+            self.resized = True
         return 0
 
     cdef int _apply_limit(self) except -1:

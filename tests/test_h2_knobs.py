@@ -6,9 +6,9 @@ import pytest
 import cno.errors
 import cno.raw
 from raw_frames import (
-    ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PREFACE, PRIORITY_FLAG,
-    PROTOCOL_ERROR, PUSH_PROMISE, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, data,
-    frame, headers, parse_frames, settings, settings_ack, window_update,
+    DATA, GOAWAY, HEADERS, PADDED, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, RST_STREAM,
+    SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, data, frame, headers, parse_frames, settings,
+    settings_ack, window_update,
 )
 
 REQ = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"),

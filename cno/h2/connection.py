@@ -14,7 +14,6 @@ from typing import Any
 
 import base64
 import enum
-import importlib
 import re
 import struct
 
@@ -37,6 +36,7 @@ from .exceptions import (
     TooManyStreamsError,
 )
 from .settings import SettingCodes, Settings, _setting_code_from_int
+from . import utilities
 from .windows import WindowManager
 
 __all__ = ["ConnectionInputs", "ConnectionState", "H2Connection", "H2ConnectionStateMachine"]
@@ -169,7 +169,7 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
     text = str(exc)
     if text.startswith("malformed message"):
         # (h2's wording where its users rely on it: cno.h2.utilities.h2_message)
-        text = importlib.import_module("cno.h2.utilities").h2_message(text)
+        text = utilities.h2_message(text)
         if text.endswith("invalid value for field b'content-length'"):
             # (a value RFC 9113 8.2.1 forbids, e.g. with surrounding whitespace: h2
             # words it as a bad content-length, as h2_message does the other reasons)
@@ -416,14 +416,9 @@ class _AuthorityError(Exception):
 def _check_authority(headers: Any, last_stream: int) -> None:
     """cno.h2.utilities.validate_request_authority on a received request head."""
     try:
-        _validate_request_authority(headers)
+        utilities.validate_request_authority(headers)
     except ProtocolError as exc:
         raise _AuthorityError(exc, last_stream) from None
-
-
-def _validate_request_authority(headers: Any) -> None:
-    utilities: Any = importlib.import_module("cno.h2.utilities")
-    utilities.validate_request_authority(headers)
 
 
 def _priority_fields(stream_id: Any, weight: Any, depends_on: Any, exclusive: Any) -> Any:
@@ -994,19 +989,6 @@ class H2Connection:
         return events
 
 
-def _encode_header(h: Any) -> Any:
-    """One header as the engine takes it: str as UTF-8 bytes (h2's rule), the never-
-    indexed mark kept."""
-    n, v = h[0], h[1]
-    if type(n) is str:
-        n = n.encode("utf-8")
-    if type(v) is str:
-        v = v.encode("utf-8")
-    if len(h) == 3 or not getattr(h, "indexable", True):
-        return (n, v, True if len(h) != 3 else bool(h[2]))
-    return (n, v)
-
-
 _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
 
 # Fields h2's outbound rules treat specially (dropped, checked against another field, or
@@ -1052,10 +1034,6 @@ def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:
     """h2's outbound rules for a header list: normalized (names lower-cased, connection-
     specific fields dropped, cookies split when asked) and validated (ProtocolError) as
     the configuration asks."""
-    try:
-        utilities: Any = importlib.import_module("cno.h2.utilities")
-    except ImportError:   # (cno.h2.utilities comes with the header-validation work)
-        return [_encode_header(h) for h in headers]
     cfg = conn.config
     headers = utilities.utf8_encode_headers(headers)
     flags = utilities.HeaderValidationFlags(
@@ -1066,4 +1044,4 @@ def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:
                                                        cfg.split_outbound_cookies)
     if cfg.validate_outbound_headers:
         headers = utilities.validate_outbound_headers(headers, flags)
-    return [_encode_header(h) for h in headers]
+    return list(headers)   # (never-indexed fields stay so: the engine reads `indexable`)

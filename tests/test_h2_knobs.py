@@ -177,6 +177,18 @@ def test_strict_errors_keeps_half_closed_stream_errors():
     assert f.type == RST_STREAM and f.error_code == STREAM_CLOSED
 
 
+def test_strict_errors_keeps_streams_the_peer_reset_stream_errors():
+    s = server(strict_errors=True)
+    s.data_received(headers(1, block(REQ)) + headers(3, block(REQ)))
+    s.data_received(frame(RST_STREAM, 0, 1, b"\x00\x00\x00\x08"))
+    s.take()
+    s.data_received(data(1, b"late"))     # 5.1: a stream error, not the connection's
+    (f,) = parse_frames(s.take())
+    assert f.type == RST_STREAM and f.stream == 1 and f.error_code == STREAM_CLOSED
+    s.data_received(data(3, b"still fine"))
+    assert not s.closed
+
+
 def test_stream_errors_without_strict():
     s = server()
     s.data_received(headers(1, block(REQ + [(b"content-length", b"3")])))

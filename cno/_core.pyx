@@ -790,6 +790,15 @@ cdef str why_malformed(Connection c, list headers, int kind):
                 return "invalid value for %r" % (name,)
             continue
         regular_seen = True
+        if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
+            # (first: a value that is not a number may also fail the value check)
+            v = parse_digits(vp, vn)
+            if v < 0:
+                return "content-length %r is not a number" % (value,)
+            if length >= 0 and v != length:
+                return "conflicting content-length values %d and %d" % (length, v)
+            length = v
+            continue
         if strict:
             if nn == 0:
                 return "empty field name"
@@ -801,13 +810,6 @@ cdef str why_malformed(Connection c, list headers, int kind):
                 return "connection-specific field %r" % (name,)
             if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
                 return "te other than trailers"
-        if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
-            v = parse_digits(vp, vn)
-            if v < 0:
-                return "content-length %r is not a number" % (value,)
-            if length >= 0 and v != length:
-                return "conflicting content-length values %d and %d" % (length, v)
-            length = v
     if kind == HEAD_RESPONSE:
         return "missing, repeated or invalid :status"
     if kind == HEAD_REQUEST:

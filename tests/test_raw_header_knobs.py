@@ -323,6 +323,7 @@ def test_field_is_valid(name, value, ok):
     (GET + [("x Y", "v")], "invalid field name"),
     (GET + [("te", "gzip")], "te other than trailers"),
     (GET + [("content-length", "1x")], "is not a number"),
+    (GET + [("content-length", " 15")], "is not a number"),
     (GET + [("content-length", "15"), ("content-length", "16")],
      "conflicting content-length values 15 and 16"),
     ([(":method", "GET"), ("x", "1"), (":path", "/")], "after a regular field"),

@@ -170,10 +170,6 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
     if text.startswith("malformed message"):
         # (h2's wording where its users rely on it: cno.h2.utilities.h2_message)
         text = utilities.h2_message(text)
-        if text.endswith("invalid value for field b'content-length'"):
-            # (a value RFC 9113 8.2.1 forbids, e.g. with surrounding whitespace: h2
-            # words it as a bad content-length, as h2_message does the other reasons)
-            text = "Invalid content-length header: " + text
     if "max_concurrent_streams" in text:
         return TooManyStreamsError(text)
     if _SETTING.search(text) and "overflows" not in text:

@@ -144,6 +144,7 @@ SETTINGS_NAMES = {
 }
 cdef dict _SETTINGS_BY_ID = {v: k for k, v in SETTINGS_NAMES.items()}
 
+cdef Py_ssize_t PEER_RESETS_KEPT = 1024   # strict_errors: stream ids the peer reset, remembered
 cdef bytes PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 Frame = collections.namedtuple("Frame", "type flags stream payload")
@@ -734,7 +735,8 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
     if c.pend_s is not None:
         deliver_gathered(c)
     if c.strict_errors and not only_stream and sid not in c.recently_reset and not (
-            code == STREAM_CLOSED and find_stream(c, sid) is not None):
+            code == STREAM_CLOSED and (find_stream(c, sid) is not None or (
+                c.peer_resets is not None and sid in c.peer_resets))):
         # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
@@ -1315,6 +1317,8 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "stream %d opened below a higher id (RFC 9113 5.1.1)" % sid)
         # 5.1: after END_STREAM both ways, no more HEADERS may come.
+        if c.peer_resets is not None and sid in c.peer_resets:   # (strict_errors: see on_rst_frame)
+            return stream_error(c, sid, STREAM_CLOSED, "HEADERS on stream %d, reset by the peer" % sid)
         return conn_error(c, STREAM_CLOSED, ProtocolError, "HEADERS on closed stream %d" % sid)
     if c.cont_self_dependent:   # 5.3.1 of RFC 7540, kept by 9113
         return stream_error(c, sid, PROTOCOL_ERROR)
@@ -1732,6 +1736,13 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
         if spend(&c.resets):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many streams reset by the peer (reset_budget)")
+    if c.strict_errors:
+        # 5.1: later frames on it are a stream error (STREAM_CLOSED), kept so below
+        if c.peer_resets is None:
+            c.peer_resets = {}
+        elif len(c.peer_resets) >= PEER_RESETS_KEPT:
+            del c.peer_resets[next(iter(c.peer_resets))]
+        c.peer_resets[sid] = True
     return end_stream(c, s, read_u32(p), REMOTE)
 
 

@@ -18,7 +18,7 @@ from cno.h11._version import __version__
 PRODUCT_ID = "python-h11/" + __version__
 
 
-def install():
+def install() -> None:
     """Make ``import h11`` and its submodules resolve to cno.h11 (cno.dropin.install)."""
     from cno import dropin
     dropin.install("h11")

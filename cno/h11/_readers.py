@@ -1,7 +1,7 @@
 """h11's readers (``h11._readers``): each parses one kind of input from a
 :class:`~cno.h11._receivebuffer.ReceiveBuffer` with cno.h11's own reading code (heads,
 trailers and chunk-size lines by cno's engine)."""
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, List, Tuple
 
 from cno.h11._h11 import (
     ChunkedReader, ContentLengthReader, Http10Reader, decode_header_lines, expect_nothing,
@@ -16,25 +16,22 @@ __all__ = ["READERS"]
 def _obsolete_line_fold(lines: Iterable[bytes]) -> Iterable[bytes]:
     """Lines with each obs-fold line (starting with SP or HTAB) joined to the one before
     it by one SP (RFC 9112 5.2)."""
-    last: Optional[bytes] = None
+    pending: List[bytes] = []   # a field line and the folded pieces that continue it
     for line in lines:
-        stripped = line.lstrip(b" \t")
-        if len(stripped) != len(line):
-            if last is None:
-                raise LocalProtocolError("continuation line at start of headers")
-            if not isinstance(last, bytearray):
-                last = bytearray(last)
-            last += b" "
-            last += stripped
+        rest = line.lstrip(b" \t")
+        if len(rest) == len(line):
+            if pending:
+                yield b" ".join(pending)
+            pending = [line]
+        elif not pending:
+            raise LocalProtocolError("continuation line at start of headers")
         else:
-            if last is not None:
-                yield last
-            last = line
-    if last is not None:
-        yield last
+            pending.append(rest)
+    if pending:
+        yield b" ".join(pending)
 
 
-def _decode_header_lines(lines):
+def _decode_header_lines(lines: Iterable[bytes]) -> Iterator[Tuple[bytes, bytes]]:
     """(name, value) pairs of field lines (no line ends)."""
     return iter(decode_header_lines(lines))
 

@@ -190,17 +190,20 @@ def _check_installed(suite: Suite) -> None:
                          % (project, got, version, suite.requirement))
 
 
-def run(name: str, real: bool, pytest_args: list) -> int:
+def run(name: str, real: bool, pytest_args: list, installed: bool = False) -> int:
     """Runs suite ``name`` in this process (on cno's faces, or the real packages if
-    ``real``); the exit status: pytest's, or 1 if a list breaks its suite's rules."""
+    ``real``); the exit status: pytest's, or 1 if a list breaks its suite's rules.
+    ``installed``: the cno that ``import cno`` finds, instead of this checkout's."""
     suite = SUITES[name]
     if real or name not in suite.faces:
         _check_installed(suite)
     base = fetch(name)
     known = {} if real else known_failures(name)
     if not real:
-        sys.path.insert(0, ROOT)
+        if not installed:
+            sys.path.insert(0, ROOT)
         import cno.dropin
+        print("dropin suite %s: cno from %s" % (name, os.path.dirname(cno.dropin.__file__)))
         cno.dropin.install(*suite.faces)
     plugin = _Lists(known, excluded(name))
     os.chdir(base)
@@ -230,9 +233,12 @@ def main() -> None:
     parser.add_argument("suite", choices=sorted(SUITES))
     parser.add_argument("--real", action="store_true",
                         help="run the suite on the real package instead of cno's face")
+    parser.add_argument("--installed", action="store_true",
+                        help="use the cno that `import cno` finds (installed, or on "
+                             "PYTHONPATH) instead of this checkout")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     opts = parser.parse_args()
-    sys.exit(run(opts.suite, opts.real, opts.pytest_args))
+    sys.exit(run(opts.suite, opts.real, opts.pytest_args, opts.installed))
 
 
 if __name__ == "__main__":

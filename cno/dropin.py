@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 __all__ = ["FACES", "install", "installed"]
@@ -88,6 +89,36 @@ def install(*names: str) -> None:
     for name in names:
         if not installed(name):
             sys.meta_path.insert(0, _Alias(name, FACES[name]))
+    _follow_spawn()
+
+
+def _follow_spawn() -> None:
+    """Make the processes that multiprocessing starts by "spawn" (a fresh interpreter:
+    hypercorn's workers, ProcessPoolExecutor where it spawns) install the drop-ins this
+    process has before they import anything else: their command line imports cno.dropin
+    first. Children by "fork" inherit the finders; "forkserver" children (forked from a
+    server process started clean) do not get them."""
+    import multiprocessing.spawn as spawn
+
+    if getattr(spawn.get_command_line, "_cno_dropin", False):
+        return
+    original = spawn.get_command_line
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def get_command_line(**kwds):
+        cmd = original(**kwds)
+        names = [f.public for f in sys.meta_path if isinstance(f, _Alias)]
+        if names and "-c" in cmd:
+            # sys.path is the child's default until spawn_main sets the parent's: make
+            # this cno importable first.
+            i = cmd.index("-c") + 1
+            cmd[i] = ("import sys; sys.path.insert(0, %r); import cno.dropin; "
+                      "cno.dropin.install(%s); " % (here, ", ".join(map(repr, names)))
+                      + cmd[i])
+        return cmd
+
+    get_command_line._cno_dropin = True
+    spawn.get_command_line = get_command_line
 
 
 def main(argv=None) -> None:
@@ -96,7 +127,6 @@ def main(argv=None) -> None:
     the options end at ``-m module`` or at the script: everything after them is the
     program's own (``python -m cno.dropin -m hypercorn --bind ... app:app``)."""
     import argparse
-    import os
     import runpy
 
     parser = argparse.ArgumentParser(

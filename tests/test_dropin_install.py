@@ -258,3 +258,38 @@ def test_cli_missing_module():
     out = python("-m", "cno.dropin", "-m", "no_such_module_here", check=False)
     assert out.returncode == 1
     assert "No module named 'no_such_module_here'" in out.stderr
+
+
+SPAWNING = """\
+import multiprocessing
+import sys
+
+
+def names(_):
+    import h2, h11
+    return h2.__name__, h11.__name__
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["install"]:
+        import cno.dropin
+        cno.dropin.install()
+    with multiprocessing.get_context(%r).Pool(1) as pool:
+        print(pool.map(names, [0]))
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+@pytest.mark.parametrize("how", ["cli", "install"])
+def test_child_processes_get_the_dropins(tmp_path, method, how):
+    # hypercorn's workers are spawned: a fresh interpreter that imports h2 from scratch
+    face("h2")
+    face("h11")
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("no %s start method here" % method)
+    (tmp_path / "spawning.py").write_text(SPAWNING % method)
+    if how == "cli":
+        out = python("-m", "cno.dropin", "spawning.py", cwd=tmp_path)
+    else:
+        out = python("spawning.py", "install", cwd=tmp_path)
+    assert out.stdout == "[('cno.h2', 'cno.h11')]\n", out.stderr

@@ -154,6 +154,12 @@ def main(argv=None) -> None:
         if not module:
             parser.error("argument -m: expected a module name")
         install(*(opts.only or ()))
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:   # a parent package is missing
+            found = False
+        if not found:         # as python -m says it, without a traceback
+            sys.exit("%s: No module named %s" % (parser.prog, module))
         sys.argv = [module] + rest[1 if rest[0] != "-m" else 2:]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return

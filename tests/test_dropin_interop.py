@@ -159,15 +159,21 @@ def test_hypercorn_h2load(hypercorn_dropin, protocol):
 # -- httpx (httpcore) on the drop-ins, as a client -----------------------------------------
 
 CLIENT = r'''
-"""client.py MODE HTTP1 BASE REQUESTS: httpx, HTTP/1.1 only (HTTP1 1: h11 alone) or
-HTTP/2 only (h2c by prior knowledge); prints JSON."""
+"""client.py MODE HTTP1 BASE REQUESTS [CAFILE]: httpx, HTTP/1.1 only (HTTP1 1: h11
+alone) or HTTP/2 only (h2c by prior knowledge); with CAFILE (https), both, ALPN choosing;
+prints JSON."""
 import asyncio
 import hashlib
-import importlib.util
 import json
+import ssl
 import sys
 
 import httpx
+
+CA = sys.argv[5] if len(sys.argv) > 5 else None
+OPTIONS = {"timeout": 10}
+if CA:
+    OPTIONS["verify"] = ssl.create_default_context(cafile=CA)
 
 
 def payload(n):
@@ -181,7 +187,7 @@ def describe(r):
 
 
 async def run_async(http1, base, requests):
-    async with httpx.AsyncClient(http1=http1, http2=not http1, timeout=10) as client:
+    async with httpx.AsyncClient(http1=http1 or bool(CA), http2=not http1, **OPTIONS) as client:
         # all at once: one HTTP/2 connection multiplexes them
         return [describe(r) for r in await asyncio.gather(*[
             client.request(m, base + p, content=payload(n) if n else None)
@@ -189,7 +195,7 @@ async def run_async(http1, base, requests):
 
 
 def run_sync(http1, base, requests):
-    with httpx.Client(http1=http1, http2=not http1, timeout=10) as client:
+    with httpx.Client(http1=http1 or bool(CA), http2=not http1, **OPTIONS) as client:
         return [describe(client.request(m, base + p, content=payload(n) if n else None))
                 for m, p, n in requests]
 
@@ -213,10 +219,10 @@ def client_script(tmp_path_factory):
     return path
 
 
-def httpx_dropin(script, mode, base, requests, http1=False):
+def httpx_dropin(script, mode, base, requests, http1=False, ca=None):
     """Runs httpx on the drop-ins; its JSON report, checked to be on cno's faces."""
     out = run([sys.executable, "-m", "cno.dropin", script, mode, "1" if http1 else "0", base,
-               json.dumps(requests)], timeout=60, env=env_with())
+               json.dumps(requests), *([ca] if ca else [])], timeout=60, env=env_with())
     report = json.loads(out.stdout)
     assert report["h11"] == "cno.h11", report
     # httpcore imports h2 whenever it is installed, HTTP/1.1 only or not
@@ -257,14 +263,13 @@ def cno_server():
     server.stop()
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("http1", [False, True], ids=["h2c", "http1.1"])
-def test_httpx_cno_server(client_script, cno_server, mode, http1):
-    version = "HTTP/1.1" if http1 else "HTTP/2"
-    requests = [["GET", "/file", 0], ["POST", "/echo", len(UPLOAD)], ["GET", "/stream?n=5", 0],
-                ["GET", "/nothing", 0], ["POST", "/echo", 1]] * 3
-    responses = httpx_dropin(client_script, mode, cno_server.url, requests, http1=http1)
-    for response, (method, path, n) in zip(responses, requests):
+REQUESTS = [["GET", "/file", 0], ["POST", "/echo", len(UPLOAD)], ["GET", "/stream?n=5", 0],
+            ["GET", "/nothing", 0], ["POST", "/echo", 1]] * 3
+
+
+def expect_raw_app(responses, version):
+    """tests/asgi_apps.py raw_app's answers to REQUESTS."""
+    for response, (method, path, n) in zip(responses, REQUESTS):
         if path == "/file":
             expect(response, version, BIG)
         elif path == "/echo":
@@ -273,3 +278,28 @@ def test_httpx_cno_server(client_script, cno_server, mode, http1):
             expect(response, version, b"".join(b"chunk %d\n" % i for i in range(5)))
         else:
             assert (response["status"], response["version"]) == (404, version), response
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("http1", [False, True], ids=["h2c", "http1.1"])
+def test_httpx_cno_server(client_script, cno_server, mode, http1):
+    responses = httpx_dropin(client_script, mode, cno_server.url, REQUESTS, http1=http1)
+    expect_raw_app(responses, "HTTP/1.1" if http1 else "HTTP/2")
+
+
+@pytest.fixture(scope="module")
+def cno_tls_server(certs):
+    """The same over TLS: ALPN offers h2 and http/1.1."""
+    server = ServeProcess("asgi_apps:raw_app", "--certfile", str(certs.cert_file),
+                          "--keyfile", str(certs.key_file))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_httpx_tls_alpn_cno_server(client_script, cno_tls_server, certs, mode):
+    # httpx offers h2 and http/1.1 and the server picks h2: cno.h2 over TLS
+    assert cno_tls_server.scheme == "https"
+    responses = httpx_dropin(client_script, mode, cno_tls_server.url, REQUESTS,
+                             ca=str(certs.ca_file))
+    expect_raw_app(responses, "HTTP/2")

@@ -122,16 +122,17 @@ def _follow_spawn() -> None:
 
 
 def main(argv=None) -> None:
-    """``python -m cno.dropin [--only h2|h11] (-m module | script) [args...]``: runs a
-    module or script as ``python`` would, with the drop-ins installed. As with ``python``,
-    the options end at ``-m module`` or at the script: everything after them is the
-    program's own (``python -m cno.dropin -m hypercorn --bind ... app:app``)."""
+    """``python -m cno.dropin [--only h2|h11] (-m module | -c code | script) [args...]``:
+    runs a module, code or a script as ``python`` would, with the drop-ins installed. As
+    with ``python``, the options end at ``-m module``, ``-c code`` or the script:
+    everything after them is the program's own (``python -m cno.dropin -m hypercorn
+    --bind ... app:app``)."""
     import argparse
     import runpy
 
     parser = argparse.ArgumentParser(
         prog="python -m cno.dropin",
-        usage="%(prog)s [--only h2|h11] (-m module | script) [args ...]",
+        usage="%(prog)s [--only h2|h11] (-m module | -c code | script) [args ...]",
         description="Run a program with `import h2` / `import h11` resolved to cno.")
     parser.add_argument("--only", action="append", choices=sorted(FACES),
                         help="install only this drop-in (repeatable; default: all)")
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
         arg = argv[i]
         if arg == "--only":
             i += 2
-        elif arg == "--" or arg.startswith("-m") or not arg.startswith("-"):
+        elif arg == "--" or arg.startswith(("-m", "-c")) or not arg.startswith("-"):
             break
         else:
             i += 1              # --only=h2, -h, or an error that argparse reports
@@ -163,8 +164,16 @@ def main(argv=None) -> None:
         sys.argv = [module] + rest[1 if rest[0] != "-m" else 2:]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return
+    elif rest and rest[0].startswith("-c"):
+        code = rest[0][2:] or (rest[1] if len(rest) > 1 else None)
+        if code is None:
+            parser.error("argument -c: expected the code")
+        install(*(opts.only or ()))
+        sys.argv = ["-c"] + rest[1 if rest[0] != "-c" else 2:]
+        exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+        return
     if not rest:
-        parser.error("give a script or -m module")
+        parser.error("give a script, -m module or -c code")
     install(*(opts.only or ()))
     sys.argv = rest
     # `python script.py` puts the script's directory first on sys.path (instead of the

@@ -230,6 +230,13 @@ def test_cli_script(program, tmp_path_factory):
         "__main__ ['--help', 'b'] beside prog"]
 
 
+def test_cli_code():
+    face("h2")
+    out = python("-m", "cno.dropin", "--only", "h2", "-c",
+                 "import sys, h2; print(h2.__name__, __name__, sys.argv)", "-m", "x")
+    assert out.stdout == "cno.h2 __main__ ['-c', '-m', 'x']\n"
+
+
 def test_cli_only(program):
     face("h11")
     real("h2")
@@ -242,7 +249,8 @@ def test_cli_only(program):
 
 
 @pytest.mark.parametrize("argv, error", [
-    ([], "give a script or -m module"),
+    ([], "give a script, -m module or -c code"),
+    (["-c"], "expected the code"),
     (["-m"], "expected a module name"),
     (["--only", "h3", "-m", "prog"], "invalid choice: 'h3'"),
     (["--bogus", "prog.py"], "unrecognized arguments: --bogus"),

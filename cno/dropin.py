@@ -12,7 +12,8 @@ or without touching the code::
 
     python -m cno.dropin -m hypercorn app:app      # python -m cno.dropin [--only h2] script.py args
 
-Code that imports cno.h2 or cno.h11 directly needs none of this, and nothing else in cno
+The processes that multiprocessing spawns from there (hypercorn's workers) install the
+same drop-ins before anything else; forked ones inherit them. Code that imports cno.h2 or cno.h11 directly needs none of this, and nothing else in cno
 changes (``python -m cno serve``, the asyncio faces). docs/dropin.md lists what differs.
 """
 from __future__ import annotations

@@ -96,7 +96,8 @@ setup(
             include_dirs=["cno"],
         )
         for path in sorted(glob.glob(os.path.join(HERE, "cno", "*.pyx"))
-                           + glob.glob(os.path.join(HERE, "cno", "asgi", "*.pyx")))
+                           + glob.glob(os.path.join(HERE, "cno", "asgi", "*.pyx"))
+                           + glob.glob(os.path.join(HERE, "cno", "h11", "*.pyx")))
     ],
     cmdclass={"build_ext": cythonize_build_ext},
 )

@@ -39,6 +39,7 @@ cdef class Stream:
     cdef int64_t recv_window     # how much the peer may still send
     cdef int64_t recv_credit     # consumed, not yet given back (WINDOW_UPDATE)
     cdef int64_t remaining       # content-length countdown, -1 when unknown
+    cdef int64_t declared        # content-length as announced, -1 when unknown
     # HTTP/1.1
     cdef bint h10                # the peer speaks HTTP/1.0 in this exchange
     cdef bint w_chunked          # we write this message's body chunked
@@ -122,6 +123,11 @@ cdef class Connection:
     cdef Encoder encoder
     cdef Decoder decoder
 
+    # Header-validation knobs (docs/raw.md, "Header knobs"); the defaults are cno's checks.
+    cdef public bint validate_inbound_headers    # RFC 9113 8.2/8.3 checks on received heads
+    cdef public bint validate_outbound_headers   # ... on the heads we write
+    cdef public bint malformed_is_connection_error   # 8.1.1 malformed: GOAWAY, not RST_STREAM
+
     # a DATA frame in progress (payload still arriving)
     cdef Stream data_s           # its stream, while it is being delivered
     cdef uint32_t data_stream
@@ -181,6 +187,22 @@ cdef class Connection:
     cdef uint32_t rr_last[8]     # per urgency: the incremental stream that last sent DATA
     cdef bint got_settings_frame # the peer's first SETTINGS frame was applied (RFC 9218 2.1)
 
+    # The h2 face's knobs (cno.h2; docs/raw.md, "Knobs for h2-style faces"). Off by default.
+    cdef public bint pseudo_in_headers  # header lists carry the pseudo-header fields, as on the wire
+    cdef public bint utf8_fields        # ... their str fields are sent UTF-8 encoded (not latin-1)
+    cdef public bint frame_data         # on_message_data once per DATA frame, whole, empty ones too
+    cdef public bint flow_exact         # manual flow control, no batching, nothing credited by itself
+    cdef public object settings_order   # names the first SETTINGS lists (in order), else None
+    cdef readonly int64_t data_frame_length  # the DATA frame being delivered: its flow-controlled length
+    cdef public bint defer_preface      # connection_made writes nothing: send_preface() does
+    cdef bint preface_sent              # ... and send_preface() was called
+    cdef public bint lenient_start      # the peer's first frame need not be SETTINGS
+    cdef public bint first_settings_in_force  # our first SETTINGS apply at once (no ACK awaited)
+    cdef public bint strict_errors      # the peer's stream errors end the connection (GOAWAY)
+    cdef public bint priority_update_frames  # read PRIORITY_UPDATE (RFC 9218); else an unknown type
+    cdef public object next_head_priority  # bytes: RFC 7540 priority fields for the next HEADERS
+    cdef public bint control_frames_only  # on_frame skips DATA, CONTINUATION, plain HEADERS/PUSH_PROMISE
+
     # the error that closed the connection
     cdef object error_class
     cdef object error_message
@@ -191,3 +213,9 @@ cdef class Connection:
     cdef object ev_message_head, ev_message_data, ev_message_tail, ev_message_push
     cdef object ev_frame, ev_frame_send, ev_pong, ev_settings, ev_close, ev_upgrade
     cdef object ev_priority_update
+
+
+# HTTP/1.1 without a Connection (docs/raw.md): for faces with their own state machine.
+cdef object h1_parse_head(object data, Py_ssize_t start, int kind)
+cdef object h1_parse_chunk_line(object data, Py_ssize_t start)
+cdef bytes h1_head_bytes(tuple start, list fields)

@@ -284,6 +284,27 @@ cdef inline bint value_valid(const uint8_t* p, Py_ssize_t n) noexcept:
     return True
 
 
+def field_is_valid(name, value):
+    """Whether one field passes RFC 9113 8.2.1 as the engine checks received fields: a
+    non-empty name of lower-case token characters (a pseudo-header's leading colon
+    aside), a value with no NUL, CR or LF and no SP or HTAB at either end. ``name`` and
+    ``value`` are bytes or latin-1 str (anything else: False). For faces that validate in
+    Python (cno.h2.utilities) and need the common case fast."""
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    if not (is_field(name) and is_field(value)):
+        return False
+    np = field_ptr(name, &nn)
+    vp = field_ptr(value, &vn)
+    if nn and np[0] == 0x3A:
+        np += 1
+        nn -= 1
+        if nn == 0:
+            return value_valid(vp, vn)
+    return name_valid(np, nn) and value_valid(vp, vn)
+
+
 cdef inline bint connection_specific(const uint8_t* p, Py_ssize_t n) noexcept:
     """RFC 9113 8.2.2: fields that only make sense on one HTTP/1.1 connection."""
     return (bytes_equal(p, n, "connection", 10) or bytes_equal(p, n, "keep-alive", 10)
@@ -377,6 +398,7 @@ cdef Stream new_stream(Connection c, uint32_t sid, bint local):
     s.send_window = c.remote[S_INITIAL_WINDOW_SIZE]
     s.recv_window = c.local[S_INITIAL_WINDOW_SIZE]
     s.remaining = -1
+    s.declared = -1
     s.w_left = -1
     s.urgency = DEFAULT_URGENCY
     c.streams[s.key] = s
@@ -592,19 +614,28 @@ cdef int write_window_update(Connection c, uint32_t sid, uint32_t delta) except 
     return write_simple_frame(c, FRAME_WINDOW_UPDATE, 0, sid, p, 4)
 
 
-cdef int write_goaway(Connection c, uint32_t code) except -1:
+cdef int write_goaway(Connection c, uint32_t code, int64_t last=-1, bytes debug=None) except -1:
+    """GOAWAY (RFC 9113 6.8) naming `last` (by default the last stream the peer opened),
+    with `debug` as its additional debug data."""
     cdef uint8_t p[8]
-    put_u32(p, c.last_stream[REMOTE])
+    cdef uint32_t last_id = c.last_stream[REMOTE] if last < 0 else <uint32_t> last
+    cdef bytes payload
+    put_u32(p, last_id)
     put_u32(p + 4, code)
     c.goaway_sent = True
-    c.goaway_sent_id = c.last_stream[REMOTE]
+    c.goaway_sent_id = last_id
+    if debug:
+        payload = PyBytes_FromStringAndSize(<char*> p, 8) + debug
+        return write_simple_frame(c, FRAME_GOAWAY, 0, 0,
+                                  <const uint8_t*> PyBytes_AS_STRING(payload), len(payload))
     return write_simple_frame(c, FRAME_GOAWAY, 0, 0, p, 8)
 
 
 cdef int write_settings(Connection c, dict changes) except -1:
     cdef uint8_t p[6 * SETTINGS_COUNT]
     cdef Py_ssize_t n = 0
-    for key in sorted(changes):
+    # (settings_order: as the caller listed them, else by id)
+    for key in (changes if c.settings_order is not None else sorted(changes)):
         p[n] = 0
         p[n + 1] = <uint8_t> key
         put_u32(p + n + 2, changes[key])
@@ -613,12 +644,29 @@ cdef int write_settings(Connection c, dict changes) except -1:
     return write_simple_frame(c, FRAME_SETTINGS, 0, 0, p, n)
 
 
+cdef int take_head_priority(Connection c, uint8_t* pp) except -1:
+    """next_head_priority's 5 bytes (RFC 9113 6.2's deprecated priority fields, as the
+    caller gave them) into pp, once."""
+    cdef object prio = c.next_head_priority
+    c.next_head_priority = None
+    if not PyBytes_CheckExact(prio) or PyBytes_GET_SIZE(prio) != 5:
+        raise UsageError("next_head_priority must be 5 bytes")
+    memcpy(pp, PyBytes_AS_STRING(prio), 5)
+    return 0
+
+
 cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
                             uint32_t promised, list fields) except -1:
     """Encode fields and write them as HEADERS or PUSH_PROMISE + CONTINUATIONs, together."""
     cdef Py_ssize_t max_frame = c.remote[S_MAX_FRAME_SIZE]
     cdef Py_ssize_t pos = 0, n, take, prefix = 4 if type == FRAME_PUSH_PROMISE else 0
-    cdef uint8_t pp[4]
+    cdef uint8_t pp[5]
+    if type == FRAME_HEADERS and c.next_head_priority is not None:
+        take_head_priority(c, pp)
+        prefix = 5
+        flags |= FLAG_PRIORITY
+    elif prefix:
+        put_u32(pp, promised)
     c.scratch.len = 0
     if c.hdr_plain:
         c.encoder.encode_plain(&c.scratch, fields, True)
@@ -629,8 +677,7 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
     put_frame_header(&c.out, <uint32_t>(take + prefix), type,
                      flags | (FLAG_END_HEADERS if take == n else 0), sid)
     if prefix:
-        put_u32(pp, promised)
-        buf_put(&c.out, pp, 4)
+        buf_put(&c.out, pp, prefix)
     buf_put(&c.out, c.scratch.data, take)
     pos = take
     while pos < n:
@@ -641,7 +688,7 @@ cdef int write_header_block(Connection c, uint8_t type, uint8_t flags, uint32_t 
         pos += take
     if c.ev_frame_send is not None:
         if prefix:
-            payload = PyBytes_FromStringAndSize(<char*> pp, 4) + \
+            payload = PyBytes_FromStringAndSize(<char*> pp, prefix) + \
                 PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
         else:
             payload = PyBytes_FromStringAndSize(<char*> c.scratch.data, n)
@@ -676,7 +723,8 @@ cdef int conn_error(Connection c, int code, object cls, str message) except -1:
     return CONN_ERROR
 
 
-cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
+cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
+                      bint only_stream=False) except -1:
     """A stream error the peer caused (RFC 9113 5.4.2): RST_STREAM, and the stream ends.
 
     Each one spends the stream-error budget, earned back by completed exchanges: frames
@@ -685,12 +733,107 @@ cdef int stream_error(Connection c, uint32_t sid, int code) except -1:
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
     if c.pend_s is not None:
         deliver_gathered(c)
+    if c.strict_errors and not only_stream and sid not in c.recently_reset and not (
+            code == STREAM_CLOSED and find_stream(c, sid) is not None):
+        # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
+        if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                              why or "stream %d: refused" % sid)
+        return conn_error(c, code, error_class_for(code), why or
+                          "stream %d: the peer broke a stream rule (error %d)" % (sid, code))
     if spend(&c.errors):
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                           "too many streams reset for the peer's errors (stream_error_budget)")
     if spend_control_budget(c):
         return CONN_ERROR
     return reset_stream(c, sid, code)
+
+
+cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
+    """The peer sent a malformed message on stream sid (RFC 9113 8.1.1): a stream error
+    of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
+    (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
+    as a connection error). `why` says what was wrong (the error's message)."""
+    if c.malformed_is_connection_error:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
+                          why or "malformed message on stream %d (RFC 9113 8.1.1)" % sid)
+    return stream_error(c, sid, PROTOCOL_ERROR, why)
+
+
+cdef enum:
+    HEAD_REQUEST = 0
+    HEAD_RESPONSE = 1
+    HEAD_TRAILERS = 2
+
+
+cdef str why_malformed(Connection c, uint32_t sid, list headers, int kind):
+    """What made a received head (HEAD_REQUEST, HEAD_RESPONSE) or trailer section
+    malformed, as the message of its error. Found again here, on this rare path, so the
+    checks themselves (parse_request_checked, ...) only say MALFORMED; with
+    validate_inbound_headers off only what is still required is looked at."""
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn
+    cdef int64_t v, length = -1
+    cdef bint regular_seen = False
+    cdef set seen = set()
+    cdef bint strict = c.validate_inbound_headers
+    for item in headers:
+        name = (<tuple> item)[0]
+        value = (<tuple> item)[1]
+        np = field_ptr(name, &nn)
+        vp = field_ptr(value, &vn)
+        if nn and np[0] == 0x3A:
+            if not strict:
+                continue
+            if kind == HEAD_TRAILERS:
+                return "stream %d: pseudo-header in trailers (%r)" % (sid, name)
+            if regular_seen:
+                return "stream %d: pseudo-header field %r after a regular field" % (sid, name)
+            if name in seen:
+                return "stream %d: pseudo-header field %r repeated" % (sid, name)
+            seen.add(name)
+            if not value_valid(vp, vn):
+                return "stream %d: invalid value for %r" % (sid, name)
+            continue
+        regular_seen = True
+        if strict:
+            if nn == 0:
+                return "stream %d: empty field name" % sid
+            if not name_valid(np, nn):
+                return "stream %d: invalid field name %r" % (sid, name)
+            if not value_valid(vp, vn):
+                return "stream %d: invalid value for field %r" % (sid, name)
+            if connection_specific(np, nn):
+                return "stream %d: connection-specific field %r" % (sid, name)
+            if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
+                return "stream %d: te other than trailers" % sid
+        if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
+            v = parse_digits(vp, vn)
+            if v < 0:
+                return "stream %d: content-length %r is not a number" % (sid, value)
+            if length >= 0 and v != length:
+                return "stream %d: conflicting content-length values %d and %d" % (
+                    sid, length, v)
+            length = v
+    if kind == HEAD_RESPONSE:
+        return "stream %d: missing, repeated or invalid :status" % sid
+    if kind == HEAD_REQUEST:
+        return ("stream %d: pseudo-header fields missing, unknown or not allowed here "
+                "(RFC 9113 8.3.1)" % sid)
+    return "stream %d: malformed trailers" % sid
+
+
+cdef object error_class_for(int code):
+    """The cno.errors class of a connection error with this code."""
+    if code == FLOW_CONTROL_ERROR:
+        return FlowControlError
+    if code == FRAME_SIZE_ERROR:
+        return FrameSizeError
+    if code == ENHANCE_YOUR_CALM:
+        return EnhanceYourCalm
+    return ProtocolError
 
 
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
@@ -792,13 +935,14 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
         if length > c.local[S_MAX_FRAME_SIZE]:
             return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError,
                               "frame of %d bytes exceeds SETTINGS_MAX_FRAME_SIZE" % length)
-        if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK):
+        if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK) \
+                and not c.lenient_start:
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "the first frame must be SETTINGS (RFC 9113 3.4)")
         if c.cont_stream and type != FRAME_CONTINUATION:
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
-                              "expected CONTINUATION, got frame type %d" % type)
-        if type == FRAME_DATA and c.ev_frame is None and c.state == ST_FRAME:
+                              "invalid frame sequence: expected CONTINUATION, got frame type %d" % type)
+        if type == FRAME_DATA and c.ev_frame is None and not c.frame_data and c.state == ST_FRAME:
             # DATA is delivered as it arrives: only its header (and pad length) must be here.
             take = 1 if flags & FLAG_PADDED and length else 0
             if n - pos < 9 + take:
@@ -826,7 +970,9 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
     cdef Py_ssize_t pos = 0
     cdef int r
     if c.ev_frame is not None and type != FRAME_CONTINUATION and not (
-            (type == FRAME_HEADERS or type == FRAME_PUSH_PROMISE) and not flags & FLAG_END_HEADERS):
+            (type == FRAME_HEADERS or type == FRAME_PUSH_PROMISE) and not flags & FLAG_END_HEADERS) \
+            and not (c.control_frames_only and (type == FRAME_DATA or type == FRAME_PUSH_PROMISE or (
+                type == FRAME_HEADERS and not flags & FLAG_PRIORITY))):
         # (a header block continued in CONTINUATIONs is reported once, merged)
         c.ev_frame(c, Frame(type, flags, sid, PyBytes_FromStringAndSize(<char*> p, n)))
     if type == FRAME_DATA:
@@ -834,9 +980,13 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
         # then fails): the payload is all here.
         if flags & FLAG_PADDED and n:
             pos = 1
+        c.data_frame_length = n
         r = start_data(c, sid, flags, n, p[0] if pos else 0)
         if r or c.state != ST_DATA:
             return r
+        if c.frame_data and c.data_deliver and c.data_left == c.data_pad \
+                and c.ev_message_data is not None:
+            c.ev_message_data(c, c.data_s.key, b"")   # (an empty frame is an event too)
         return read_data_payload(c, p, n, &pos)
     if type == FRAME_HEADERS:
         return on_headers_frame(c, flags, sid, p, n)
@@ -856,7 +1006,7 @@ cdef int handle_frame(Connection c, uint8_t type, uint8_t flags, uint32_t sid,
         return on_window_update_frame(c, sid, p, n)
     if type == FRAME_CONTINUATION:
         return on_continuation_frame(c, flags, sid, p, n)
-    if type == FRAME_PRIORITY_UPDATE:
+    if type == FRAME_PRIORITY_UPDATE and c.priority_update_frames:
         return on_priority_update_frame(c, sid, p, n)
     return 0   # RFC 9113 4.1: unknown frame types are ignored
 
@@ -922,12 +1072,15 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
         credit_connection(c, length)
         if sid not in c.recently_reset and not ignored_after_goaway(c, sid):
-            stream_error(c, sid, STREAM_CLOSED)   # 5.1: a frame on a closed stream
+            # 5.1: a frame on a closed stream
+            return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid)
         return 0
     if s.r_state != R_DATA:
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
-        return stream_error(c, sid, PROTOCOL_ERROR if s.r_state == R_HEADERS else STREAM_CLOSED)
+        if s.r_state == R_HEADERS:
+            return malformed(c, sid, "stream %d: cannot receive data before headers" % sid)
+        return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
     if length > s.recv_window:
         credit_connection(c, length)
         return stream_error(c, sid, FLOW_CONTROL_ERROR)
@@ -935,7 +1088,8 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
     c.data_deliver = True
     c.data_s = s
     # Padding (and its length byte) is credited at once: nobody consumes it.
-    credit(c, s, length - body)
+    if not c.flow_exact:
+        credit(c, s, length - body)
     return 0
 
 
@@ -957,14 +1111,17 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
-                stream_error(c, s.id, PROTOCOL_ERROR)
+                if malformed(c, s.id, "stream %d: content-length %d, received %d"
+                             % (s.id, s.declared, s.declared - s.remaining + take)):
+                    return CONN_ERROR
             else:
                 if s.remaining >= 0:
                     s.remaining -= take
                 pos[0] += take
                 c.data_left -= take
                 if c.ev_message_data is not None:
-                    if take <= GATHER_PIECE and not c.data_views and c.ev_frame is None:
+                    if take <= GATHER_PIECE and not c.data_views and c.ev_frame is None \
+                            and not c.frame_data:
                         if c.pend_s is not s:
                             if c.pend_s is not None:
                                 deliver_gathered(c)
@@ -1032,9 +1189,9 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     """END_STREAM arrived: check content-length, fire on_message_tail."""
     if c.pend_s is not None:
         deliver_gathered(c)
-    if s.remaining > 0:
-        stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1.1: less DATA than content-length
-        return 0
+    if s.remaining > 0:   # 8.1.1: less DATA than content-length
+        return malformed(c, s.id, "stream %d: content-length %d, received %d"
+                         % (s.id, s.declared, s.declared - s.remaining))
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1125,6 +1282,9 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
     c.hblock.len = 0
     buf_trim(&c.hblock, TRIM_ABOVE)
     if status == HPACK_ERR_LIST_SIZE:
+        if c.strict_errors:
+            return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+                              "header list over max_header_list_size")
         oversized = True
     elif status != HPACK_OK:
         try:
@@ -1162,8 +1322,10 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
         return on_response_head(c, s, end, headers)
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
-        if not end or not validate_trailers(c, headers):
-            return stream_error(c, sid, PROTOCOL_ERROR)
+        if not end:
+            return malformed(c, sid, "stream %d: trailers without END_STREAM" % sid)
+        if c.validate_inbound_headers and not validate_trailers(c, headers):
+            return malformed(c, sid, why_malformed(c, sid, headers, HEAD_TRAILERS))
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1183,14 +1345,17 @@ cdef inline uint32_t stream_limit(Connection c) noexcept:
 cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
                         bint oversized) except -1:
     cdef Stream s
+    cdef int r
     cdef object method, path
     cdef int64_t length
     if c.goaway_sent:
         note_peer_stream(c, sid)
         return 0   # 6.8: new streams after our GOAWAY are ignored
     if c.stream_count[REMOTE] >= stream_limit(c):
+        r = stream_error(c, sid, REFUSED_STREAM,   # 5.1.2 (before its id counts: see refuse_push)
+                         "stream %d: over max_concurrent_streams" % sid)
         note_peer_stream(c, sid)
-        return stream_error(c, sid, REFUSED_STREAM)   # 5.1.2
+        return r
     if oversized or c.cont_self_dependent:
         note_peer_stream(c, sid)
         return stream_error(c, sid, REFUSED_STREAM if oversized else PROTOCOL_ERROR)
@@ -1199,15 +1364,16 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         c.ev_stream_start(c, s.key)
     length = parse_request(c, headers)
     if length == MALFORMED:
-        return stream_error(c, sid, PROTOCOL_ERROR)
+        return malformed(c, sid, why_malformed(c, sid, headers, HEAD_REQUEST))
     method = c.req_method
     path = c.req_path
     c.req_method = c.req_path = None
     if c.hdr_prio or c.prio_idle:
         take_request_priority(c, s)
-    s.remaining = length
+    s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
-        return stream_error(c, sid, PROTOCOL_ERROR)
+        # 8.1.1: content-length promises DATA that cannot come
+        return malformed(c, sid, "stream %d: content-length %d but END_STREAM" % (sid, length))
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
@@ -1247,7 +1413,15 @@ cdef inline int64_t regular_field(Connection c, object item, Py_ssize_t slot,
     return length
 
 
-cdef int64_t parse_request(Connection c, list headers) except -3:
+cdef inline int64_t parse_request(Connection c, list headers) except -3:
+    """A request's head: parse_request_checked, or parse_request_unchecked with
+    validate_inbound_headers off."""
+    if c.validate_inbound_headers:
+        return parse_request_checked(c, headers)
+    return parse_request_unchecked(c, headers)
+
+
+cdef int64_t parse_request_checked(Connection c, list headers) except -3:
     """Validate a request's fields (8.2, 8.3.1, 8.5, RFC 8441); return its content-length
     (-1: none) with :method and :path in c.req_method and c.req_path and taken out of
     `headers`, or MALFORMED."""
@@ -1322,7 +1496,8 @@ cdef int64_t parse_request(Connection c, list headers) except -3:
         if vn == 0:
             return MALFORMED
     # The delivered list is the decoded one without :method and :path.
-    drop_two(headers, method_at, path_at)
+    if not c.pseudo_in_headers:
+        drop_two(headers, method_at, path_at)
     c.req_method = method
     c.req_path = path
     return length
@@ -1343,7 +1518,15 @@ cdef void drop_two(list items, Py_ssize_t a, Py_ssize_t b) noexcept:
     Py_XDECREF(y)
 
 
-cdef object parse_response(Connection c, list headers):
+cdef inline object parse_response(Connection c, list headers):
+    """A response's head: parse_response_checked, or parse_response_unchecked with
+    validate_inbound_headers off."""
+    if c.validate_inbound_headers:
+        return parse_response_checked(c, headers)
+    return parse_response_unchecked(c, headers)
+
+
+cdef object parse_response_checked(Connection c, list headers):
     """Validate a response's fields (8.3.2); return (code, fields, content-length or -1),
     or None if malformed. `fields` is `headers` itself, with :status taken out."""
     cdef object status = None
@@ -1381,7 +1564,98 @@ cdef object parse_response(Connection c, list headers):
     code = parse_digits(vp, vn)
     if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
         return None
-    drop_two(headers, 0, -1)
+    if not c.pseudo_in_headers:
+        drop_two(headers, 0, -1)
+    return code, headers, length
+
+
+cdef int64_t unchecked_field(Connection c, const uint8_t* np, Py_ssize_t nn,
+                             const uint8_t* vp, Py_ssize_t vn, int64_t length) noexcept:
+    """validate_inbound_headers off: what the engine reads of a regular field anyway:
+    content-length (the body is counted against it: plain digits, and equal if repeated,
+    else MALFORMED) and priority. The content-length so far (-1: none) is returned."""
+    cdef int64_t v
+    if bytes_equal(np, nn, "content-length", 14):
+        v = parse_digits(vp, vn)
+        if v < 0 or (length >= 0 and v != length):
+            return MALFORMED
+        return v
+    if bytes_equal(np, nn, "priority", 8):
+        c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+    return length
+
+
+cdef int64_t parse_request_unchecked(Connection c, list headers) except -3:
+    """parse_request_checked with validate_inbound_headers off: only what the engine
+    needs. The first :method (required) and the first :path (else empty) are taken out
+    (unless pseudo_in_headers), any other field stays where it is, whatever it holds;
+    content-length and priority as unchecked_field reads them. Nothing is remembered as
+    checked."""
+    cdef object item, method = None, path = None
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), method_at = -1, path_at = -1
+    cdef int kind
+    cdef int64_t length = -1
+    c.hdr_prio = 0
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        np = field_ptr((<tuple> item)[0], &nn)
+        vp = field_ptr((<tuple> item)[1], &vn)
+        if nn and np[0] == 0x3A:
+            kind = pseudo_kind(np, nn)
+            if kind == PSEUDO_METHOD and method is None:
+                method = (<tuple> item)[1]
+                method_at = i
+            elif kind == PSEUDO_PATH and path is None:
+                path = (<tuple> item)[1]
+                path_at = i
+            continue
+        length = unchecked_field(c, np, nn, vp, vn, length)
+        if length == MALFORMED:
+            return MALFORMED
+    if method is None:
+        return MALFORMED
+    if path is None:
+        path = b"" if c.bytes_headers else ""
+    if not c.pseudo_in_headers:
+        drop_two(headers, method_at, path_at)
+    c.req_method = method
+    c.req_path = path
+    return length
+
+
+cdef object parse_response_unchecked(Connection c, list headers):
+    """parse_response_checked with validate_inbound_headers off: the first :status, wherever
+    it is, must be a three-digit code from 100 (the engine acts on it) and is taken
+    out (unless pseudo_in_headers); any other field stays, whatever it holds (content-length and priority as
+    unchecked_field reads them)."""
+    cdef object item, status = None
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t nn, vn, i, n = PyList_GET_SIZE(headers), status_at = -1
+    cdef int64_t length = -1, code
+    c.hdr_prio = 0
+    for i in range(n):
+        item = <object> PyList_GET_ITEM(headers, i)
+        np = field_ptr((<tuple> item)[0], &nn)
+        vp = field_ptr((<tuple> item)[1], &vn)
+        if nn and np[0] == 0x3A:
+            if status is None and pseudo_kind(np, nn) == PSEUDO_STATUS:
+                status = (<tuple> item)[1]
+                status_at = i
+            continue
+        length = unchecked_field(c, np, nn, vp, vn, length)
+        if length == MALFORMED:
+            return None
+    if status is None:
+        return None
+    vp = field_ptr(status, &vn)
+    code = parse_digits(vp, vn)
+    if vn != 3 or code < 100:
+        return None
+    if not c.pseudo_in_headers:
+        drop_two(headers, status_at, -1)
     return code, headers, length
 
 
@@ -1407,18 +1681,20 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         return stream_error(c, s.id, PROTOCOL_ERROR)
     out = parse_response(c, headers)
     if out is None:
-        return stream_error(c, s.id, PROTOCOL_ERROR)
+        return malformed(c, s.id, why_malformed(c, s.id, headers, HEAD_RESPONSE))
     code, fields, length = out
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
     if code < 200:
         if end:
-            return stream_error(c, s.id, PROTOCOL_ERROR)   # 8.1: a 1xx cannot end a stream
+            return malformed(c, s.id, "stream %d: a 1xx response with END_STREAM (RFC 9113 8.1)"
+                             % s.id)
     else:
         s.saw_final_head = True
         s.r_state = R_DATA
         # No content after HEAD, 204 or 304 (RFC 9110 6.4.1), whatever content-length says.
         s.remaining = 0 if (s.head_request or code == 204 or code == 304) else length
+        s.declared = s.remaining
     empty = b"" if c.bytes_headers else ""
     if c.ev_message_head is not None:
         c.ev_message_head(c, s.key, code, empty, empty, fields)
@@ -1595,10 +1871,20 @@ cdef int on_push_promise_frame(Connection c, uint8_t flags, uint32_t sid, const 
                               read_u32(p + start) & MAX_STREAM_ID, p, n, start + 4, pad, False)
 
 
+cdef int refuse_push(Connection c, uint32_t promised, int code, str why,
+                     bint only_stream=False) except -1:
+    """RST_STREAM for a promised stream we will not take; its id is used up after the
+    reset (so a GOAWAY the error may cause names only streams we took)."""
+    cdef int r = stream_error(c, promised, code, why, only_stream)
+    note_peer_stream(c, promised)
+    return r
+
+
 cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promised,
                                list headers, bint oversized) except -1:
     cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
+    cdef uint32_t last
     cdef object method, path
     cdef int64_t length
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
@@ -1607,23 +1893,33 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
         # 6.6: a push is promised on a stream the client opened (odd); an even one is
         # the server's own or idle (5.1: PUSH_PROMISE there is a connection error).
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
-    note_peer_stream(c, promised)
     if parent is None or parent.r_state == R_CLOSED or not parent.local:
         if parent is None and not is_idle(c, parent_id):
-            return stream_error(c, promised, CANCEL)   # the parent is gone: refuse the push
+            if c.strict_errors and parent_id in c.recently_reset:
+                # (we reset the parent: its pushes may still be in flight, 5.1 "closed")
+                return refuse_push(c, promised, REFUSED_STREAM, None, True)
+            # the parent is gone: refuse the push
+            return refuse_push(c, promised, CANCEL, "PUSH_PROMISE on closed stream %d" % parent_id)
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "PUSH_PROMISE on a wrong stream")
     if oversized or c.goaway_sent or not c.wanted[S_ENABLE_PUSH]:
         # Too big, too late, or sent before the peer saw our ENABLE_PUSH=0: refuse it.
-        return stream_error(c, promised, CANCEL)
+        return refuse_push(c, promised, CANCEL, "PUSH_PROMISE refused (too large, after "
+                           "GOAWAY, or with push disabled)")
     if c.stream_count[REMOTE] >= stream_limit(c):
-        return stream_error(c, promised, REFUSED_STREAM)
+        return refuse_push(c, promised, REFUSED_STREAM,
+                           "stream %d: over max_concurrent_streams" % promised)
     length = parse_request(c, headers)
+    if length == MALFORMED and c.malformed_is_connection_error:
+        # A promise refused as malformed was never acted on: the GOAWAY does not name
+        # it (RFC 9113 6.8, the last stream "processed").
+        return malformed(c, promised, why_malformed(c, promised, headers, HEAD_REQUEST))
+    note_peer_stream(c, promised)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if length == MALFORMED:
-        return stream_error(c, promised, PROTOCOL_ERROR)
+        return malformed(c, promised, why_malformed(c, promised, headers, HEAD_REQUEST))
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method = c.req_method
@@ -1697,7 +1993,8 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
         return stream_error(c, sid, PROTOCOL_ERROR)
     s.send_window += inc
     if s.send_window > MAX_WINDOW:
-        return stream_error(c, sid, FLOW_CONTROL_ERROR)
+        # 6.9.1: a stream's window past 2^31-1 is that stream's error (strict_errors too)
+        return stream_error(c, sid, FLOW_CONTROL_ERROR, None, True)
     if c.waiting:
         c.waiting.pop(sid, None)   # (told now; a write cut short again puts it back)
     if c.ev_flow_increase is not None:
@@ -2185,7 +2482,15 @@ cdef enum:
     FIELDS_TRAILERS = 2   # no pseudo-headers
 
 
-cdef int check_headers(Connection c, list out, object headers, int kind) except -1:
+cdef inline int check_headers(Connection c, list out, object headers, int kind) except -1:
+    """The caller's headers for a head or trailers, appended to `out`: checked_headers,
+    or unchecked_headers with validate_outbound_headers off."""
+    if c.validate_outbound_headers:
+        return checked_headers(c, out, headers, kind)
+    return unchecked_headers(c, out, headers, kind)
+
+
+cdef int checked_headers(Connection c, list out, object headers, int kind) except -1:
     """Append the caller's headers to `out` as (name, value[, sensitive]) field tuples,
     checked (RFC 9113 8.2, 8.3): names lower case, values without CR, LF, NUL or
     whitespace at the ends, pseudo-headers only where allowed and before the others.
@@ -2220,6 +2525,9 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             k = len(item)
             if k != 2 and k != 3:
                 raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+            if k == 2 and not getattr(item, "indexable", True):
+                item = (item[0], item[1], True)   # a NeverIndexedHeaderTuple (hpack's too)
+                k = 3
             same = False
             name = field_object(item[0])
             value = field_object(item[1])
@@ -2261,6 +2569,100 @@ cdef int check_headers(Connection c, list out, object headers, int kind) except 
             c.hdr_plain = False
         else:
             list_push(out, (name, value))
+    return 0
+
+
+cdef int unchecked_headers(Connection c, list out, object headers, int kind) except -1:
+    """checked_headers with validate_outbound_headers off: the caller's headers appended
+    to `out` as given, in order, with none of RFC 9113 8.2's and 8.3's checks (names and
+    values made str or bytes; sensitive ones, NeverIndexedHeaderTuple included, as
+    triples). The priority field of a head is still read: it is the scheduler's signal."""
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t k, nn, vn
+    c.hdr_prio = 0
+    c.hdr_plain = False
+    if headers is None:
+        return 0
+    for item in headers:
+        k = len(item)
+        if k != 2 and k != 3:
+            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+        name = field_object(item[0])
+        value = field_object(item[1])
+        if kind != FIELDS_TRAILERS:
+            np = field_ptr(name, &nn)
+            if bytes_equal(np, nn, "priority", 8):
+                vp = field_ptr(value, &vn)
+                c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+        list_push(out, (name, value, bool(item[2]) if k == 3
+                        else not getattr(item, "indexable", True)))
+    return 0
+
+
+cdef int change_settings(Connection self, dict changes, bint write) except -1:
+    """update_settings() (write: a SETTINGS frame goes out once started, in HTTP/2) and
+    preface_settings() (not written: the first SETTINGS will carry them)."""
+    cdef dict diff = {}
+    if self.is_closed:
+        raise closed_error(self)
+    for name, value in changes.items():
+        key = SETTINGS_NAMES.get(name)
+        if key is None:
+            raise UsageError("unknown setting %r" % name)
+        value = int(value)
+        if value < 0 or value > 0xFFFFFFFF:
+            raise UsageError("%s out of range" % name)
+        if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL, S_NO_RFC7540_PRIORITIES) \
+                and value > 1:
+            raise UsageError("%s must be 0 or 1" % name)
+        if key == S_NO_RFC7540_PRIORITIES and self.started and value != self.wanted[key]:
+            # RFC 9218 2.1: "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
+            # value after the first SETTINGS frame."
+            raise UsageError("no_rfc7540_priorities cannot change after connection_made()")
+        if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
+            raise UsageError("initial_window_size must be at most 2^31-1")
+        if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
+            raise UsageError("max_frame_size must be in [2^14, 2^24-1]")
+        if self.wanted[key] != value:
+            self.wanted[key] = value
+            diff[key] = value
+    if S_MAX_HEADER_LIST_SIZE in diff:
+        self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
+    if diff and write and self.started and self.h2:
+        self.depth += 1
+        try:
+            write_settings(self, diff)
+        finally:
+            self.depth -= 1
+            end_call(self)
+    return 0
+
+
+cdef int shutdown(Connection c, uint32_t code, int64_t last, bytes debug) except -1:
+    """shutdown() and write_goaway(): GOAWAY (last < 0: naming the last peer stream),
+    then no new streams, and on_close once none remain."""
+    cdef bint explicit = last >= 0 or debug is not None
+    if c.is_closed and c.error_class is None and not c.lost:
+        if c.h2 and explicit:
+            # (shut down already: a GOAWAY naming a stream or saying more may follow)
+            write_goaway(c, code, last, debug)
+            flush(c)
+        return 0
+    check_open(c)
+    c.depth += 1
+    try:
+        if not c.h2:
+            c.goaway_sent = True   # no new requests; the ones open finish
+            if not c.client and c.state == ST_H1_HEAD:
+                c.state = ST_H1_IGNORE
+        elif not c.goaway_sent or code != NO_ERROR or explicit:
+            write_goaway(c, code, last, debug)
+        maybe_close(c)
+    finally:
+        c.depth -= 1
+        end_call(c)
     return 0
 
 
@@ -2375,6 +2777,7 @@ cdef class Connection:
         self.recv_target = 65535
         self.disallow_h2_upgrade = True
         self.max_header_block_size = DEFAULT_MAX_HEADER_BLOCK_SIZE
+        self.validate_inbound_headers = self.validate_outbound_headers = True
         self.max_continuations = DEFAULT_MAX_CONTINUATIONS
         self.resets.limit = self.resets.left = DEFAULT_RESET_BUDGET
         self.empties.limit = self.empties.left = DEFAULT_EMPTY_FRAME_BUDGET
@@ -2386,6 +2789,7 @@ cdef class Connection:
         self.max_header_count = DEFAULT_MAX_HEADER_COUNT
         self.max_chunk_line = DEFAULT_MAX_CHUNK_LINE
         self.zero_copy_threshold = DEFAULT_ZERO_COPY_THRESHOLD
+        self.priority_update_frames = True
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
         self.client = not server
@@ -2456,6 +2860,20 @@ cdef class Connection:
     @manual_flow_control.setter
     def manual_flow_control(self, bint value):
         self.manual_flow = value
+
+    # -- header knobs (HPACK policy and header validation; docs/raw.md) ----------------
+
+    @property
+    def hpack_index_all(self):
+        """Encode header blocks as the hpack package's Encoder does (every field that
+        is not sensitive indexed, every string Huffman-coded, no table cap below the
+        peer's SETTINGS_HEADER_TABLE_SIZE); default False: cno's policy. See
+        ``cno.hpack.Encoder.index_all``."""
+        return self.encoder.index_all
+
+    @hpack_index_all.setter
+    def hpack_index_all(self, bint value):
+        self.encoder.index_all = value
 
     @property
     def next_stream(self):
@@ -2561,6 +2979,40 @@ cdef class Connection:
             raise InvalidStream("stream %d is not open" % stream)
         return (s.urgency, s.incremental)
 
+    def stream_state(self, uint32_t stream):
+        """A stream's state as RFC 9113 5.1 names them: 0 idle, 1 reserved (remote),
+        2 reserved (local), 3 open, 4 half-closed (remote), 5 half-closed (local),
+        6 closed; plus whether our head was sent: ``(state, head_sent)``."""
+        cdef Stream s = self.streams.get(stream)
+        if s is None:
+            return (0 if is_idle(self, stream) else 6), False
+        if s.local and s.r_state == R_CLOSED and s.w_state == W_HEADERS:
+            return 2, False   # we promised it and have not answered yet
+        if not s.local and s.w_state == W_CLOSED and s.r_state == R_HEADERS:
+            return 1, False   # the peer promised it
+        if s.r_state == R_CLOSED:
+            return (6 if s.w_state == W_CLOSED else 4), s.w_state != W_HEADERS
+        if s.w_state == W_CLOSED:
+            return 5, True
+        return 3, s.w_state != W_HEADERS
+
+    @property
+    def last_peer_stream(self):
+        """The highest stream id the peer opened or promised (0: none yet)."""
+        return self.last_stream[REMOTE]
+
+    def windows(self, uint32_t stream=0):
+        """The flow-control windows of ``stream`` alone (0: of the connection) as
+        ``(send, receive)``: how many bytes we may send now, and the peer may;
+        InvalidStream for a stream not open."""
+        cdef Stream s
+        if stream == 0:
+            return self.send_window, self.recv_window
+        s = self.streams.get(stream)
+        if s is None:
+            raise InvalidStream("stream %d is not open" % stream)
+        return s.send_window, s.recv_window
+
     def priority_order(self, streams):
         """The open streams among ``streams`` (ids) in the order the scheduler serves them
         (docs/raw.md, Priorities); ids of streams not open are left out."""
@@ -2588,46 +3040,21 @@ cdef class Connection:
 
     def update_settings(self, **changes):
         """Change our settings; in HTTP/2, send them (they apply once acknowledged)."""
-        cdef dict diff = {}
-        if self.is_closed:
-            raise closed_error(self)
-        for name, value in changes.items():
-            key = SETTINGS_NAMES.get(name)
-            if key is None:
-                raise UsageError("unknown setting %r" % name)
-            value = int(value)
-            if value < 0 or value > 0xFFFFFFFF:
-                raise UsageError("%s out of range" % name)
-            if key in (S_ENABLE_PUSH, S_ENABLE_CONNECT_PROTOCOL, S_NO_RFC7540_PRIORITIES) \
-                    and value > 1:
-                raise UsageError("%s must be 0 or 1" % name)
-            if key == S_NO_RFC7540_PRIORITIES and self.started and value != self.wanted[key]:
-                # RFC 9218 2.1: "Senders MUST NOT change the SETTINGS_NO_RFC7540_PRIORITIES
-                # value after the first SETTINGS frame."
-                raise UsageError("no_rfc7540_priorities cannot change after connection_made()")
-            if key == S_INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
-                raise UsageError("initial_window_size must be at most 2^31-1")
-            if key == S_MAX_FRAME_SIZE and not 16384 <= value <= 16777215:
-                raise UsageError("max_frame_size must be in [2^14, 2^24-1]")
-            if self.wanted[key] != value:
-                self.wanted[key] = value
-                diff[key] = value
-        if S_MAX_HEADER_LIST_SIZE in diff:
-            self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
-        if diff and self.started and self.h2:
-            self.depth += 1
-            try:
-                write_settings(self, diff)
-            finally:
-                self.depth -= 1
-                end_call(self)
+        change_settings(self, changes, True)
+
+    def preface_settings(self, **changes):
+        """With ``defer_preface``, before send_preface(): change the settings our first
+        SETTINGS frame will carry, writing nothing now."""
+        if not self.defer_preface or self.preface_sent:
+            raise UsageError("preface_settings(): only with defer_preface, before send_preface()")
+        change_settings(self, changes, False)
 
     # -- the seed's methods ----------------------------------------------------------
 
     def connection_made(self, bint is_http2):
         """Start the connection (cno_begin): in HTTP/2 a client writes the preface, and
-        both sides write their SETTINGS."""
-        cdef dict diff = {}
+        both sides write their SETTINGS (with ``defer_preface``: not until
+        :meth:`send_preface`)."""
         if self.started:
             raise UsageError("connection_made() was already called")
         self.started = True
@@ -2636,17 +3063,66 @@ cdef class Connection:
             return
         self.h2 = True
         self.state = ST_SETTINGS if self.client else ST_PREFACE
+        if not self.defer_preface:
+            self.send_preface()
+
+    def send_preface(self):
+        """HTTP/2: write what connection_made(True) held back with ``defer_preface``: a
+        client's preface and our first SETTINGS (RFC 9113 3.4)."""
+        cdef dict diff = {}
+        check_open(self)
+        if self.preface_sent:
+            raise UsageError("send_preface(): the preface was sent")
+        self.preface_sent = True
         self.depth += 1
         try:
             if self.client:
                 buf_put(&self.out, <const uint8_t*> PyBytes_AS_STRING(PREFACE), 24)
+            if self.settings_order is not None:
+                for name in self.settings_order:
+                    key = SETTINGS_NAMES[name]
+                    diff[key] = self.wanted[key]
             for key in range(1, SETTINGS_COUNT):
-                if self.wanted[key] != STANDARD[key]:
+                if self.wanted[key] != STANDARD[key] and key not in diff:
                     diff[key] = self.wanted[key]
             write_settings(self, diff)
+            if self.first_settings_in_force:
+                apply_local_settings(self, self.settings_queue.pop())
         finally:
             self.depth -= 1
             flush(self)
+
+    def upgraded(self, settings=None):
+        """HTTP/2 after an h2c upgrade the caller carried out itself (RFC 7540 3.2, kept
+        by RFC 9113 3.1): stream 1 is the upgraded request, half-closed (local) on a
+        client, whose request went out as HTTP/1.1, and half-closed (remote) on a server.
+        A server passes ``settings``, the decoded HTTP2-Settings payload, applied as the
+        client's first SETTINGS (the 101 acknowledges them: no ACK is sent)."""
+        cdef Stream s
+        cdef int r = 0
+        check_open(self)
+        if not self.h2 or self.streams or self.last_stream[LOCAL] or self.last_stream[REMOTE]:
+            raise UsageError("upgraded(): only on a new HTTP/2 connection")
+        self.depth += 1
+        try:
+            if settings:
+                if len(settings) % 6:
+                    raise UsageError("HTTP2-Settings must hold 6-byte settings")
+                r = apply_remote_settings(self, <const uint8_t*> PyBytes_AS_STRING(settings),
+                                          len(settings))
+            if r == 0:
+                s = new_stream(self, 1, self.client)
+                if self.client:
+                    s.w_state = W_CLOSED
+                else:
+                    s.r_state = R_CLOSED
+                if self.ev_stream_start is not None:
+                    self.ev_stream_start(self, s.key)
+        finally:
+            self.depth -= 1
+            end_call(self)
+        if r == CONN_ERROR:
+            raise_connection_error(self)
 
     def connection_lost(self):
         """The transport is gone (cno_eof): every open stream ends with CANCEL/LOCAL,
@@ -2716,10 +3192,11 @@ cdef class Connection:
             self.depth -= 1
             end_call(self)
 
-    def write_push(self, uint32_t stream, method, path, headers):
+    def write_push(self, uint32_t stream, method, path, headers, uint32_t promised=0):
         """Server push (RFC 9113 8.4); returns the promised stream id, or 0 if pushing is
-        not possible now."""
-        cdef uint32_t promised = 0
+        not possible now. ``promised``: the even id to promise (above the last one), else
+        the next one."""
+        cdef uint32_t got = 0
         check_open(self)
         if self.client:
             raise UsageError("only a server can push")
@@ -2727,11 +3204,29 @@ cdef class Connection:
             return 0   # (HTTP/1.1 has no push)
         self.depth += 1
         try:
-            promised = write_push(self, stream, method, path, headers)
+            got = write_push(self, stream, method, path, headers, promised)
         finally:
             self.depth -= 1
             end_call(self)
-        return promised
+        return got
+
+    def write_padded(self, uint32_t stream, data, bint final, int pad):
+        """HTTP/2: write_data as one DATA frame padded with ``pad`` zero bytes (0-255,
+        RFC 9113 6.1), counted by flow control with the payload; UsageError unless it
+        all fits the frame size and the windows. Returns len(data)."""
+        cdef Py_ssize_t sent
+        check_open(self)
+        if not self.h2:
+            raise UsageError("write_padded(): HTTP/2 only")
+        if pad < 0:
+            raise UsageError("padding must be 0 to 255 bytes")
+        self.depth += 1
+        try:
+            sent = write_padded_data(self, stream, data, final, pad)
+        finally:
+            self.depth -= 1
+            end_call(self)
+        return sent
 
     def write_data(self, uint32_t stream, data, bint final):
         """Send body bytes; returns how many the flow-control windows accepted."""
@@ -2874,8 +3369,16 @@ cdef class Connection:
                 if self.recv_window + delta > MAX_WINDOW:
                     raise UsageError("the connection window would exceed 2^31-1")
                 self.recv_window += delta
-                self.recv_target += delta
+                if not self.flow_exact:
+                    self.recv_target += delta
                 write_window_update(self, 0, delta)
+            elif self.flow_exact:
+                s = self.streams.get(stream)
+                if s is not None and s.r_state != R_CLOSED:
+                    if s.recv_window + delta > MAX_WINDOW:
+                        raise UsageError("the stream window would exceed 2^31-1")
+                    s.recv_window += delta
+                    write_window_update(self, stream, delta)
             else:
                 s = self.streams.get(stream)
                 if s is not None and s.r_state == R_CLOSED:
@@ -2894,21 +3397,14 @@ cdef class Connection:
 
     def shutdown(self, uint32_t code=NO_ERROR):
         """Graceful shutdown: GOAWAY with the last peer stream; open streams finish."""
-        if self.is_closed and self.error_class is None and not self.lost:
-            return   # already shut down
-        check_open(self)
-        self.depth += 1
-        try:
-            if not self.h2:
-                self.goaway_sent = True   # no new requests; the ones open finish
-                if not self.client and self.state == ST_H1_HEAD:
-                    self.state = ST_H1_IGNORE
-            elif not self.goaway_sent or code != NO_ERROR:
-                write_goaway(self, code)
-            maybe_close(self)
-        finally:
-            self.depth -= 1
-            end_call(self)
+        shutdown(self, code, -1, None)
+
+    def write_goaway(self, uint32_t code, last_stream=None, bytes debug=None):
+        """shutdown(code) with the GOAWAY's other fields given (RFC 9113 6.8):
+        ``last_stream`` as its last-stream-id, ``debug`` as its debug data; it is written
+        even after a GOAWAY was (a graceful shutdown may be followed by a final one)."""
+        shutdown(self, code, -1 if last_stream is None else <uint32_t> last_stream,
+                 debug if debug else None)
 
     def close(self):
         """A hook (libcno's binding calls it on errors); does nothing by default."""
@@ -2972,10 +3468,14 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
         else min(c.remote[S_MAX_CONCURRENT_STREAMS], <uint32_t> CONSERVATIVE_STREAMS)
     if c.stream_count[LOCAL] >= limit:
         raise WouldBlock("the peer's max_concurrent_streams (%d) is reached" % limit)
-    method = field_object(method)
-    path = field_object(path)
-    fields = [(b":method", method), (b":path", path)]
-    check_headers(c, fields, headers, FIELDS_REQUEST)
+    if c.pseudo_in_headers:
+        fields = given_fields(c, headers)
+        method = given_pseudo(fields, b":method")
+    else:
+        method = field_object(method)
+        path = field_object(path)
+        fields = [(b":method", method), (b":path", path)]
+        check_headers(c, fields, headers, FIELDS_REQUEST)
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     if c.hdr_prio:
@@ -3002,15 +3502,19 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
     cdef list fields
     if s.w_state != W_HEADERS:
         raise InvalidStream("stream %d: the response head was already sent" % sid)
-    if code < 100 or code > 999:
+    if c.pseudo_in_headers:
+        fields = given_fields(c, headers)
+        code = <int> parse_digits_obj(given_pseudo(fields, b":status"))
+    elif code < 100 or code > 999:
         raise UsageError("invalid status code %d" % code)
     if code == 101:
         raise UsageError("101 Switching Protocols does not exist in HTTP/2")
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
-    fields = list_with_room(16)
-    list_push(fields, STATUS_FIELDS[code])
-    check_headers(c, fields, headers, FIELDS_RESPONSE)
+    if not c.pseudo_in_headers:
+        fields = list_with_room(16)
+        list_push(fields, STATUS_FIELDS[code])
+        check_headers(c, fields, headers, FIELDS_RESPONSE)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: our view overrides where it speaks
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM if final else 0, sid, 0, fields)
@@ -3070,6 +3574,42 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
     return total if (s.head_request and not s.local) else n
 
 
+cdef Py_ssize_t write_padded_data(Connection c, uint32_t sid, object data, bint final,
+                                  int pad) except -1:
+    """write_data with padding (RFC 9113 6.1): one frame, PADDED, its pad length byte and
+    `pad` zero bytes counted by flow control with the payload."""
+    cdef Stream s = writable_stream(c, sid)
+    cdef Py_buffer view
+    cdef Py_ssize_t n, size
+    cdef uint8_t b
+    if s.w_state != W_DATA:
+        raise InvalidStream("stream %d: write_head first" % sid)
+    if pad > 255:
+        raise UsageError("padding is at most 255 bytes")
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        n = view.len
+        size = n + 1 + pad
+        if size > c.remote[S_MAX_FRAME_SIZE] or size > min(c.send_window, s.send_window):
+            raise UsageError("a padded DATA frame must fit the frame size and the windows")
+        put_frame_header(&c.out, <uint32_t> size, FRAME_DATA,
+                         FLAG_PADDED | (FLAG_END_STREAM if final else 0), sid)
+        b = <uint8_t> pad
+        buf_put(&c.out, &b, 1)
+        buf_put(&c.out, <const uint8_t*> view.buf, n)
+        buf_reserve(&c.out, pad)
+        memset(c.out.data + c.out.len, 0, pad)
+        c.out.len += pad
+        c.send_window -= size
+        s.send_window -= size
+    finally:
+        PyBuffer_Release(&view)
+    if final:
+        s.w_state = W_CLOSED
+        maybe_end(c, s)
+    return n
+
+
 cdef int write_borrowed_frames(Connection c, uint32_t sid, object data, Py_ssize_t n,
                                bint whole, bint final) except -1:
     """write_data's frames without copying the payload (the first n bytes of data; whole:
@@ -3095,14 +3635,68 @@ cdef int write_trailers(Connection c, uint32_t sid, object trailers) except -1:
     if s.w_state != W_DATA:
         raise InvalidStream("stream %d: write_head first" % sid)
     cdef list fields = []
-    check_headers(c, fields, trailers, FIELDS_TRAILERS)
+    if c.pseudo_in_headers:
+        fields = given_fields(c, trailers)
+    else:
+        check_headers(c, fields, trailers, FIELDS_TRAILERS)
     write_header_block(c, FRAME_HEADERS, FLAG_END_STREAM, sid, 0, fields)
     s.w_state = W_CLOSED
     return maybe_end(c, s)
 
 
+cdef list given_fields(Connection c, object headers):
+    """pseudo_in_headers: the caller's header list as it is written, pseudo-header fields
+    included, unchecked (the caller validates); sensitive ones as the encoder reads them."""
+    cdef list out
+    cdef Py_ssize_t i
+    c.hdr_prio = 0
+    c.hdr_plain = False
+    if headers is None:
+        return []
+    out = list(headers)
+    if c.utf8_fields:
+        for i in range(len(out)):
+            item = out[i]
+            n = item[0]
+            v = item[1]
+            if (type(n) is str and not (<str> n).isascii()) or \
+                    (type(v) is str and not (<str> v).isascii()):
+                sensitive = bool(item[2]) if len(item) == 3 else not getattr(item, "indexable", True)
+                n = (<str> n).encode("utf-8") if type(n) is str else n
+                v = (<str> v).encode("utf-8") if type(v) is str else v
+                out[i] = (n, v, True) if sensitive else (n, v)
+    return out
+
+
+cdef object given_pseudo(list fields, bytes name):
+    """The value of the pseudo-header field `name` among `fields` (str or bytes names),
+    or None."""
+    cdef Py_ssize_t n
+    cdef const uint8_t* p
+    for item in fields:
+        field = field_object(item[0])
+        p = field_ptr(field, &n)
+        if n == 0 or p[0] != 0x3A:
+            return None   # (pseudo-header fields come first)
+        if bytes_equal(p, n, <const char*> name, len(name)):
+            return field_object(item[1])
+    return None
+
+
+cdef int64_t parse_digits_obj(object value) except -2:
+    """A :status value's number, or 0 when there is none (absent or not digits)."""
+    cdef Py_ssize_t n
+    cdef const uint8_t* p
+    cdef int64_t v
+    if value is None:
+        return 0
+    p = field_ptr(value, &n)
+    v = parse_digits(p, n)
+    return v if v > 0 else 0
+
+
 cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object path,
-                         object headers) except? 0:
+                         object headers, uint32_t want=0) except? 0:
     cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
     cdef uint32_t promised
@@ -3113,14 +3707,24 @@ cdef uint32_t write_push(Connection c, uint32_t parent_id, object method, object
     if c.stream_count[LOCAL] >= c.remote[S_MAX_CONCURRENT_STREAMS]:
         return 0
     promised = c.last_stream[LOCAL] + 2 if c.last_stream[LOCAL] else 2
+    if want:
+        if want & 1 or want < promised:
+            raise InvalidStream("stream %d: a promised stream needs an even id from %d"
+                                % (want, promised))
+        promised = want
     if promised > MAX_STREAM_ID:
         return 0
-    method = field_object(method)
-    path = field_object(path)
-    user = []
-    check_headers(c, user, headers, FIELDS_REQUEST)
-    fields = [(b":method", method), (b":path", path)]
-    fields.extend(user)
+    if c.pseudo_in_headers:
+        user = fields = given_fields(c, headers)
+        method = given_pseudo(fields, b":method")
+        path = given_pseudo(fields, b":path")
+    else:
+        method = field_object(method)
+        path = field_object(path)
+        user = []
+        check_headers(c, user, headers, FIELDS_REQUEST)
+        fields = [(b":method", method), (b":path", path)]
+        fields.extend(user)
     write_header_block(c, FRAME_PUSH_PROMISE, 0, parent_id, promised, fields)
     s = new_stream(c, promised, True)
     s.r_state = R_CLOSED    # reserved (local): the request is complete, we answer it

@@ -1461,3 +1461,339 @@ cdef int write_trailers_h1(Connection c, Stream s, object trailers) except -1:
     # is a UsageError, not a message the next one would complete on the wire).
     write_data_h1(c, s, b"", True)
     return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Parsing without a Connection: one head, trailer section or chunk-size line out of the
+# caller's buffer, for a face that keeps its own state machine and buffer (docs/raw.md,
+# "HTTP/1.1 without a Connection"). Nothing here touches a Connection.
+
+PARSE_REQUEST = 0
+PARSE_RESPONSE = 1
+PARSE_TRAILERS = 2
+
+# Recent header lines as (name, lower-case name, value) triples, like STR_LINES.
+cdef LineSlot RAW_LINES[LINE_SLOTS]
+
+
+cdef inline bint raw_value_byte_ok(uint8_t b) noexcept:
+    """A byte inside a field value or reason phrase: anything but NUL, CR, LF and the
+    whitespace that is not SP or HTAB (FF, VT). Other controls and obs-text pass, as in
+    the widespread parsers this serves (RFC 9110 5.5 lets a recipient keep them)."""
+    return b != 0x00 and b != 0x0A and b != 0x0D and b != 0x0B and b != 0x0C
+
+
+cdef object raw_field(const uint8_t* p, Py_ssize_t n, bint allow_empty_name):
+    """One field line p[:n] (no line end) as (name, lower-case name, value) bytes, or a
+    str saying what is wrong. field-line = field-name ":" OWS field-value OWS (RFC 9112 5)."""
+    cdef const uint8_t* q = <const uint8_t*> memchr(p, 0x3A, n)
+    cdef Py_ssize_t nlen, vs, ve, i
+    cdef uint8_t lname[64]
+    cdef uint8_t b
+    cdef object name, lower
+    if q == NULL:
+        return "illegal header line"
+    nlen = q - p
+    if nlen == 0:
+        return "illegal header line"
+    for i in range(nlen):
+        b = NAME_LOWER[p[i]]
+        if b == 0:
+            return "illegal header line"   # not a token: whitespace before ":" too (5.1)
+        if i < 64:
+            lname[i] = b
+    vs = nlen + 1
+    ve = n
+    while vs < ve and (p[vs] == 0x20 or p[vs] == 0x09):
+        vs += 1
+    while ve > vs and (p[ve - 1] == 0x20 or p[ve - 1] == 0x09):
+        ve -= 1
+    for i in range(vs, ve):
+        if not raw_value_byte_ok(p[i]):
+            return "illegal header line"
+    name = field_from(p, nlen, True)
+    if nlen <= 64:
+        lower = field_from(lname, nlen, True)
+    else:
+        lower = PyBytes_FromStringAndSize(<const char*> p, nlen).lower()
+    return (name, lower, field_from(p + vs, ve - vs, True))
+
+
+cdef object raw_fields(const uint8_t* p, Py_ssize_t start, Py_ssize_t end, list fields):
+    """The field lines p[start:end] (each ended by LF or CRLF) appended to fields; None,
+    or a str saying what is wrong. An obs-fold line is joined to the one before it with
+    one SP (RFC 9112 5.2 lets a recipient do so)."""
+    cdef Py_ssize_t pos = start, lf, e, next_lf, next_e
+    cdef LineSlot* slot
+    cdef uint64_t key
+    cdef object triple
+    cdef bytearray joined
+    while pos < end:
+        lf = find_lf(p, pos, end)
+        if lf < 0:
+            lf = end
+        e = line_end(p, pos, lf)
+        if e == pos:
+            pos = lf + 1
+            continue
+        if p[pos] == 0x20 or p[pos] == 0x09:
+            return "continuation line at start of headers"
+        next_lf = lf + 1
+        if next_lf < end and (p[next_lf] == 0x20 or p[next_lf] == 0x09):
+            joined = bytearray(p[pos:e])
+            while next_lf < end and (p[next_lf] == 0x20 or p[next_lf] == 0x09):
+                lf = find_lf(p, next_lf, end)
+                if lf < 0:
+                    lf = end
+                next_e = line_end(p, next_lf, lf)
+                while next_lf < next_e and (p[next_lf] == 0x20 or p[next_lf] == 0x09):
+                    next_lf += 1
+                joined += b" "
+                joined += p[next_lf:next_e]
+                next_lf = lf + 1
+            triple = raw_field(<const uint8_t*> (<char*> joined), len(joined), False)
+            if isinstance(triple, str):
+                return triple
+            list_push(fields, triple)
+            pos = next_lf
+            continue
+        if e - pos <= LINE_MAX:
+            key = quick_key(p + pos, e - pos)
+            slot = &RAW_LINES[0] + ((key ^ (key >> 29)) & (LINE_SLOTS - 1))
+            triple = line_hit(slot, key, p + pos, e - pos)
+            if triple is None:
+                triple = raw_field(p + pos, e - pos, False)
+                if isinstance(triple, str):
+                    return triple
+                line_keep(slot, key, p + pos, e - pos, triple)
+        else:
+            triple = raw_field(p + pos, e - pos, False)
+            if isinstance(triple, str):
+                return triple
+        list_push(fields, triple)
+        pos = lf + 1
+    return None
+
+
+cdef inline bint http_version_ok(const uint8_t* p) noexcept:
+    """HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3), 8 bytes at p."""
+    return (memcmp(p, b"HTTP/", 5) == 0 and 0x30 <= p[5] <= 0x39 and p[6] == 0x2E
+            and 0x30 <= p[7] <= 0x39)
+
+
+def parse_h1_head(data, Py_ssize_t start=0, int kind=PARSE_REQUEST):
+    """Parse one HTTP/1.x head (or, with kind=PARSE_TRAILERS, a trailer section) at
+    data[start:], any buffer. Returns None while the empty line that ends it has not
+    arrived, else a tuple whose first item is the index just past that line:
+
+    - PARSE_REQUEST: (end, method, target, version, fields), version like b"1.1"
+    - PARSE_RESPONSE: (end, version, status, reason, fields), status an int
+    - PARSE_TRAILERS: (end, fields)
+
+    fields is a list of (name as sent, lower-case name, value) bytes triples, in order,
+    nothing removed or acted on. Raises ProtocolError (status 400) for a malformed head,
+    or, while it is incomplete, for a first byte that cannot begin one (below "!")."""
+    return h1_parse_head(data, start, kind)
+
+
+cdef object h1_parse_head(object data, Py_ssize_t start, int kind):
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef const uint8_t* q
+    cdef Py_ssize_t n, end = -1, i, lf, e, sp1, sp2
+    cdef list fields
+    cdef object err, a, b, c
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t*> view.buf
+        n = view.len
+        if start < 0 or start > n:
+            raise UsageError("start outside the buffer")
+        # The head ends at the first empty line; an empty first line is a head of none.
+        i = start
+        while True:
+            lf = find_lf(p, i, n)
+            if lf < 0:
+                break
+            if line_end(p, i, lf) == i:
+                end = lf + 1
+                break
+            i = lf + 1
+        if end < 0:
+            if kind != PARSE_TRAILERS and n > start and p[start] < 0x21:
+                raise h1_parse_error("illegal request line" if kind == PARSE_REQUEST
+                                     else "illegal status line", -1)
+            return None
+        fields = list_with_room(16)
+        if kind == PARSE_TRAILERS:
+            err = raw_fields(p, start, end, fields)
+            if err is not None:
+                raise h1_parse_error(err, end)
+            return (end, fields)
+        lf = find_lf(p, start, end)
+        e = line_end(p, start, lf)
+        if e == start:
+            raise h1_parse_error("no request line received" if kind == PARSE_REQUEST
+                                 else "no response line received", end)
+        if kind == PARSE_REQUEST:
+            # request-line = method SP request-target SP HTTP-version (RFC 9112 3)
+            q = <const uint8_t*> memchr(p + start, 0x20, e - start)
+            sp1 = -1 if q == NULL else q - p
+            sp2 = -1
+            if sp1 >= 0:
+                q = <const uint8_t*> memchr(p + sp1 + 1, 0x20, e - sp1 - 1)
+                sp2 = -1 if q == NULL else q - p
+            if sp2 < 0 or e - sp2 - 1 != 8 or not http_version_ok(p + sp2 + 1) or \
+                    not is_token(p + start, sp1 - start) or sp2 == sp1 + 1:
+                raise h1_parse_error("illegal request line", end)
+            for i in range(sp1 + 1, sp2):
+                if p[i] <= 0x20 or p[i] >= 0x7F:   # VCHAR only
+                    raise h1_parse_error("illegal request line", end)
+            a = field_from(p + start, sp1 - start, True)
+            b = PyBytes_FromStringAndSize(<const char*> p + sp1 + 1, sp2 - sp1 - 1)
+            c = field_from(p + sp2 + 6, 3, True)
+        else:
+            # status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4);
+            # the SP before an empty reason may be missing, as many servers send it.
+            if e - start < 12 or not http_version_ok(p + start) or p[start + 8] != 0x20 or \
+                    not (0x30 <= p[start + 9] <= 0x39 and 0x30 <= p[start + 10] <= 0x39
+                         and 0x30 <= p[start + 11] <= 0x39) or \
+                    (e - start > 12 and p[start + 12] != 0x20):
+                raise h1_parse_error("illegal status line", end)
+            for i in range(start + 13, e):
+                if not raw_value_byte_ok(p[i]):
+                    raise h1_parse_error("illegal status line", end)
+            a = field_from(p + start + 5, 3, True)
+            b = (p[start + 9] - 0x30) * 100 + (p[start + 10] - 0x30) * 10 + p[start + 11] - 0x30
+            c = field_from(p + start + 13, e - start - 13, True) if e - start > 13 else b""
+        err = raw_fields(p, lf + 1, end, fields)
+        if err is not None:
+            raise h1_parse_error(err, end)
+        return (end, a, b, c, fields)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def parse_h1_chunk_line(data, Py_ssize_t start=0):
+    """Parse a chunk-size line (RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF) at
+    data[start:], any buffer: None until its CRLF has arrived, else (end, size) with end
+    just past the CRLF. Extensions are skipped; whitespace before the CRLF is allowed.
+    Raises ProtocolError (status 400) for anything else, or a size of 2^63 or more."""
+    return h1_parse_chunk_line(data, start)
+
+
+cdef object h1_parse_chunk_line(object data, Py_ssize_t start):
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef const uint8_t* q
+    cdef Py_ssize_t n, i, e, digits = 0
+    cdef int64_t size = 0
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t*> view.buf
+        n = view.len
+        if start < 0 or start > n:
+            raise UsageError("start outside the buffer")
+        i = start
+        while True:
+            q = <const uint8_t*> memchr(p + i, 0x0A, n - i)
+            if q == NULL:
+                return None
+            e = q - p
+            if e > start and p[e - 1] == 0x0D:
+                break
+            i = e + 1    # a bare LF is not the end of the line
+        e -= 1
+        i = start
+        while i < e and hex_value(p[i]) >= 0:
+            if size >= 0x0800000000000000:
+                raise h1_parse_error("illegal chunk header", e + 2)
+            size = size * 16 + hex_value(p[i])
+            i += 1
+        if i == start:
+            raise h1_parse_error("illegal chunk header", e + 2)
+        if i < e and p[i] == 0x3B:
+            i = e      # chunk-ext: skipped
+        while i < e and (p[i] == 0x20 or p[i] == 0x09):
+            i += 1
+        if i != e:
+            raise h1_parse_error("illegal chunk header", e + 2)
+        return (e + 2, size)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object h1_parse_error(str message, Py_ssize_t end):
+    """ProtocolError, status 400; `end` past the malformed head or line when it was
+    complete (so a caller can skip it), None when the input was refused early."""
+    exc = ProtocolError(message)
+    exc.status = 400
+    exc.end = end if end >= 0 else None
+    return exc
+
+
+cdef inline char* put_bytes(char* p, object b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(p, PyBytes_AS_STRING(b), n)
+    return p + n
+
+
+cdef inline char* put_raw_field(char* p, tuple t) noexcept:
+    p = put_bytes(p, <object> PyTuple_GET_ITEM(t, 0))
+    p[0] = 0x3A
+    p[1] = 0x20
+    p = put_bytes(p + 2, <object> PyTuple_GET_ITEM(t, 2))
+    p[0] = 0x0D
+    p[1] = 0x0A
+    return p + 2
+
+
+cdef inline bint is_host_field(tuple t) noexcept:
+    cdef object lower = <object> PyTuple_GET_ITEM(t, 1)
+    return PyBytes_GET_SIZE(lower) == 4 and memcmp(PyBytes_AS_STRING(lower), b"host", 4) == 0
+
+
+cdef bytes h1_head_bytes(tuple start, list fields):
+    """See write_h1_head. The caller guarantees bytes everywhere (no checks here)."""
+    cdef Py_ssize_t size = 2, i, n = PyList_GET_SIZE(fields)
+    cdef tuple t
+    cdef bytes out
+    cdef char* p
+    for x in start:
+        size += PyBytes_GET_SIZE(x)
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        size += PyBytes_GET_SIZE(<object> PyTuple_GET_ITEM(t, 0)) + \
+            PyBytes_GET_SIZE(<object> PyTuple_GET_ITEM(t, 2)) + 4
+    out = PyBytes_FromStringAndSize(NULL, size)
+    p = PyBytes_AS_STRING(out)
+    for x in start:
+        p = put_bytes(p, x)
+    # RFC 9110 7.2: "a user agent that sends Host SHOULD send it as the first field".
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        if is_host_field(t):
+            p = put_raw_field(p, t)
+    for i in range(n):
+        t = <tuple> PyList_GET_ITEM(fields, i)
+        if not is_host_field(t):
+            p = put_raw_field(p, t)
+    p[0] = 0x0D
+    p[1] = 0x0A
+    return out
+
+
+def write_h1_head(tuple start, list fields):
+    """The bytes of a head: the start line (the bytes objects in `start`, joined, CRLF
+    included), each field of `fields` ((name, lower-case name, value) bytes triples,
+    as parse_h1_head gives) as `name: value` CRLF with the name as given, Host first
+    (RFC 9110 7.2), the others in order, then the empty line. Nothing is validated or
+    added: the caller checked what it writes."""
+    for x in start:
+        if type(x) is not bytes:
+            raise UsageError("start holds bytes only")
+    for t in fields:
+        if type(t) is not tuple or len(t) != 3 or type(t[0]) is not bytes or \
+                type(t[1]) is not bytes or type(t[2]) is not bytes:
+            raise UsageError("a field must be a (name, lower-case name, value) bytes triple")
+    return h1_head_bytes(start, fields)

@@ -110,16 +110,26 @@ cdef class Encoder:
     cdef PyObject* ident_key[64]
     cdef int64_t ident_id[64]
     cdef int64_t sent_index         # set by _encode_field: see encode_into
+    # all_mode: the index_all property (the hpack package's policy, docs/hpack.md). Its
+    # size updates are the changes in size_changes, sent at the next block only while
+    # `resized` holds.
+    cdef bint all_mode
+    cdef bint resized
+    cdef list size_changes
 
     cdef int encode_into(self, WriteBuffer* out, object headers, bint huffman) except -1
     cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1
     cdef int _put_size_updates(self, WriteBuffer* out) except -1
+    cdef int _put_queued_updates(self, WriteBuffer* out) except -1
     cdef list _normalize(self, object headers)
     cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
                            bint huffman) except -1
+    cdef int _encode_field_all(self, WriteBuffer* out, object name, object value,
+                               int sensitive, bint huffman) except -1
     cdef int _insert(self, object name, object value, Py_hash_t name_hash,
                      Py_hash_t pair_hash, Py_ssize_t size) except -1
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept
     cdef void _evict_to(self, Py_ssize_t limit) noexcept
     cdef int _reindex(self) except -1
     cdef int _apply_limit(self) except -1
+    cdef int _resize_all(self, Py_ssize_t value) except -1

@@ -279,6 +279,17 @@ cdef inline int put_string(WriteBuffer* b, const uint8_t* p, Py_ssize_t n, bint 
     return 0
 
 
+cdef int put_string_huffman(WriteBuffer* b, const uint8_t* p, Py_ssize_t n) except -1:
+    """5.2, as the hpack package writes strings: Huffman-coded whatever the length, the
+    empty string too (the H bit, length 0)."""
+    cdef Py_ssize_t hlen = huffman_length(p, n)
+    put_int(b, 0x80, 7, hlen)
+    buf_reserve(b, hlen)
+    huffman_encode(b.data + b.len, p, n)
+    b.len += hlen
+    return 0
+
+
 # ----------------------------------------------------------------------------------------
 # Field objects for the encoder: exact str (1-byte kind) or exact bytes.
 
@@ -770,6 +781,9 @@ cdef class Encoder:
     never-indexed literals.
 
     ``max_table_size`` caps the table whatever limit the peer allows.
+
+    ``index_all=True`` encodes exactly as the ``hpack`` package's Encoder does (see
+    :attr:`index_all`).
     """
 
     def __cinit__(self):
@@ -783,8 +797,46 @@ cdef class Encoder:
         index_init(&self.by_pair, 64)
         index_init(&self.by_name, 64)
 
-    def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP):
+    def __init__(self, max_table_size=DEFAULT_ENCODER_TABLE_CAP, index_all=False):
+        self.index_all = index_all   # (first: index_all applies no cap, so sends no update)
         self.max_table_size = max_table_size
+
+    @property
+    def index_all(self):
+        """Encode as the ``hpack`` package's Encoder does (default False), byte for byte
+        for bytes and ASCII fields: every field that is not sensitive is indexed (a full
+        match sent as an index, a name match as a literal with that indexed name, the rest
+        as a literal with a literal name, each added to the table), sensitive fields too
+        are sent as an index on a full match, with ``huffman`` every string is
+        Huffman-coded even when that is longer, ``max_table_size`` is not applied (the
+        table is what the peer allows), and each change of ``header_table_size`` is
+        announced as ``hpack`` does (every changed value, in order). False: cno's policy
+        (docs/hpack.md). Either may be set at any time; the table carries over."""
+        return self.all_mode
+
+    @index_all.setter
+    def index_all(self, bint value):
+        if value == self.all_mode:
+            return
+        self.all_mode = value
+        if value:
+            # The updates cno's policy still owes the peer become hpack's pending list.
+            self.size_changes = []
+            if self.pending_final >= 0:
+                if self.pending_min < self.pending_final:
+                    self.size_changes.append(self.pending_min)
+                self.size_changes.append(self.pending_final)
+                self.resized = True
+                self.pending_min = self.pending_final = -1
+            if self.peer_limit != self.max_size:
+                self._resize_all(self.peer_limit)   # (the cap no longer applies)
+        else:
+            if self.resized and self.size_changes:
+                self.pending_min = min(self.size_changes)
+                self.pending_final = self.size_changes[len(self.size_changes) - 1]
+            self.size_changes = None
+            self.resized = False
+            self._apply_limit()
 
     @property
     def max_table_size(self):
@@ -796,7 +848,8 @@ cdef class Encoder:
         if value < 0:
             raise ValueError("max_table_size must not be negative")
         self.table_cap = value
-        self._apply_limit()
+        if not self.all_mode:
+            self._apply_limit()
 
     def __dealloc__(self):
         identity_clear(self.ident_key, IDENT_SLOTS)
@@ -819,7 +872,22 @@ cdef class Encoder:
         if value < 0:
             raise ValueError("header_table_size must not be negative")
         self.peer_limit = value
-        self._apply_limit()
+        if self.all_mode:
+            self._resize_all(value)
+        else:
+            self._apply_limit()
+
+    cdef int _resize_all(self, Py_ssize_t value) except -1:
+        """index_all's table size change, as the hpack package makes it: each new size
+        is queued for the next block. (hpack also lets a set to the size already in use
+        cancel the queue, so the peer never hears of the change and its table falls out
+        of step with ours; cno does not copy that.)"""
+        if value != self.max_size:
+            self.max_size = value
+            self._evict_to(value)
+            self.size_changes.append(value)
+            self.resized = True
+        return 0
 
     cdef int _apply_limit(self) except -1:
         cdef Py_ssize_t value = min(self.peer_limit, self.table_cap)
@@ -871,16 +939,31 @@ cdef class Encoder:
         self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
-            self._encode_field(out, field[0], field[1], field[2], huffman)
+            if self.all_mode:
+                self._encode_field_all(out, field[0], field[1], field[2], huffman)
+            else:
+                self._encode_field(out, field[0], field[1], field[2], huffman)
         return 0
 
     cdef int _put_size_updates(self, WriteBuffer* out) except -1:
-        """6.3: the table size changes announced at the start of the next block."""
+        """6.3: the table size changes announced at the start of the next block (cno's
+        pending_min/pending_final; index_all's queue, whose `resized` only it sets)."""
         if self.pending_final >= 0:
             if self.pending_min < self.pending_final:
                 put_int(out, 0x20, 5, self.pending_min)
             put_int(out, 0x20, 5, self.pending_final)
             self.pending_min = self.pending_final = -1
+        elif self.resized:
+            self._put_queued_updates(out)
+        return 0
+
+    cdef int _put_queued_updates(self, WriteBuffer* out) except -1:
+        """index_all: every size queued since the last block, in order (as hpack)."""
+        cdef object size
+        for size in self.size_changes:
+            put_int(out, 0x20, 5, size)
+        del self.size_changes[:]
+        self.resized = False
         return 0
 
     cdef int encode_plain(self, WriteBuffer* out, object fields, bint huffman) except -1:
@@ -890,7 +973,8 @@ cdef class Encoder:
         cdef tuple field
         cdef Py_ssize_t slot, way
         cdef int64_t id
-        self._put_size_updates(out)
+        if self.pending_final >= 0 or self.resized:
+            self._put_size_updates(out)
         for item in fields:
             field = <tuple> item
             slot = identity_hash(field)
@@ -904,7 +988,10 @@ cdef class Encoder:
                     put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)   # 6.1
                     continue
             self.sent_index = 0
-            self._encode_field(out, field[0], field[1], 0, huffman)
+            if self.all_mode:
+                self._encode_field_all(out, field[0], field[1], 0, huffman)
+            else:
+                self._encode_field(out, field[0], field[1], 0, huffman)
             if self.sent_index and field_len(field[0]) + field_len(field[1]) <= IDENT_MAX_LEN:
                 identity_put(self.ident_key, self.ident_id, slot, field,
                              self.sent_index if self.sent_index < 0 else self.sent_index - 1)
@@ -934,6 +1021,8 @@ cdef class Encoder:
 
     cdef int _encode_field(self, WriteBuffer* out, object name, object value, int sensitive,
                            bint huffman) except -1:
+        """One field by cno's policy (see the class docstring and docs/hpack.md);
+        _encode_field_all is index_all's."""
         cdef Py_ssize_t nlen, vlen, size, name_index = 0, i, first
         cdef const uint8_t* np = field_ptr(name, &nlen)
         cdef const uint8_t* vp = field_ptr(value, &vlen)
@@ -982,6 +1071,58 @@ cdef class Encoder:
         if prefix == 6:
             self._insert(name, value, nh, ph, size)
             self.sent_index = self.next_id   # (the new entry's id + 1: an index next time)
+        return 0
+
+    cdef int _encode_field_all(self, WriteBuffer* out, object name, object value,
+                               int sensitive, bint huffman) except -1:
+        """_encode_field for index_all, choosing as the hpack package does: a full match
+        (static table first, then the newest dynamic entry) is an index even for a
+        sensitive field; otherwise a literal with the name's index (the static table's
+        first entry with it, else the newest dynamic one) or a literal name, indexed
+        unless sensitive, every string Huffman-coded when huffman is on."""
+        cdef Py_ssize_t nlen, vlen, size, i, name_index
+        cdef const uint8_t* np = field_ptr(name, &nlen)
+        cdef const uint8_t* vp = field_ptr(value, &vlen)
+        cdef Py_hash_t nh = PyObject_Hash(name)
+        cdef Py_hash_t ph = pair_hash(nh, PyObject_Hash(value))
+        cdef int64_t id
+        name_index = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
+        if name_index > 0:
+            for i in range(name_index, STATIC_GROUP_END[name_index] + 1):
+                if field_equals(STATIC_ENC[i].value, vp, vlen):
+                    self.sent_index = -i
+                    return put_int(out, 0x80, 7, i)
+        else:
+            name_index = 0
+        id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
+                        np, nlen, vp, vlen, True)
+        if id >= 0:
+            self.sent_index = id + 1
+            return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
+        if name_index == 0:
+            id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
+                            np, nlen, NULL, 0, False)
+            if id >= 0:
+                name_index = STATIC_COUNT + self.next_id - id
+        if sensitive:
+            put_int(out, 0x10, 4, name_index)    # 6.2.3 never indexed
+        else:
+            put_int(out, 0x40, 6, name_index)    # 6.2.1, whatever its size
+        if huffman:
+            if name_index == 0:
+                put_string_huffman(out, np, nlen)
+            put_string_huffman(out, vp, vlen)
+        else:
+            if name_index == 0:
+                put_string(out, np, nlen, False)
+            put_string(out, vp, vlen, False)
+        if not sensitive:
+            size = nlen + vlen + ENTRY_OVERHEAD
+            if size > self.max_size:
+                self._evict_to(0)   # 4.4: an entry larger than the table empties it
+            else:
+                self._insert(name, value, nh, ph, size)
+                self.sent_index = self.next_id
         return 0
 
     cdef bint _seen(self, Py_hash_t pair_hash) noexcept:

@@ -20,6 +20,8 @@ Differences from ``hpack``, all deliberate:
   rarely repeat, and indexing the ones that do not would only evict useful entries.
 - The encoder's table never grows past ``Encoder(max_table_size=4096)``, whatever size the
   peer allows: ``header_table_size`` reads back the size in use.
+- ``Encoder(index_all=True)`` drops both of the above and encodes exactly as ``hpack``'s
+  Encoder does (docs/hpack.md).
 """
 from cno._hpack import (
     DEFAULT_ENCODER_TABLE_CAP,

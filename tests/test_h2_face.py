@@ -1,0 +1,234 @@
+"""cno.h2 end to end, without h2's own suite: cno.h2 client and server talking to each
+other and to the real h2 package, both ways (tools/dropin_suites.py runs h2's suite)."""
+import pytest
+
+import cno.h2.config
+import cno.h2.connection
+import cno.h2.events as ev
+import cno.h2.exceptions
+import cno.h2.settings
+
+h2conn = pytest.importorskip("h2.connection")
+import h2.config  # noqa: E402
+import h2.events  # noqa: E402
+
+REQUEST = [(b":method", b"GET"), (b":path", b"/x"), (b":scheme", b"https"),
+           (b":authority", b"example.com"), (b"user-agent", b"t/1")]
+RESPONSE = [(b":status", b"200"), (b"content-type", b"text/plain")]
+
+
+def cno_pair():
+    client = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=True))
+    server = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=False))
+    return client, server
+
+
+def real(client_side):
+    return h2conn.H2Connection(h2.config.H2Configuration(client_side=client_side))
+
+
+def shuttle(a, b):
+    """Move bytes both ways until quiet; the events each side saw."""
+    seen_a, seen_b = [], []
+    while True:
+        x = a.data_to_send()
+        if x:
+            seen_b += b.receive_data(x)
+        y = b.data_to_send()
+        if y:
+            seen_a += a.receive_data(y)
+        if not x and not y:
+            return seen_a, seen_b
+
+
+def names(events):
+    return [type(e).__name__ for e in events]
+
+
+@pytest.mark.parametrize("peer", ["cno", "h2-server", "h2-client"])
+def test_request_response_with_body_and_trailers(peer):
+    if peer == "cno":
+        client, server = cno_pair()
+    elif peer == "h2-server":
+        client = cno.h2.connection.H2Connection()
+        server = real(False)
+    else:
+        client = real(True)
+        server = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    shuttle(client, server)
+    client.send_headers(1, REQUEST, end_stream=True)
+    _, at_server = shuttle(client, server)
+    assert names(at_server) == ["RequestReceived", "StreamEnded"]
+    request = at_server[0]
+    assert request.stream_id == 1 and list(request.headers) == REQUEST
+    assert request.stream_ended is at_server[1]
+    server.send_headers(1, RESPONSE)
+    server.send_data(1, b"hello", end_stream=False)
+    server.send_headers(1, [(b"grpc-status", b"0")], end_stream=True)
+    at_client, _ = shuttle(client, server)
+    assert names(at_client) == ["ResponseReceived", "DataReceived", "TrailersReceived",
+                                "StreamEnded"]
+    assert list(at_client[0].headers) == RESPONSE
+    assert at_client[1].data == b"hello" and at_client[1].flow_controlled_length == 5
+    assert at_client[2].stream_ended is at_client[3]
+
+
+def test_flow_control_acknowledge_opens_windows():
+    client, server = cno_pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    shuttle(client, server)
+    client.send_headers(1, REQUEST)
+    shuttle(client, server)
+    client.send_data(1, b"x" * 16384)
+    client.send_data(1, b"x" * 16384)
+    _, got = shuttle(client, server)
+    assert sum(e.flow_controlled_length for e in got if isinstance(e, ev.DataReceived)) == 32768
+    assert client.local_flow_control_window(1) == 65535 - 32768
+    # Nothing is given back until the application says the data was processed.
+    assert server.remote_flow_control_window(1) == 65535 - 32768
+    server.acknowledge_received_data(32768, 1)
+    at_client, _ = shuttle(client, server)
+    assert sorted((e.stream_id, e.delta) for e in at_client) == [(0, 32768), (1, 32768)]
+    assert client.local_flow_control_window(1) == 65535
+
+
+def test_padding_counts_against_flow_control():
+    client, server = cno_pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    shuttle(client, server)
+    client.send_headers(1, REQUEST)
+    client.send_data(1, b"abc", pad_length=10, end_stream=True)
+    _, got = shuttle(client, server)
+    data = [e for e in got if isinstance(e, ev.DataReceived)][0]
+    assert data.data == b"abc" and data.flow_controlled_length == 14
+
+
+def test_ping_settings_goaway_events():
+    client, server = cno_pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    at_client, at_server = shuttle(client, server)
+    assert "RemoteSettingsChanged" in names(at_client)
+    assert "SettingsAcknowledged" in names(at_server)
+    client.ping(b"12345678")
+    at_client, at_server = shuttle(client, server)
+    assert names(at_server) == ["PingReceived"] and at_server[0].ping_data == b"12345678"
+    assert names(at_client) == ["PingAckReceived"]
+    server.update_settings({cno.h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 7})
+    at_client, at_server = shuttle(client, server)
+    changed = at_client[0].changed_settings[cno.h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS]
+    assert changed.new_value == 7 and server.local_settings.max_concurrent_streams == 7
+    server.close_connection(error_code=0, additional_data=b"bye")
+    at_client, _ = shuttle(client, server)
+    assert names(at_client) == ["ConnectionTerminated"]
+    assert at_client[0].additional_data == b"bye"
+
+
+def test_misuse_raises_h2_exceptions():
+    client, server = cno_pair()
+    client.initiate_connection()
+    client.send_headers(3, REQUEST)
+    with pytest.raises(cno.h2.exceptions.StreamIDTooLowError):
+        client.send_headers(1, REQUEST)
+    with pytest.raises(cno.h2.exceptions.NoSuchStreamError):
+        client.end_stream(5)
+    with pytest.raises(cno.h2.exceptions.FlowControlError):
+        client.send_data(3, b"x" * 70000)
+    client.end_stream(3)
+    with pytest.raises(cno.h2.exceptions.StreamClosedError):
+        client.send_data(3, b"late")
+    with pytest.raises(ValueError):
+        client.ping(b"short")
+
+
+def test_peer_protocol_error_is_raised_with_goaway():
+    server = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    server.receive_data(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    server.clear_outbound_data_buffer()
+    # DATA on stream 0 (RFC 9113 6.1)
+    with pytest.raises(cno.h2.exceptions.ProtocolError):
+        server.receive_data(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+    out = server.data_to_send()
+    assert out[3] == 0x7 and out[-4:] == b"\x00\x00\x00\x01"   # GOAWAY PROTOCOL_ERROR
+
+
+def test_server_push_to_real_client():
+    client = real(True)
+    server = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    shuttle(client, server)
+    client.send_headers(1, REQUEST, end_stream=True)
+    shuttle(client, server)
+    server.push_stream(1, 2, [(b":method", b"GET"), (b":path", b"/style.css"),
+                              (b":scheme", b"https"), (b":authority", b"example.com")])
+    server.send_headers(2, RESPONSE, end_stream=True)
+    server.send_headers(1, RESPONSE, end_stream=True)
+    at_client, _ = shuttle(client, server)
+    kinds = [type(e) for e in at_client]
+    assert h2.events.PushedStreamReceived in kinds
+    pushed = [e for e in at_client if isinstance(e, h2.events.PushedStreamReceived)][0]
+    assert pushed.pushed_stream_id == 2 and pushed.parent_stream_id == 1
+
+
+def test_upgrade_h2c_between_faces():
+    client, server = cno_pair()
+    settings = client.initiate_upgrade_connection()
+    server.initiate_upgrade_connection(settings)
+    assert server.remote_settings.enable_push == 1
+    server.send_headers(1, RESPONSE, end_stream=True)
+    at_client, _ = shuttle(client, server)
+    assert "ResponseReceived" in names(at_client) and "StreamEnded" in names(at_client)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import h2.utilities  # noqa: E402
+from cno.h2.connection import _PUSH, _REQUEST, _RESPONSE, _TRAILERS, _usual  # noqa: E402
+
+_NAMES = st.sampled_from([b":method", b":path", b":scheme", b":authority", b":status",
+                          b":protocol", b"x-a", b"X-B", b"host", b"te", b"cookie",
+                          b"connection", b"accept", b"x y", b" z", b"-", b"authorization"])
+_VALUES = st.sampled_from([b"GET", b"CONNECT", b"/", b"", b"https", b"example.com", b"200",
+                           b" pad", b"v ", b"trailers", b"a=b", b"x"])
+
+
+_HEADS = st.sampled_from([
+    [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"), (b":authority", b"a")],
+    [(b":authority", b"a"), (b":method", b"CONNECT")], [(b":status", b"200")], [],
+    [(b":method", b"GET"), (b":path", b""), (b":scheme", b"https"), (b":authority", b"a")]])
+_FIELDS = st.one_of(st.lists(st.tuples(_NAMES, _VALUES), max_size=8),
+                    st.builds(lambda head, rest: head + rest, _HEADS,
+                              st.lists(st.tuples(_NAMES, _VALUES), max_size=5)))
+_taken = []
+
+
+@settings(max_examples=600, deadline=None)
+@given(fields=_FIELDS, kind=st.sampled_from([_REQUEST, _RESPONSE, _TRAILERS, _PUSH]))
+def test_usual_header_lists_are_what_h2s_rules_leave_alone(fields, kind):
+    """The face's fast path (_usual) only takes lists that h2's own outbound rules (the
+    real h2 package's utilities) accept and return unchanged."""
+    if not _usual(fields, kind):
+        return
+    _taken.append(kind)
+    flags = h2.utilities.HeaderValidationFlags(
+        is_client=kind == _REQUEST, is_trailer=kind == _TRAILERS,
+        is_response_header=kind == _RESPONSE, is_push_promise=kind == _PUSH)
+    out = list(h2.utilities.validate_outbound_headers(
+        h2.utilities.normalize_outbound_headers(fields, flags, False), flags))
+    assert out == fields
+    assert all(type(h) is tuple or getattr(h, "indexable", True) for h in out)
+
+
+def test_usual_fast_path_was_exercised():
+    """(the property above saw lists of every kind that take the fast path)"""
+    for _ in range(3):
+        if set(_taken) >= {_REQUEST, _RESPONSE, _TRAILERS, _PUSH}:
+            break
+        test_usual_header_lists_are_what_h2s_rules_leave_alone()
+    assert set(_taken) >= {_REQUEST, _RESPONSE, _TRAILERS, _PUSH}

@@ -237,8 +237,12 @@ def main() -> None:
                         help="use the cno that `import cno` finds (installed, or on "
                              "PYTHONPATH) instead of this checkout")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
-    opts = parser.parse_args()
-    sys.exit(run(opts.suite, opts.real, opts.pytest_args, opts.installed))
+    # Everything after the first -- is pytest's, wherever the options stand before it
+    # (argparse alone would take `h2 --real -- -x` for an unrecognized `-x`).
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    opts = parser.parse_args(argv[:cut])
+    sys.exit(run(opts.suite, opts.real, opts.pytest_args + argv[cut + 1:], opts.installed))
 
 
 if __name__ == "__main__":

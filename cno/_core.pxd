@@ -199,6 +199,7 @@ cdef class Connection:
     cdef public bint lenient_start      # the peer's first frame need not be SETTINGS
     cdef public bint first_settings_in_force  # our first SETTINGS apply at once (no ACK awaited)
     cdef public bint strict_errors      # the peer's stream errors end the connection (GOAWAY)
+    cdef dict peer_resets               # ... except on streams the peer reset: their ids (bounded)
     cdef public bint priority_update_frames  # read PRIORITY_UPDATE (RFC 9218); else an unknown type
     cdef public object next_head_priority  # bytes: RFC 7540 priority fields for the next HEADERS
     cdef public bint control_frames_only  # on_frame skips DATA, CONTINUATION, plain HEADERS/PUSH_PROMISE

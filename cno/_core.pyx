@@ -144,6 +144,7 @@ SETTINGS_NAMES = {
 }
 cdef dict _SETTINGS_BY_ID = {v: k for k, v in SETTINGS_NAMES.items()}
 
+cdef Py_ssize_t PEER_RESETS_KEPT = 1024   # strict_errors: stream ids the peer reset, remembered
 cdef bytes PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 Frame = collections.namedtuple("Frame", "type flags stream payload")
@@ -734,7 +735,8 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
     if c.pend_s is not None:
         deliver_gathered(c)
     if c.strict_errors and not only_stream and sid not in c.recently_reset and not (
-            code == STREAM_CLOSED and find_stream(c, sid) is not None):
+            code == STREAM_CLOSED and (find_stream(c, sid) is not None or (
+                c.peer_resets is not None and sid in c.peer_resets))):
         # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
@@ -749,28 +751,18 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
     return reset_stream(c, sid, code)
 
 
-cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
-    """The peer sent a malformed message on stream sid (RFC 9113 8.1.1): a stream error
-    of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
-    (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
-    as a connection error). `why` says what was wrong (the error's message)."""
-    if c.malformed_is_connection_error:
-        return conn_error(c, PROTOCOL_ERROR, ProtocolError,
-                          why or "malformed message on stream %d (RFC 9113 8.1.1)" % sid)
-    return stream_error(c, sid, PROTOCOL_ERROR, why)
-
-
 cdef enum:
     HEAD_REQUEST = 0
     HEAD_RESPONSE = 1
     HEAD_TRAILERS = 2
 
 
-cdef str why_malformed(Connection c, uint32_t sid, list headers, int kind):
+cdef str why_malformed(Connection c, list headers, int kind):
     """What made a received head (HEAD_REQUEST, HEAD_RESPONSE) or trailer section
-    malformed, as the message of its error. Found again here, on this rare path, so the
-    checks themselves (parse_request_checked, ...) only say MALFORMED; with
-    validate_inbound_headers off only what is still required is looked at."""
+    malformed: the reason malformed() puts in its error's message. Found again here, on
+    this rare path, so that the checks themselves (parse_request_checked, ...) only say
+    MALFORMED; with validate_inbound_headers off only what is still required is looked
+    at."""
     cdef object item, name, value
     cdef const uint8_t* np
     cdef const uint8_t* vp
@@ -788,41 +780,41 @@ cdef str why_malformed(Connection c, uint32_t sid, list headers, int kind):
             if not strict:
                 continue
             if kind == HEAD_TRAILERS:
-                return "stream %d: pseudo-header in trailers (%r)" % (sid, name)
+                return "pseudo-header in trailers (%r)" % (name,)
             if regular_seen:
-                return "stream %d: pseudo-header field %r after a regular field" % (sid, name)
+                return "pseudo-header field %r after a regular field" % (name,)
             if name in seen:
-                return "stream %d: pseudo-header field %r repeated" % (sid, name)
+                return "pseudo-header field %r repeated" % (name,)
             seen.add(name)
             if not value_valid(vp, vn):
-                return "stream %d: invalid value for %r" % (sid, name)
+                return "invalid value for %r" % (name,)
             continue
         regular_seen = True
-        if strict:
-            if nn == 0:
-                return "stream %d: empty field name" % sid
-            if not name_valid(np, nn):
-                return "stream %d: invalid field name %r" % (sid, name)
-            if not value_valid(vp, vn):
-                return "stream %d: invalid value for field %r" % (sid, name)
-            if connection_specific(np, nn):
-                return "stream %d: connection-specific field %r" % (sid, name)
-            if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
-                return "stream %d: te other than trailers" % sid
         if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
+            # (first: a value that is not a number may also fail the value check)
             v = parse_digits(vp, vn)
             if v < 0:
-                return "stream %d: content-length %r is not a number" % (sid, value)
+                return "content-length %r is not a number" % (value,)
             if length >= 0 and v != length:
-                return "stream %d: conflicting content-length values %d and %d" % (
-                    sid, length, v)
+                return "conflicting content-length values %d and %d" % (length, v)
             length = v
+            continue
+        if strict:
+            if nn == 0:
+                return "empty field name"
+            if not name_valid(np, nn):
+                return "invalid field name %r" % (name,)
+            if not value_valid(vp, vn):
+                return "invalid value for field %r" % (name,)
+            if connection_specific(np, nn):
+                return "connection-specific field %r" % (name,)
+            if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
+                return "te other than trailers"
     if kind == HEAD_RESPONSE:
-        return "stream %d: missing, repeated or invalid :status" % sid
+        return "missing, repeated or invalid :status"
     if kind == HEAD_REQUEST:
-        return ("stream %d: pseudo-header fields missing, unknown or not allowed here "
-                "(RFC 9113 8.3.1)" % sid)
-    return "stream %d: malformed trailers" % sid
+        return "pseudo-header fields missing, unknown or not allowed here (RFC 9113 8.3)"
+    return "malformed trailers"
 
 
 cdef object error_class_for(int code):
@@ -834,6 +826,18 @@ cdef object error_class_for(int code):
     if code == ENHANCE_YOUR_CALM:
         return EnhanceYourCalm
     return ProtocolError
+
+
+cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
+    """The peer sent a malformed message on stream sid (RFC 9113 8.1.1): a stream error
+    of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
+    (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
+    as a connection error)."""
+    cdef str message = "malformed message on stream %d (RFC 9113 8.1.1)%s" % (
+        sid, ": " + why if why else "")
+    if c.malformed_is_connection_error:
+        return conn_error(c, PROTOCOL_ERROR, ProtocolError, message)
+    return stream_error(c, sid, PROTOCOL_ERROR, message)
 
 
 cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
@@ -1079,7 +1083,7 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
         if s.r_state == R_HEADERS:
-            return malformed(c, sid, "stream %d: cannot receive data before headers" % sid)
+            return malformed(c, sid, "cannot receive data before headers")
         return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
     if length > s.recv_window:
         credit_connection(c, length)
@@ -1111,8 +1115,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
             elif s.remaining >= 0 and take > s.remaining:
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
-                if malformed(c, s.id, "stream %d: content-length %d, received %d"
-                             % (s.id, s.declared, s.declared - s.remaining + take)):
+                if malformed(c, s.id, "content-length %d, received %d"
+                             % (s.declared, s.declared - s.remaining + take)):
                     return CONN_ERROR
             else:
                 if s.remaining >= 0:
@@ -1190,8 +1194,8 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
     if c.pend_s is not None:
         deliver_gathered(c)
     if s.remaining > 0:   # 8.1.1: less DATA than content-length
-        return malformed(c, s.id, "stream %d: content-length %d, received %d"
-                         % (s.id, s.declared, s.declared - s.remaining))
+        return malformed(c, s.id, "content-length %d, received %d"
+                         % (s.declared, s.declared - s.remaining))
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1313,6 +1317,8 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "stream %d opened below a higher id (RFC 9113 5.1.1)" % sid)
         # 5.1: after END_STREAM both ways, no more HEADERS may come.
+        if c.peer_resets is not None and sid in c.peer_resets:   # (strict_errors: see on_rst_frame)
+            return stream_error(c, sid, STREAM_CLOSED, "HEADERS on stream %d, reset by the peer" % sid)
         return conn_error(c, STREAM_CLOSED, ProtocolError, "HEADERS on closed stream %d" % sid)
     if c.cont_self_dependent:   # 5.3.1 of RFC 7540, kept by 9113
         return stream_error(c, sid, PROTOCOL_ERROR)
@@ -1323,9 +1329,9 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
     if s.r_state == R_DATA:
         # 8.1: trailers, which must end the stream and hold no pseudo-headers.
         if not end:
-            return malformed(c, sid, "stream %d: trailers without END_STREAM" % sid)
+            return malformed(c, sid, "trailers without END_STREAM")
         if c.validate_inbound_headers and not validate_trailers(c, headers):
-            return malformed(c, sid, why_malformed(c, sid, headers, HEAD_TRAILERS))
+            return malformed(c, sid, why_malformed(c, headers, HEAD_TRAILERS))
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1364,7 +1370,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         c.ev_stream_start(c, s.key)
     length = parse_request(c, headers)
     if length == MALFORMED:
-        return malformed(c, sid, why_malformed(c, sid, headers, HEAD_REQUEST))
+        return malformed(c, sid, why_malformed(c, headers, HEAD_REQUEST))
     method = c.req_method
     path = c.req_path
     c.req_method = c.req_path = None
@@ -1373,7 +1379,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
         # 8.1.1: content-length promises DATA that cannot come
-        return malformed(c, sid, "stream %d: content-length %d but END_STREAM" % (sid, length))
+        return malformed(c, sid, "content-length %d but END_STREAM" % length)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
@@ -1626,10 +1632,10 @@ cdef int64_t parse_request_unchecked(Connection c, list headers) except -3:
 
 
 cdef object parse_response_unchecked(Connection c, list headers):
-    """parse_response_checked with validate_inbound_headers off: the first :status, wherever
-    it is, must be a three-digit code from 100 (the engine acts on it) and is taken
-    out (unless pseudo_in_headers); any other field stays, whatever it holds (content-length and priority as
-    unchecked_field reads them)."""
+    """parse_response_checked with validate_inbound_headers off: the first :status,
+    wherever it is, must be a three-digit code from 100 (the engine acts on it) and is
+    taken out (unless pseudo_in_headers); any other field stays, whatever it holds
+    (content-length and priority as unchecked_field reads them)."""
     cdef object item, status = None
     cdef const uint8_t* np
     cdef const uint8_t* vp
@@ -1681,14 +1687,13 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         return stream_error(c, s.id, PROTOCOL_ERROR)
     out = parse_response(c, headers)
     if out is None:
-        return malformed(c, s.id, why_malformed(c, s.id, headers, HEAD_RESPONSE))
+        return malformed(c, s.id, why_malformed(c, headers, HEAD_RESPONSE))
     code, fields, length = out
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
     if code < 200:
         if end:
-            return malformed(c, s.id, "stream %d: a 1xx response with END_STREAM (RFC 9113 8.1)"
-                             % s.id)
+            return malformed(c, s.id, "a 1xx response with END_STREAM (RFC 9113 8.1)")
     else:
         s.saw_final_head = True
         s.r_state = R_DATA
@@ -1731,6 +1736,13 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
         if spend(&c.resets):
             return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
                               "too many streams reset by the peer (reset_budget)")
+    if c.strict_errors:
+        # 5.1: later frames on it are a stream error (STREAM_CLOSED), kept so below
+        if c.peer_resets is None:
+            c.peer_resets = {}
+        elif len(c.peer_resets) >= PEER_RESETS_KEPT:
+            del c.peer_resets[next(iter(c.peer_resets))]
+        c.peer_resets[sid] = True
     return end_stream(c, s, read_u32(p), REMOTE)
 
 
@@ -1884,7 +1896,6 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
                                list headers, bint oversized) except -1:
     cdef Stream parent = find_stream(c, parent_id)
     cdef Stream s
-    cdef uint32_t last
     cdef object method, path
     cdef int64_t length
     if promised == 0 or promised & 1 or promised <= c.last_stream[REMOTE]:
@@ -1910,16 +1921,15 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
                            "stream %d: over max_concurrent_streams" % promised)
     length = parse_request(c, headers)
     if length == MALFORMED and c.malformed_is_connection_error:
-        # A promise refused as malformed was never acted on: the GOAWAY does not name
-        # it (RFC 9113 6.8, the last stream "processed").
-        return malformed(c, promised, why_malformed(c, promised, headers, HEAD_REQUEST))
+        # (before its id counts: see refuse_push)
+        return malformed(c, promised, why_malformed(c, headers, HEAD_REQUEST))
     note_peer_stream(c, promised)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if length == MALFORMED:
-        return malformed(c, promised, why_malformed(c, promised, headers, HEAD_REQUEST))
+        return malformed(c, promised, why_malformed(c, headers, HEAD_REQUEST))
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method = c.req_method
@@ -2572,35 +2582,6 @@ cdef int checked_headers(Connection c, list out, object headers, int kind) excep
     return 0
 
 
-cdef int unchecked_headers(Connection c, list out, object headers, int kind) except -1:
-    """checked_headers with validate_outbound_headers off: the caller's headers appended
-    to `out` as given, in order, with none of RFC 9113 8.2's and 8.3's checks (names and
-    values made str or bytes; sensitive ones, NeverIndexedHeaderTuple included, as
-    triples). The priority field of a head is still read: it is the scheduler's signal."""
-    cdef object item, name, value
-    cdef const uint8_t* np
-    cdef const uint8_t* vp
-    cdef Py_ssize_t k, nn, vn
-    c.hdr_prio = 0
-    c.hdr_plain = False
-    if headers is None:
-        return 0
-    for item in headers:
-        k = len(item)
-        if k != 2 and k != 3:
-            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
-        name = field_object(item[0])
-        value = field_object(item[1])
-        if kind != FIELDS_TRAILERS:
-            np = field_ptr(name, &nn)
-            if bytes_equal(np, nn, "priority", 8):
-                vp = field_ptr(value, &vn)
-                c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
-        list_push(out, (name, value, bool(item[2]) if k == 3
-                        else not getattr(item, "indexable", True)))
-    return 0
-
-
 cdef int change_settings(Connection self, dict changes, bint write) except -1:
     """update_settings() (write: a SETTINGS frame goes out once started, in HTTP/2) and
     preface_settings() (not written: the first SETTINGS will carry them)."""
@@ -2663,6 +2644,35 @@ cdef int shutdown(Connection c, uint32_t code, int64_t last, bytes debug) except
     finally:
         c.depth -= 1
         end_call(c)
+    return 0
+
+
+cdef int unchecked_headers(Connection c, list out, object headers, int kind) except -1:
+    """checked_headers with validate_outbound_headers off: the caller's headers appended
+    to `out` as given, in order, with none of RFC 9113 8.2's and 8.3's checks (names and
+    values made str or bytes; sensitive ones, NeverIndexedHeaderTuple included, as
+    triples). The priority field of a head is still read: it is the scheduler's signal."""
+    cdef object item, name, value
+    cdef const uint8_t* np
+    cdef const uint8_t* vp
+    cdef Py_ssize_t k, nn, vn
+    c.hdr_prio = 0
+    c.hdr_plain = False
+    if headers is None:
+        return 0
+    for item in headers:
+        k = len(item)
+        if k != 2 and k != 3:
+            raise UsageError("a header must be (name, value) or (name, value, sensitive)")
+        name = field_object(item[0])
+        value = field_object(item[1])
+        if kind != FIELDS_TRAILERS:
+            np = field_ptr(name, &nn)
+            if bytes_equal(np, nn, "priority", 8):
+                vp = field_ptr(value, &vn)
+                c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)
+        list_push(out, (name, value, bool(item[2]) if k == 3
+                        else not getattr(item, "indexable", True)))
     return 0
 
 

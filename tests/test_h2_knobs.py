@@ -6,9 +6,9 @@ import pytest
 import cno.errors
 import cno.raw
 from raw_frames import (
-    ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PREFACE, PRIORITY_FLAG,
-    PROTOCOL_ERROR, PUSH_PROMISE, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, data,
-    frame, headers, parse_frames, settings, settings_ack, window_update,
+    DATA, GOAWAY, HEADERS, PADDED, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, RST_STREAM,
+    SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, data, frame, headers, parse_frames, settings,
+    settings_ack, window_update,
 )
 
 REQ = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"),
@@ -175,6 +175,18 @@ def test_strict_errors_keeps_half_closed_stream_errors():
     s.data_received(data(1, b"late"))
     (f,) = parse_frames(s.take())
     assert f.type == RST_STREAM and f.error_code == STREAM_CLOSED
+
+
+def test_strict_errors_keeps_streams_the_peer_reset_stream_errors():
+    s = server(strict_errors=True)
+    s.data_received(headers(1, block(REQ)) + headers(3, block(REQ)))
+    s.data_received(frame(RST_STREAM, 0, 1, b"\x00\x00\x00\x08"))
+    s.take()
+    s.data_received(data(1, b"late"))     # 5.1: a stream error, not the connection's
+    (f,) = parse_frames(s.take())
+    assert f.type == RST_STREAM and f.stream == 1 and f.error_code == STREAM_CLOSED
+    s.data_received(data(3, b"still fine"))
+    assert not s.closed
 
 
 def test_stream_errors_without_strict():

@@ -323,6 +323,7 @@ def test_field_is_valid(name, value, ok):
     (GET + [("x Y", "v")], "invalid field name"),
     (GET + [("te", "gzip")], "te other than trailers"),
     (GET + [("content-length", "1x")], "is not a number"),
+    (GET + [("content-length", " 15")], "is not a number"),
     (GET + [("content-length", "15"), ("content-length", "16")],
      "conflicting content-length values 15 and 16"),
     ([(":method", "GET"), ("x", "1"), (":path", "/")], "after a regular field"),
@@ -332,7 +333,7 @@ def test_malformed_messages_say_why(fields, words):
     c = make_server(malformed_is_connection_error=True)
     e = expect_connection_error(c, headers(1, literal_block(fields), end_stream=True),
                                 PROTOCOL_ERROR)
-    assert str(e).startswith("stream 1: ") and words in str(e), str(e)
+    assert "on stream 1" in str(e) and words in str(e), str(e)
 
 
 def test_malformed_trailers_say_why():

@@ -14,7 +14,6 @@ from typing import Any
 
 import base64
 import enum
-import importlib
 import re
 import struct
 
@@ -37,6 +36,7 @@ from .exceptions import (
     TooManyStreamsError,
 )
 from .settings import SettingCodes, Settings, _setting_code_from_int
+from . import utilities
 from .windows import WindowManager
 
 __all__ = ["ConnectionInputs", "ConnectionState", "H2Connection", "H2ConnectionStateMachine"]
@@ -167,6 +167,9 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
     if isinstance(exc, _cno_errors.ConnectionClosed):
         return ProtocolError(str(exc))
     text = str(exc)
+    if text.startswith("malformed message"):
+        # (h2's wording where its users rely on it: cno.h2.utilities.h2_message)
+        text = utilities.h2_message(text)
     if "max_concurrent_streams" in text:
         return TooManyStreamsError(text)
     if _SETTING.search(text) and "overflows" not in text:
@@ -186,7 +189,7 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
         if m:
             return StreamClosedError(int(m.group(1)))
     cls = _ERRORS.get(code, ProtocolError)
-    err = cls(str(exc))
+    err = cls(text)
     if code is not None and cls is ProtocolError:
         err.error_code = _error_code_from_int(code)
     return err
@@ -206,6 +209,8 @@ class _Engine(_Core):
     consuming: bool
     join_cookies: bool
     client_side: bool
+    check_authority: bool
+    last_push: int
 
     def on_writev(self, chunks: Any) -> Any:
         self.out += b"".join(chunks) if len(chunks) != 1 else chunks[0]
@@ -213,6 +218,8 @@ class _Engine(_Core):
     def on_message_head(self, stream: Any, code: Any, method: Any, path: Any, headers: Any) -> Any:
         if self.quiet:
             return   # (our own push: the engine reports the promised request to us)
+        if not self.client_side and self.check_authority:
+            _check_authority(headers, stream)
         enc = self.face.config.header_encoding
         if self.join_cookies:
             headers = _join_cookies(headers)
@@ -265,6 +272,9 @@ class _Engine(_Core):
             self.prio = None
 
     def on_message_push(self, stream: Any, parent: Any, method: Any, path: Any, headers: Any) -> Any:
+        if self.check_authority:
+            _check_authority(headers, self.last_push)
+        self.last_push = stream
         if self.join_cookies:
             headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
@@ -390,6 +400,23 @@ def _priority_event(stream: Any, five: Any) -> Any:
     return ev
 
 
+class _AuthorityError(Exception):
+    """A received head broke h2's Host rules: the ProtocolError to raise, and the
+    last-stream-id of the GOAWAY that ends the connection."""
+
+    def __init__(self, error: ProtocolError, last_stream: int) -> None:
+        self.error = error
+        self.last_stream = last_stream
+
+
+def _check_authority(headers: Any, last_stream: int) -> None:
+    """cno.h2.utilities.validate_request_authority on a received request head."""
+    try:
+        utilities.validate_request_authority(headers)
+    except ProtocolError as exc:
+        raise _AuthorityError(exc, last_stream) from None
+
+
 def _priority_fields(stream_id: Any, weight: Any, depends_on: Any, exclusive: Any) -> Any:
     """RFC 7540 5.3's priority fields (5 bytes), h2's defaults for what is None: weight
     16, no dependency, not exclusive. ProtocolError for a weight outside 1-256 or a
@@ -475,6 +502,8 @@ class H2Connection:
         e.goaway_seen = False
         e.consuming = False
         e.join_cookies = self.config.normalize_inbound_headers
+        e.check_authority = self.config.validate_inbound_headers
+        e.last_push = 0
         e.bytes_headers = True
         e.manual_flow_control = True
         e.pseudo_in_headers = True
@@ -939,6 +968,11 @@ class H2Connection:
         except _cno_errors.CnoError as exc:
             self.state_machine.state = _CLOSED
             raise _h2_error(exc, self) from None
+        except _AuthorityError as exc:
+            # (h2's Host rules, checked here: a connection error as the engine's are)
+            self.state_machine.state = _CLOSED
+            e.write_goaway(ErrorCodes.PROTOCOL_ERROR, exc.last_stream, None)
+            raise exc.error from None
         finally:
             e.consuming = False
         sm = self.state_machine
@@ -949,19 +983,6 @@ class H2Connection:
                         sm.state = ConnectionState.SERVER_OPEN
                         break
         return events
-
-
-def _encode_header(h: Any) -> Any:
-    """One header as the engine takes it: str as UTF-8 bytes (h2's rule), the never-
-    indexed mark kept."""
-    n, v = h[0], h[1]
-    if type(n) is str:
-        n = n.encode("utf-8")
-    if type(v) is str:
-        v = v.encode("utf-8")
-    if len(h) == 3 or not getattr(h, "indexable", True):
-        return (n, v, True if len(h) != 3 else bool(h[2]))
-    return (n, v)
 
 
 _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
@@ -1009,10 +1030,6 @@ def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:
     """h2's outbound rules for a header list: normalized (names lower-cased, connection-
     specific fields dropped, cookies split when asked) and validated (ProtocolError) as
     the configuration asks."""
-    try:
-        utilities: Any = importlib.import_module("cno.h2.utilities")
-    except ImportError:   # (cno.h2.utilities comes with the header-validation work)
-        return [_encode_header(h) for h in headers]
     cfg = conn.config
     headers = utilities.utf8_encode_headers(headers)
     flags = utilities.HeaderValidationFlags(
@@ -1023,4 +1040,4 @@ def _prepare_headers(conn: Any, headers: Any, kind: Any) -> Any:
                                                        cfg.split_outbound_cookies)
     if cfg.validate_outbound_headers:
         headers = utilities.validate_outbound_headers(headers, flags)
-    return [_encode_header(h) for h in headers]
+    return list(headers)   # (never-indexed fields stay so: the engine reads `indexable`)

@@ -16,7 +16,8 @@ make never-indexed headers with ``hpack``'s class when that package is installed
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+import re
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from cno._core import field_is_valid
 
@@ -35,7 +36,8 @@ Header = Any   # a (name, value) tuple or header tuple; bytes once utf8_encode_h
 __all__ = [
     "CONNECTION_HEADERS", "HeaderTuple", "HeaderValidationFlags", "INFORMATIONAL_START",
     "NeverIndexedHeaderTuple", "SIGIL", "SizeLimitDict", "authority_from_headers",
-    "extract_method_header", "guard_increment_window", "is_informational_response",
+    "extract_method_header", "guard_increment_window", "h2_message",
+    "is_informational_response",
     "normalize_inbound_headers", "normalize_outbound_headers", "utf8_encode_headers",
     "validate_headers", "validate_outbound_headers", "validate_request_authority",
 ]
@@ -179,7 +181,8 @@ def normalize_outbound_headers(headers: Iterable[Header],
 
 
 def normalize_inbound_headers(headers: Iterable[Header],
-                              hdr_validation_flags: Optional[HeaderValidationFlags]) -> list[Header]:
+                              hdr_validation_flags: Optional[HeaderValidationFlags],
+                              ) -> list[Header]:
     """A received bytes header list as h2 hands it out: ``cookie`` fields joined with
     ``"; "`` into one never-indexed field at the end (RFC 9113 8.2.3), the rest in order."""
     out: list[Header] = []
@@ -315,6 +318,27 @@ def validate_request_authority(headers: Iterable[Header]) -> None:
                 raise ProtocolError("several Host fields in a request")
             host = header[1]
     _check_authority(authority, host)
+
+
+_ENGINE_REASONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    # (the engine's reason for a malformed head, as cno.raw words it; h2's message)
+    (re.compile(r"\): empty field name$"), lambda m: "Received header name with zero length."),
+    (re.compile(r"\): content-length (.*) is not a number$"),
+     lambda m: "Invalid content-length header: %s" % m.group(1)),
+    (re.compile(r"\): conflicting content-length values (\d+) and (\d+)$"),
+     lambda m: "Conflicting content-length headers: %s and %s" % (m.group(1), m.group(2))),
+]
+
+
+def h2_message(engine_message: str) -> str:
+    """The message h2 gives for a malformed head the engine reported (its
+    malformed_is_connection_error error: "malformed message on stream N (...): reason"),
+    where h2's wording differs and is relied on; otherwise the engine's message."""
+    for pattern, make in _ENGINE_REASONS:
+        m = pattern.search(engine_message)
+        if m:
+            return make(m)
+    return engine_message
 
 
 def _check_te_and_connection(name: bytes, value: bytes) -> None:

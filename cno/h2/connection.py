@@ -651,7 +651,7 @@ class H2Connection:
         _RESPONSE, _TRAILERS or _PUSH), str encoded as UTF-8."""
         cfg = self.config
         if cfg.validate_outbound_headers or cfg.normalize_outbound_headers:
-            if type(headers) is list and _usual(headers, kind):
+            if type(headers) is list and _usual(headers, kind, cfg.split_outbound_cookies):
                 return headers   # (h2's rules would leave it as it is)
             return _prepare_headers(self, headers, kind)
         return headers   # (the engine sends str fields UTF-8 encoded: utf8_fields)
@@ -990,15 +990,15 @@ _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
 # Fields h2's outbound rules treat specially (dropped, checked against another field, or
 # made never-indexed): a list holding one takes the full path.
 _SPECIAL = frozenset((b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding",
-                      b"upgrade", b"te", b"host", b"authorization", b"proxy-authorization",
-                      b"cookie"))
+                      b"upgrade", b"te", b"host", b"authorization", b"proxy-authorization"))
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path"))
 
 
-def _usual(headers: list[Any], kind: int) -> bool:
+def _usual(headers: list[Any], kind: int, split_cookies: bool) -> bool:
     """Whether h2's normalization would leave this header list unchanged and its
-    validation accept it: plain (bytes, bytes) tuples, lower-case names, values without
-    surrounding whitespace, no field of _SPECIAL, and the usual pseudo-header fields (a
+    validation accept it: plain (bytes, bytes) or (str, str) tuples, lower-case names, values without
+    surrounding whitespace, no field of _SPECIAL, cookies only when not split and long
+    enough to be indexed (utilities._SHORT_COOKIE), and the usual pseudo-header fields (a
     request's four, not CONNECT, a non-empty :path; a response's :status alone; none in
     trailers). One pass with no call per field beyond bytes methods; anything else goes
     to cno.h2.utilities, which gives h2's exact result or error."""
@@ -1008,13 +1008,20 @@ def _usual(headers: list[Any], kind: int) -> bool:
         if type(h) is not tuple or len(h) != 2:
             return False
         n, v = h
-        if type(n) is not bytes or type(v) is not bytes or v.strip() is not v:
+        if type(n) is str and type(v) is str:
+            # h2 sends str UTF-8 encoded; so does the engine (utf8_fields): judge the bytes
+            n, v = n.encode(), v.encode()
+        elif type(n) is not bytes or type(v) is not bytes:
+            return False
+        if v.strip() is not v:
             return False
         if n[:1] == b":":
             if regular or n in pseudo:
                 return False
             pseudo[n] = v
         elif not n.islower() or n in _SPECIAL or n.strip() is not n:
+            return False
+        elif n == b"cookie" and (split_cookies or len(v) < utilities._SHORT_COOKIE):
             return False
         else:
             regular = True

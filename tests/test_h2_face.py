@@ -95,6 +95,33 @@ def test_flow_control_acknowledge_opens_windows():
     assert client.local_flow_control_window(1) == 65535
 
 
+@pytest.mark.parametrize("increment", [0, 1 << 24])
+def test_acknowledge_after_growing_a_stream_window(increment):
+    """httpcore grows each stream's receive window at once (increment_flow_control_window
+    2**24) and acknowledges as data arrives: the window policy must see the larger
+    window (it computed a negative increment, and the engine refused it)."""
+    client, server = cno_pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    shuttle(client, server)
+    client.send_headers(1, REQUEST, end_stream=True)
+    if increment:
+        client.increment_flow_control_window(increment, stream_id=1)
+    shuttle(client, server)
+    server.send_headers(1, RESPONSE)
+    received = 0
+    for _ in range(6):   # 96 KiB: past the 64 KiB a stream starts with
+        server.send_data(1, b"x" * 16384)
+        at_client, _ = shuttle(client, server)
+        for e in at_client:
+            if isinstance(e, ev.DataReceived):
+                client.acknowledge_received_data(e.flow_controlled_length, 1)
+                received += e.flow_controlled_length
+    shuttle(client, server)
+    assert received == 6 * 16384
+    assert client.remote_flow_control_window(1) > 0 and server.local_flow_control_window(1) > 0
+
+
 def test_padding_counts_against_flow_control():
     client, server = cno_pair()
     client.initiate_connection()

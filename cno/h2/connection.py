@@ -923,7 +923,7 @@ class H2Connection:
         if state == _IDLE:
             raise NoSuchStreamError(stream_id)
         conn = self._conn_window
-        conn.current_window_size = e.windows(0)[1]
+        _sync_window(conn, e.windows(0)[1])
         inc = conn.process_bytes(acknowledged_size)
         if inc:
             e.open_flow(0, inc)
@@ -932,7 +932,7 @@ class H2Connection:
             if wm is None:
                 wm = self._windows[stream_id] = WindowManager(
                     self.local_settings.initial_window_size)
-            wm.current_window_size = e.windows(stream_id)[1]
+            _sync_window(wm, e.windows(stream_id)[1])
             inc = wm.process_bytes(acknowledged_size)
             if inc:
                 e.open_flow(stream_id, inc)
@@ -986,6 +986,16 @@ class H2Connection:
 
 
 _REQUEST, _RESPONSE, _TRAILERS, _PUSH = range(4)
+
+
+def _sync_window(wm: WindowManager, window: int) -> None:
+    """The policy's view of a receive window set to the engine's. The window may have
+    grown past the largest the policy saw (a WINDOW_UPDATE sent before its stream had a
+    WindowManager, a larger initial window acknowledged since): the policy's maximum
+    grows with it, so an increment is never negative."""
+    wm.current_window_size = window
+    if window > wm.max_window_size:
+        wm.max_window_size = window
 
 # Fields h2's outbound rules treat specially (dropped, checked against another field, or
 # made never-indexed): a list holding one takes the full path.

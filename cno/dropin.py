@@ -23,6 +23,9 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import types
+from importlib.machinery import ModuleSpec
+from typing import Any, List, Optional, Sequence
 
 __all__ = ["FACES", "install", "installed"]
 
@@ -38,7 +41,8 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.public = public
         self.target = target
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[types.ModuleType] = None) -> Optional[ModuleSpec]:
         if fullname != self.public and not fullname.startswith(self.public + "."):
             return None
         real = self.target + fullname[len(self.public):]
@@ -48,18 +52,20 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(
             fullname, self, is_package=spec.submodule_search_locations is not None)
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType:
         module = importlib.import_module(self.target + spec.name[len(self.public):])
         spec.loader_state = module.__spec__   # for exec_module
         return module
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         # The cno module ran when create_module imported it. The import system has just
         # set its __spec__ to the alias's (it always overwrites __spec__): give it back
         # its own, or its repr, importlib.reload() and the relative imports its functions
         # make later (__package__ would disagree with __spec__.parent: ImportWarning)
         # would take it for a module named h2.
-        module.__spec__ = module.__spec__.loader_state
+        alias = module.__spec__
+        if alias is not None:
+            module.__spec__ = alias.loader_state
 
 
 def installed(name: str) -> bool:
@@ -106,8 +112,8 @@ def _follow_spawn() -> None:
     original = spawn.get_command_line
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-    def get_command_line(**kwds):
-        cmd = original(**kwds)
+    def get_command_line(**kwds: Any) -> List[str]:
+        cmd: List[str] = original(**kwds)
         names = [f.public for f in sys.meta_path if isinstance(f, _Alias)]
         if names and "-c" in cmd:
             # sys.path is the child's default until spawn_main sets the parent's: make
@@ -118,11 +124,11 @@ def _follow_spawn() -> None:
                       + cmd[i])
         return cmd
 
-    get_command_line._cno_dropin = True
+    setattr(get_command_line, "_cno_dropin", True)
     spawn.get_command_line = get_command_line
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     """``python -m cno.dropin [--only h2|h11] (-m module | -c code | script) [args...]``:
     runs a module, code or a script as ``python`` would, with the drop-ins installed. As
     with ``python``, the options end at ``-m module``, ``-c code`` or the script:

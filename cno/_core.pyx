@@ -828,11 +828,24 @@ cdef object error_class_for(int code):
     return ProtocolError
 
 
-cdef int malformed(Connection c, uint32_t sid, str why=None) except -1:
+cdef inline bint explains(Connection c) noexcept:
+    """Whether the reason of a stream error reaches anyone: only when it becomes a
+    connection error (strict_errors, malformed_is_connection_error), whose exception
+    carries it; a RST_STREAM carries none, so by default no reason is built."""
+    return c.strict_errors or c.malformed_is_connection_error
+
+
+cdef int malformed(Connection c, uint32_t sid, str why=None, list headers=None,
+                   int kind=HEAD_REQUEST) except -1:
     """The peer sent a malformed message on stream sid (RFC 9113 8.1.1): a stream error
     of type PROTOCOL_ERROR, or, with malformed_is_connection_error, a connection error
     (5.4.1: "An endpoint can end a connection at any time", and may treat a stream error
-    as a connection error)."""
+    as a connection error). The reason is `why`, or found in `headers` (a head of this
+    kind) by why_malformed, and only when explains(c)."""
+    if not explains(c):
+        return stream_error(c, sid, PROTOCOL_ERROR)
+    if headers is not None:
+        why = why_malformed(c, headers, kind)
     cdef str message = "malformed message on stream %d (RFC 9113 8.1.1)%s" % (
         sid, ": " + why if why else "")
     if c.malformed_is_connection_error:
@@ -1077,14 +1090,16 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         credit_connection(c, length)
         if sid not in c.recently_reset and not ignored_after_goaway(c, sid):
             # 5.1: a frame on a closed stream
-            return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid)
+            return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid
+                                if explains(c) else None)
         return 0
     if s.r_state != R_DATA:
         credit_connection(c, length)
         # Before the head (8.1: malformed), or after END_STREAM (5.1: half-closed remote).
         if s.r_state == R_HEADERS:
             return malformed(c, sid, "cannot receive data before headers")
-        return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid)
+        return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA after END_STREAM" % sid
+                            if explains(c) else None)
     if length > s.recv_window:
         credit_connection(c, length)
         return stream_error(c, sid, FLOW_CONTROL_ERROR)
@@ -1116,7 +1131,8 @@ cdef int read_data_payload(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssiz
                 # 8.1.1: more DATA than content-length announced: malformed.
                 stop_delivery(c)
                 if malformed(c, s.id, "content-length %d, received %d"
-                             % (s.declared, s.declared - s.remaining + take)):
+                             % (s.declared, s.declared - s.remaining + take)
+                             if explains(c) else None):
                     return CONN_ERROR
             else:
                 if s.remaining >= 0:
@@ -1195,7 +1211,7 @@ cdef int end_of_message(Connection c, Stream s, object trailers) except -1:
         deliver_gathered(c)
     if s.remaining > 0:   # 8.1.1: less DATA than content-length
         return malformed(c, s.id, "content-length %d, received %d"
-                         % (s.declared, s.declared - s.remaining))
+                         % (s.declared, s.declared - s.remaining) if explains(c) else None)
     s.r_state = R_CLOSED
     if c.ev_message_tail is not None:
         c.ev_message_tail(c, s.key, trailers)
@@ -1318,7 +1334,8 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
                               "stream %d opened below a higher id (RFC 9113 5.1.1)" % sid)
         # 5.1: after END_STREAM both ways, no more HEADERS may come.
         if c.peer_resets is not None and sid in c.peer_resets:   # (strict_errors: see on_rst_frame)
-            return stream_error(c, sid, STREAM_CLOSED, "HEADERS on stream %d, reset by the peer" % sid)
+            return stream_error(c, sid, STREAM_CLOSED, "HEADERS on stream %d, reset by the peer"
+                                % sid if explains(c) else None)
         return conn_error(c, STREAM_CLOSED, ProtocolError, "HEADERS on closed stream %d" % sid)
     if c.cont_self_dependent:   # 5.3.1 of RFC 7540, kept by 9113
         return stream_error(c, sid, PROTOCOL_ERROR)
@@ -1331,7 +1348,7 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
         if not end:
             return malformed(c, sid, "trailers without END_STREAM")
         if c.validate_inbound_headers and not validate_trailers(c, headers):
-            return malformed(c, sid, why_malformed(c, headers, HEAD_TRAILERS))
+            return malformed(c, sid, None, headers, HEAD_TRAILERS)
         return end_of_message(c, s, headers)
     return stream_error(c, sid, STREAM_CLOSED)   # 5.1: half-closed (remote)
 
@@ -1359,7 +1376,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         return 0   # 6.8: new streams after our GOAWAY are ignored
     if c.stream_count[REMOTE] >= stream_limit(c):
         r = stream_error(c, sid, REFUSED_STREAM,   # 5.1.2 (before its id counts: see refuse_push)
-                         "stream %d: over max_concurrent_streams" % sid)
+                         "stream %d: over max_concurrent_streams" % sid if explains(c) else None)
         note_peer_stream(c, sid)
         return r
     if oversized or c.cont_self_dependent:
@@ -1370,7 +1387,7 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
         c.ev_stream_start(c, s.key)
     length = parse_request(c, headers)
     if length == MALFORMED:
-        return malformed(c, sid, why_malformed(c, headers, HEAD_REQUEST))
+        return malformed(c, sid, None, headers, HEAD_REQUEST)
     method = c.req_method
     path = c.req_path
     c.req_method = c.req_path = None
@@ -1379,7 +1396,8 @@ cdef int on_new_request(Connection c, uint32_t sid, uint8_t flags, list headers,
     s.remaining = s.declared = length
     if length > 0 and flags & FLAG_END_STREAM:
         # 8.1.1: content-length promises DATA that cannot come
-        return malformed(c, sid, "content-length %d but END_STREAM" % length)
+        return malformed(c, sid, "content-length %d but END_STREAM" % length
+                         if explains(c) else None)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)
     s.r_state = R_DATA
     if c.ev_message_head is not None:
@@ -1687,7 +1705,7 @@ cdef int on_response_head(Connection c, Stream s, bint end, list headers) except
         return stream_error(c, s.id, PROTOCOL_ERROR)
     out = parse_response(c, headers)
     if out is None:
-        return malformed(c, s.id, why_malformed(c, headers, HEAD_RESPONSE))
+        return malformed(c, s.id, None, headers, HEAD_RESPONSE)
     code, fields, length = out
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 8: the server's view, where it gives one
@@ -1918,18 +1936,19 @@ cdef int on_push_promise_block(Connection c, uint32_t parent_id, uint32_t promis
                            "GOAWAY, or with push disabled)")
     if c.stream_count[REMOTE] >= stream_limit(c):
         return refuse_push(c, promised, REFUSED_STREAM,
-                           "stream %d: over max_concurrent_streams" % promised)
+                           "stream %d: over max_concurrent_streams" % promised
+                           if explains(c) else None)
     length = parse_request(c, headers)
     if length == MALFORMED and c.malformed_is_connection_error:
         # (before its id counts: see refuse_push)
-        return malformed(c, promised, why_malformed(c, headers, HEAD_REQUEST))
+        return malformed(c, promised, None, headers, HEAD_REQUEST)
     note_peer_stream(c, promised)
     s = new_stream(c, promised, False)
     s.w_state = W_CLOSED      # reserved (remote): we only read its response
     if c.ev_stream_start is not None:
         c.ev_stream_start(c, promised)
     if length == MALFORMED:
-        return malformed(c, promised, why_malformed(c, headers, HEAD_REQUEST))
+        return malformed(c, promised, None, headers, HEAD_REQUEST)
     if c.hdr_prio:
         apply_priority(s, c.hdr_prio)   # RFC 9218 10: a push's priority in its promise
     method = c.req_method

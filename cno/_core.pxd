@@ -203,6 +203,14 @@ cdef class Connection:
     cdef public bint priority_update_frames  # read PRIORITY_UPDATE (RFC 9218); else an unknown type
     cdef public object next_head_priority  # bytes: RFC 7540 priority fields for the next HEADERS
     cdef public bint control_frames_only  # on_frame skips DATA, CONTINUATION, plain HEADERS/PUSH_PROMISE
+    cdef public bint reset_late_frames  # HEADERS/DATA on a stream closed by RST_STREAM: RST_STREAM each
+    cdef public bint status_101         # 101 is an informational status in HTTP/2 too
+    cdef public bint lenient_protocol   # :protocol allowed without our SETTINGS_ENABLE_CONNECT_PROTOCOL
+    cdef public bint lenient_frame_size # an oversized frame fails once its payload overflows, not at its header
+    cdef public bint data_before_head   # a server's write_data may precede its response head
+    cdef public bint read_goaways       # closed by the peer's GOAWAY: later GOAWAY frames still read
+    cdef public int compression_error_code   # GOAWAY code for a header block HPACK cannot decode
+    cdef public int continuation_flood_code  # GOAWAY code for more than max_continuations
 
     # the error that closed the connection
     cdef object error_class

@@ -72,6 +72,14 @@ class Connection:
     lenient_start: bool
     strict_errors: bool
     control_frames_only: bool
+    reset_late_frames: bool
+    status_101: bool
+    lenient_protocol: bool
+    lenient_frame_size: bool
+    data_before_head: bool
+    read_goaways: bool
+    compression_error_code: int
+    continuation_flood_code: int
     priority_update_frames: bool
     next_head_priority: Optional[bytes]
     @property

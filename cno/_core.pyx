@@ -90,6 +90,7 @@ cdef enum:
     ST_FRAME = 3
     ST_DATA = 4        # inside a DATA frame's payload
     ST_CLOSED = 5
+    ST_GOAWAYS = 6     # closed by the peer's GOAWAY, still reading GOAWAY frames (read_goaways)
 
     # stream read / write states
     R_HEADERS = 0
@@ -484,7 +485,7 @@ cdef int maybe_close(Connection c) except -1:
     if (c.goaway_sent or c.goaway_received) and not c.streams and not c.close_fired:
         c.close_fired = True
         if c.h2 and c.state != ST_CLOSED:
-            c.state = ST_CLOSED
+            c.state = ST_GOAWAYS if c.goaway_received and c.read_goaways else ST_CLOSED
         c.is_closed = True
         # Fired once this call's output is handed out: closing the transport first
         # would lose the last bytes of the last response.
@@ -505,6 +506,8 @@ cdef int fire_close(Connection c) except -1:
 
 
 cdef void remember_reset(Connection c, uint32_t sid):
+    if sid in c.recently_reset:
+        return   # (reset_late_frames: answered again, remembered once)
     c.recently_reset.add(sid)
     c.reset_order.append(sid)
     if len(c.reset_order) > RECENTLY_RESET:
@@ -949,7 +952,12 @@ cdef int consume(Connection c, const uint8_t* p, Py_ssize_t n, Py_ssize_t* consu
         sid = read_u32(p + pos + 5) & MAX_STREAM_ID
         if c.pend_s is not None and (type != FRAME_DATA or sid != c.pend_s.id):
             deliver_gathered(c)   # (before this frame is acted on)
+        if c.state == ST_GOAWAYS and type != FRAME_GOAWAY:
+            c.state = ST_CLOSED   # (once closed, only more GOAWAY frames are read)
+            return 0
         if length > c.local[S_MAX_FRAME_SIZE]:
+            if c.lenient_frame_size and n - pos <= 9 + <Py_ssize_t> c.local[S_MAX_FRAME_SIZE]:
+                return 0   # (not an error until more than a frame's worth is here)
             return conn_error(c, FRAME_SIZE_ERROR, FrameSizeError,
                               "frame of %d bytes exceeds SETTINGS_MAX_FRAME_SIZE" % length)
         if c.state == ST_SETTINGS and (type != FRAME_SETTINGS or flags & FLAG_ACK) \
@@ -1088,8 +1096,8 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
         if is_idle(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
         credit_connection(c, length)
-        if sid not in c.recently_reset and not ignored_after_goaway(c, sid):
-            # 5.1: a frame on a closed stream
+        if (c.reset_late_frames or sid not in c.recently_reset) and not ignored_after_goaway(c, sid):
+            # 5.1: a frame on a closed stream (one we reset: ignored, unless reset_late_frames)
             return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid
                                 if explains(c) else None)
         return 0
@@ -1272,7 +1280,7 @@ cdef int on_continuation_frame(Connection c, uint8_t flags, uint32_t sid, const 
         return conn_error(c, PROTOCOL_ERROR, ProtocolError, "unexpected CONTINUATION")
     c.cont_count += 1
     if c.cont_count > c.max_continuations:
-        return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
+        return conn_error(c, c.continuation_flood_code, error_class_for(c.continuation_flood_code),
                           "too many CONTINUATION frames (max_continuations)")
     if c.hblock.len + n > c.max_header_block_size:
         return conn_error(c, ENHANCE_YOUR_CALM, EnhanceYourCalm,
@@ -1310,7 +1318,8 @@ cdef int end_header_block(Connection c, uint32_t sid) except -1:
         try:
             c.decoder.raise_error(status)
         except HPACKDecodingError as e:
-            return conn_error(c, COMPRESSION_ERROR, type(e), str(e))
+            # RFC 9113 4.3: COMPRESSION_ERROR, unless a face asks for another code
+            return conn_error(c, c.compression_error_code, type(e), str(e))
     if c.cont_type == FRAME_PUSH_PROMISE:
         return on_push_promise_block(c, sid, c.cont_promised, headers, oversized)
     return on_header_block(c, sid, c.cont_flags, headers, oversized)
@@ -1327,8 +1336,15 @@ cdef int on_header_block(Connection c, uint32_t sid, uint8_t flags, list headers
                 return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                                   "HEADERS opening stream %d is not allowed" % sid)
             return on_new_request(c, sid, flags, headers, oversized)
-        if sid in c.recently_reset or ignored_after_goaway(c, sid):
-            return 0   # late frames on a stream we reset, or past our GOAWAY
+        if ignored_after_goaway(c, sid):
+            return 0   # past our GOAWAY
+        if sid in c.recently_reset:
+            # Late frames on a stream we reset (5.1: ignored), unless a face wants each
+            # answered (the HPACK state was kept in step all the same).
+            if c.reset_late_frames:
+                return stream_error(c, sid, STREAM_CLOSED, "HEADERS on stream %d, reset" % sid
+                                    if explains(c) else None)
+            return 0
         if never_opened(c, sid):
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               "stream %d opened below a higher id (RFC 9113 5.1.1)" % sid)
@@ -1495,7 +1511,8 @@ cdef int64_t parse_request_checked(Connection c, list headers) except -3:
             elif kind == PSEUDO_AUTHORITY and authority is None:
                 authority = value
             elif kind == PSEUDO_PROTOCOL and protocol is None and (
-                    c.wanted[S_ENABLE_CONNECT_PROTOCOL] or c.local[S_ENABLE_CONNECT_PROTOCOL]):
+                    c.wanted[S_ENABLE_CONNECT_PROTOCOL] or c.local[S_ENABLE_CONNECT_PROTOCOL]
+                    or c.lenient_protocol):   # (RFC 8441 3: only once we sent the setting)
                 protocol = value
             else:
                 return MALFORMED   # unknown, duplicate, or not allowed in a request
@@ -1586,8 +1603,8 @@ cdef object parse_response_checked(Connection c, list headers):
         return None
     vp = field_ptr(status, &vn)
     code = parse_digits(vp, vn)
-    if vn != 3 or code < 100 or code == 101:   # 101 does not exist in HTTP/2 (8.6)
-        return None
+    if vn != 3 or code < 100 or (code == 101 and not c.status_101):
+        return None   # (101 does not exist in HTTP/2: RFC 9113 8.6)
     if not c.pseudo_in_headers:
         drop_two(headers, 0, -1)
     return code, headers, length
@@ -1864,6 +1881,12 @@ cdef int apply_local_settings(Connection c, dict changes) except -1:
             c.local[key] = value
             if key == S_HEADER_TABLE_SIZE:
                 c.decoder.max_allowed_table_size = value
+            elif key == S_MAX_HEADER_LIST_SIZE and c.strict_errors:
+                # (the largest value the peer may still be acting on: this one, or one
+                # sent after it and not acknowledged yet)
+                for later in c.settings_queue:
+                    value = max(value, (<dict> later).get(key, value))
+                c.decoder.max_header_list_size = value
     return 0
 
 
@@ -2628,7 +2651,12 @@ cdef int change_settings(Connection self, dict changes, bint write) except -1:
         if self.wanted[key] != value:
             self.wanted[key] = value
             diff[key] = value
-    if S_MAX_HEADER_LIST_SIZE in diff:
+    if S_MAX_HEADER_LIST_SIZE in diff and not (
+            self.strict_errors and self.started and self.h2
+            and diff[S_MAX_HEADER_LIST_SIZE] < self.decoder.max_header_list_size):
+        # In force at once: memory is bounded from now on. Under strict_errors a header
+        # list over it ends the connection, so a lower value waits for the peer's ACK
+        # (apply_local_settings): the peer cannot be blamed for a limit it has not seen.
         self.decoder.max_header_list_size = self.wanted[S_MAX_HEADER_LIST_SIZE]
     if diff and write and self.started and self.h2:
         self.depth += 1
@@ -2819,6 +2847,8 @@ cdef class Connection:
         self.max_chunk_line = DEFAULT_MAX_CHUNK_LINE
         self.zero_copy_threshold = DEFAULT_ZERO_COPY_THRESHOLD
         self.priority_update_frames = True
+        self.compression_error_code = COMPRESSION_ERROR
+        self.continuation_flood_code = ENHANCE_YOUR_CALM
 
     def __init__(self, bint server=True, *, enable_push=None, **settings):
         self.client = not server
@@ -3182,7 +3212,8 @@ cdef class Connection:
         if self.is_closed:
             if self.error_class is not None or self.lost:
                 raise closed_error(self)
-            return   # shut down gracefully: late bytes from the peer are of no interest
+            if self.state != ST_GOAWAYS:
+                return   # shut down gracefully: late bytes from the peer are of no interest
         if not self.started:
             raise UsageError("call connection_made() first")
         if self.consuming:
@@ -3536,7 +3567,7 @@ cdef int write_response(Connection c, uint32_t sid, int code, object headers,
         code = <int> parse_digits_obj(given_pseudo(fields, b":status"))
     elif code < 100 or code > 999:
         raise UsageError("invalid status code %d" % code)
-    if code == 101:
+    if code == 101 and not c.status_101:
         raise UsageError("101 Switching Protocols does not exist in HTTP/2")
     if code < 200 and final:
         raise UsageError("a 1xx response cannot end the stream")
@@ -3562,7 +3593,10 @@ cdef Py_ssize_t write_data(Connection c, uint32_t sid, object data, bint final) 
     cdef Py_ssize_t n, total, sent = 0, take, max_frame = c.remote[S_MAX_FRAME_SIZE]
     cdef const uint8_t* p
     if s.w_state != W_DATA:
-        raise InvalidStream("stream %d: write_head first" % sid)
+        if s.w_state == W_HEADERS and c.data_before_head and not s.local:
+            s.w_state = W_DATA   # (a response without a head: malformed, RFC 9113 8.1)
+        else:
+            raise InvalidStream("stream %d: write_head first" % sid)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*> view.buf

@@ -51,8 +51,9 @@ def check(name, timeout, at_least):
 
 
 def test_h2_suite():
-    # issue 14: at least 90% of the 1,662 tests of h2 4.4.1 pass
-    check("h2", 600, 1496)
+    # issue 14: at least 90% of the 1,662 tests of h2 4.4.1 pass (1,598 do; the rest
+    # touch h2's internals: tools/dropin_known_failures/h2.txt)
+    check("h2", 600, 1598)
 
 
 def test_h11_suite():
@@ -63,11 +64,11 @@ def test_h11_suite():
 def test_hypercorn_suite():
     for module in ("hypercorn", "trio", "pytest_trio"):
         require_module(module)
-    check("hypercorn", 600, 190)     # of 196, 2 excluded (tools/dropin_excluded/)
+    check("hypercorn", 600, 194)     # all 196 but 2 excluded (tools/dropin_excluded/)
 
 
 @pytest.mark.slow
 def test_httpcore_suite():
     for module in ("httpcore", "trio", "anyio", "socksio"):
         require_module(module)
-    check("httpcore", 600, 199)   # of 220: 12 excluded, 6 its own xfails, 3 known failures
+    check("httpcore", 600, 202)   # of 220: 12 excluded, 6 its own xfails

@@ -269,3 +269,16 @@ def test_usual_fast_path_was_exercised():
             break
         test_usual_header_lists_are_what_h2s_rules_leave_alone()
     assert set(_taken) >= {_REQUEST, _RESPONSE, _TRAILERS, _PUSH}
+
+
+@pytest.mark.parametrize("make", [cno.h2.connection.H2Connection, h2conn.H2Connection])
+def test_invalid_client_preface_queues_nothing(make):
+    # As h2: the preface is checked before anything that would end the connection, so
+    # no GOAWAY is queued (RFC 9113 3.4 lets it be omitted); the caller closes.
+    server = make(type(make().config)(client_side=False))
+    server.initiate_connection()
+    server.data_to_send()
+    with pytest.raises(Exception) as info:
+        server.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert type(info.value).__name__ == "ProtocolError"
+    assert server.data_to_send() == b""

@@ -6,9 +6,10 @@ import pytest
 import cno.errors
 import cno.raw
 from raw_frames import (
-    DATA, GOAWAY, HEADERS, PADDED, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, RST_STREAM,
-    SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, data, frame, headers, parse_frames, settings,
-    settings_ack, window_update,
+    CANCEL, COMPRESSION_ERROR, DATA, ENHANCE_YOUR_CALM, FRAME_SIZE_ERROR, GOAWAY, HEADERS,
+    PADDED, PING, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM,
+    SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, continuation, data, frame, frame_header, goaway,
+    headers, parse_frames, ping, rst_stream, settings, settings_ack, window_update,
 )
 
 REQ = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"),
@@ -275,3 +276,157 @@ def test_upgraded():
     assert s.take() == b""                    # no ACK: the 101 acknowledges them
     with pytest.raises(cno.errors.UsageError):
         s.upgraded()
+
+
+# -- h2's behaviour where RFC 9113 says otherwise (each knob off: the RFC's) ------------------
+
+def client(cls=Peer, **knobs):
+    c = cls(False, bytes_headers=True, **knobs)
+    c.connection_made(True)
+    c.data_received(settings() + settings_ack())
+    c.write_head(1, 0, b"GET", b"/", [(b":scheme", b"https"), (b":authority", b"x")], True)
+    c.take()
+    c.events.clear()
+    return c
+
+
+def kinds(out):
+    return [(f.type, f.stream, f.error_code if f.type in (RST_STREAM, GOAWAY) else None)
+            for f in parse_frames(out)]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_reset_late_frames_on_a_stream_we_reset(knob):
+    s = server(reset_late_frames=knob)
+    s.data_received(headers(1, block(REQ), end_stream=True))
+    s.write_reset(1, CANCEL)
+    s.take()
+    late = headers(1, block(REQ), end_stream=True) + data(1, b"x") * 2
+    s.data_received(late)
+    # 5.1: frames on a stream we reset are ignored; the knob answers each one.
+    assert kinds(s.take()) == ([(RST_STREAM, 1, STREAM_CLOSED)] * 3 if knob else [])
+    s.data_received(late)
+    assert kinds(s.take()) == ([(RST_STREAM, 1, STREAM_CLOSED)] * 3 if knob else [])
+    s.data_received(headers(3, block(REQ), end_stream=True))   # HPACK stayed in step
+    assert [e[:2] for e in s.events] == [("head", 1), ("tail", 1), ("head", 3), ("tail", 3)]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_reset_late_frames_on_a_stream_the_peer_reset(knob):
+    s = server(strict_errors=True, reset_late_frames=knob)
+    s.data_received(headers(1, block(REQ)))
+    s.data_received(rst_stream(1, CANCEL))
+    s.take()
+    s.data_received(data(1, b"x") * 3)
+    assert kinds(s.take()) == [(RST_STREAM, 1, STREAM_CLOSED)] * (3 if knob else 1)
+    assert not s.closed
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_status_101(knob):
+    s = server(status_101=knob)
+    s.data_received(headers(1, block(REQ)))
+    if not knob:
+        with pytest.raises(cno.errors.UsageError, match="101"):
+            s.write_head(1, 101, b"", b"", [], False)
+    else:
+        s.write_head(1, 101, b"", b"", [], False)
+        (f,) = parse_frames(s.take())
+        assert hpack.Decoder().decode(f.payload, raw=True) == [(b":status", b"101")]
+    c = client(status_101=knob)
+    c.data_received(headers(1, block([(b":status", b"101")])) +
+                    headers(1, block([(b":status", b"200")]), end_stream=True))
+    if knob:
+        assert [e[2] for e in c.events if e[0] == "head"] == [101, 200]
+    else:   # malformed (RFC 9113 8.6): the stream is reset
+        assert kinds(c.take()) == [(RST_STREAM, 1, PROTOCOL_ERROR)]
+
+
+@pytest.mark.parametrize("code", [None, PROTOCOL_ERROR])
+def test_compression_error_code(code):
+    s = server() if code is None else server(compression_error_code=code)
+    with pytest.raises(cno.errors.CnoError):
+        s.data_received(headers(1, b"\xff\xff\xff\xff"))   # an index past any table
+    assert kinds(s.take()) == [(GOAWAY, 0, COMPRESSION_ERROR if code is None else code)]
+
+
+@pytest.mark.parametrize("code", [None, PROTOCOL_ERROR])
+def test_continuation_flood_code(code):
+    s = server(max_continuations=2) if code is None else \
+        server(max_continuations=2, continuation_flood_code=code)
+    s.data_received(headers(1, block(REQ), end_headers=False) +
+                    continuation(1, b"", end_headers=False) * 2)
+    with pytest.raises(cno.errors.CnoError, match="CONTINUATION"):
+        s.data_received(continuation(1, b"", end_headers=False))
+    assert kinds(s.take()) == [(GOAWAY, 0, ENHANCE_YOUR_CALM if code is None else code)]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_lenient_frame_size(knob):
+    s = server(lenient_frame_size=knob)
+    head = frame_header(20000, 0xfa, 0, 0)   # (an unknown type, over the 16384 in force)
+    if not knob:
+        with pytest.raises(cno.errors.CnoError, match="SETTINGS_MAX_FRAME_SIZE"):
+            s.data_received(head + b"x" * 100)
+        assert kinds(s.take()) == [(GOAWAY, 0, FRAME_SIZE_ERROR)]
+        return
+    s.data_received(head + b"x" * 16384)   # no more than a frame's worth: waits
+    assert not s.take() and not s.closed
+    with pytest.raises(cno.errors.CnoError, match="SETTINGS_MAX_FRAME_SIZE"):
+        s.data_received(b"x")
+    assert kinds(s.take()) == [(GOAWAY, 0, FRAME_SIZE_ERROR)]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_lenient_protocol(knob):
+    s = server(lenient_protocol=knob)   # (never sent SETTINGS_ENABLE_CONNECT_PROTOCOL)
+    s.data_received(headers(1, block([(b":method", b"CONNECT"), (b":protocol", b"websocket"),
+                                       (b":scheme", b"https"), (b":path", b"/chat"),
+                                       (b":authority", b"x")])))
+    if knob:
+        assert s.events[0][:2] == ("head", 1) and (b":protocol", b"websocket") in s.events[0][3]
+    else:   # RFC 8441 3: malformed without the setting
+        assert not s.events and kinds(s.take()) == [(RST_STREAM, 1, PROTOCOL_ERROR)]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_data_before_head(knob):
+    s = server(data_before_head=knob, enable_push=1)
+    s.data_received(headers(1, block(REQ)))
+    if not knob:
+        with pytest.raises(cno.errors.InvalidStream, match="write_head first"):
+            s.write_data(1, b"body", True)
+        return
+    s.write_data(1, b"body", True)
+    assert [(f.type, f.payload) for f in parse_frames(s.take())] == [(DATA, b"body")]
+
+
+@pytest.mark.parametrize("knob", [False, True])
+def test_read_goaways(knob):
+    c = client(FramePeer, read_goaways=knob)
+    c.data_received(headers(1, block([(b":status", b"200")]), end_stream=True))
+    c.events.clear()
+    c.data_received(goaway(1) + goaway(1, PROTOCOL_ERROR) + goaway(0))
+    assert c.closed
+    assert [e for e in c.events if e[0] == "frame"] == [("frame", GOAWAY)] * (3 if knob else 1)
+    c.data_received(goaway(0) + ping() + goaway(0))   # only GOAWAY frames, until another
+    assert [e for e in c.events if e[0] == "frame"] == [("frame", GOAWAY)] * (4 if knob else 1)
+    assert not c.take()   # (the PING was not read: no ACK)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_max_header_list_size_lowered(strict):
+    s = server(strict_errors=strict)
+    big = REQ + [(b"x-big", b"v" * 100)]
+    s.update_settings(max_header_list_size=100)
+    s.take()
+    s.data_received(headers(1, block(big), end_stream=True))
+    if not strict:   # in force at once: the request is refused (safe to retry)
+        assert kinds(s.take()) == [(RST_STREAM, 1, REFUSED_STREAM)]
+        return
+    # A connection error under strict_errors: judged against what the peer acknowledged.
+    assert [e[:2] for e in s.events] == [("head", 1), ("tail", 1)]
+    s.data_received(settings_ack())
+    with pytest.raises(cno.errors.CnoError, match="max_header_list_size"):
+        s.data_received(headers(3, block(big), end_stream=True))
+    assert kinds(s.take()) == [(GOAWAY, 0, ENHANCE_YOUR_CALM)]

@@ -514,6 +514,16 @@ class H2Connection:
         e.first_settings_in_force = True
         e.strict_errors = True
         e.control_frames_only = True
+        # h2's behaviour where its tests pin it down and RFC 9113 says otherwise
+        # (docs/dropin.md, "Where cno.h2 follows h2 rather than the RFC"):
+        e.reset_late_frames = True
+        e.status_101 = True
+        e.lenient_protocol = True
+        e.lenient_frame_size = True
+        e.data_before_head = not client
+        e.read_goaways = True
+        e.compression_error_code = e.continuation_flood_code = ErrorCodes.PROTOCOL_ERROR
+        e.max_continuations = 63   # (h2 allows 64 frames to a header block, HEADERS included)
         e.settings_order = _FIRST_SETTINGS
         e.priority_update_frames = False
         for name, value in (("validate_inbound_headers", self.config.validate_inbound_headers),
@@ -739,9 +749,10 @@ class H2Connection:
             sm.process_input(ConnectionInputs.SEND_DATA)
         e = self._engine
         state, head_sent = e.stream_state(stream_id)
-        if state == _HALF_LOCAL or state == _GONE or not head_sent:
-            raise StreamClosedError(stream_id) if state in (_HALF_LOCAL, _GONE) \
-                else ProtocolError("stream %d: send headers first" % stream_id)
+        if state == _HALF_LOCAL or state == _GONE:
+            raise StreamClosedError(stream_id)
+        if not head_sent and not self._data_may_lead(state):
+            raise ProtocolError("stream %d: send headers first" % stream_id)
         try:
             if pad_length is None:
                 e.write_data(stream_id, data, end_stream)
@@ -757,12 +768,18 @@ class H2Connection:
         state, head_sent = self._engine.stream_state(stream_id)
         if state == _HALF_LOCAL:
             raise StreamClosedError(stream_id)
-        if not head_sent:
+        if not head_sent and not self._data_may_lead(state):
             raise ProtocolError("stream %d: send headers first" % stream_id)
         try:
             self._engine.write_data(stream_id, b"", True)
         except _cno_errors.CnoError as exc:
             raise _h2_error(exc, self) from None
+
+    def _data_may_lead(self, state: int) -> bool:
+        """h2 lets a server send DATA on a request's stream before the response's
+        HEADERS (its stream states allow it; the peer sees a malformed response, RFC 9113
+        8.1): the engine's data_before_head knob, set for a server."""
+        return not self.config.client_side and (state == _OPEN or state == _HALF_REMOTE)
 
     def _stream_or_raise(self, stream_id: Any) -> Any:
         """The stream's state; NoSuchStreamError for one never opened, StreamClosedError
@@ -963,10 +980,16 @@ class H2Connection:
         e.last = None
         e.goaway_seen = False   # (streams a GOAWAY in this input refuses are no StreamReset)
         e.consuming = True
+        mark = len(self._out)
         try:
             e.data_received(data)
         except _cno_errors.CnoError as exc:
-            self.state_machine.state = _CLOSED
+            if "invalid client preface" in str(exc):
+                # h2 checks the preface before anything that would end the connection:
+                # nothing is queued (RFC 9113 3.4 lets the GOAWAY be omitted).
+                del self._out[mark:]
+            else:
+                self.state_machine.state = _CLOSED
             raise _h2_error(exc, self) from None
         except _AuthorityError as exc:
             # (h2's Host rules, checked here: a connection error as the engine's are)

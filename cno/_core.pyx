@@ -337,10 +337,10 @@ cdef inline int64_t parse_digits(const uint8_t* p, Py_ssize_t n) noexcept:
 # the address cannot be reused by another object while it is remembered. Only short
 # fields are kept, so the slots hold little memory.
 cdef enum:
-    CHECKED_SLOTS = 64     # (the size of Connection.checked): pairs of two ways
+    CHECKED_SLOTS = 64     # (the size of Connection.checked): groups of four ways
     CHECKED_MAX_LEN = 256  # name + value bytes of a field worth remembering
-    PSEUDO_SLOTS = 32      # (the size of Connection.pseudo_seen): pairs of two ways
-    SENT_SLOTS = 16        # (the size of Connection.sent_checked): pairs of two ways
+    PSEUDO_SLOTS = 32      # (the size of Connection.pseudo_seen): groups of four ways
+    SENT_SLOTS = 16        # (the size of Connection.sent_checked): groups of four ways
 
 
 cdef inline bint is_checked(Connection c, object item, Py_ssize_t slot) noexcept:
@@ -355,24 +355,24 @@ cdef inline void remember_checked(Connection c, object item, Py_ssize_t slot) no
 cdef inline bint is_sent(Connection c, object item, Py_ssize_t slot) noexcept:
     """item is a te or content-length field check_headers passed before (see
     remember_sent)."""
-    return identity_find(c.sent_checked, slot & (SENT_SLOTS - 2), item) >= 0
+    return identity_find(c.sent_checked, slot & (SENT_SLOTS - 4), item) >= 0
 
 
 cdef inline void remember_sent(Connection c, object item, Py_ssize_t slot) noexcept:
     """A written field that passed check_headers but that inbound parsing must read
     every time (te, content-length): remembered for check_headers alone."""
-    identity_put(c.sent_checked, NULL, slot & (SENT_SLOTS - 2), item, 0)
+    identity_put(c.sent_checked, NULL, slot & (SENT_SLOTS - 4), item, 0)
 
 
 cdef inline int known_pseudo(Connection c, object item, Py_ssize_t slot) noexcept:
     """The kind of a request pseudo-header field whose value was found valid before
     (:method, :scheme, :authority or :path; see remember_pseudo), else PSEUDO_NONE."""
-    cdef Py_ssize_t way = identity_find(c.pseudo_seen, slot & (PSEUDO_SLOTS - 2), item)
+    cdef Py_ssize_t way = identity_find(c.pseudo_seen, slot & (PSEUDO_SLOTS - 4), item)
     return <int> c.pseudo_kinds[way] if way >= 0 else PSEUDO_NONE
 
 
 cdef inline void remember_pseudo(Connection c, object item, Py_ssize_t slot, int kind) noexcept:
-    identity_put(c.pseudo_seen, c.pseudo_kinds, slot & (PSEUDO_SLOTS - 2), item, kind)
+    identity_put(c.pseudo_seen, c.pseudo_kinds, slot & (PSEUDO_SLOTS - 4), item, kind)
 
 
 cdef void forget_checked(Connection c) noexcept:

@@ -104,7 +104,7 @@ cdef class Encoder:
     cdef Py_ssize_t pending_final   # last limit set since the last block
     cdef WriteBuffer block          # output of encode()
     # Fields sent as an index, remembered by identity (the caller's exact tuple, one
-    # reference each; 32 pairs of two ways): the next time the same tuple is encoded,
+    # reference each; 16 groups of four ways): the next time the same tuple is encoded,
     # the index goes out without a look-up. ident_id < 0: a static index (negated);
     # >= 0: a dynamic entry id (stale once evicted: id < oldest_id).
     cdef PyObject* ident_key[64]

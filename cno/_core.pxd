@@ -120,8 +120,8 @@ cdef class Connection:
     cdef int64_t recv_target     # the window size we keep offering
 
     # HPACK
-    cdef Encoder encoder
-    cdef Decoder decoder
+    cdef readonly Encoder encoder     # (read-only attributes: for inspection, docs/raw.md)
+    cdef readonly Decoder decoder
 
     # Header-validation knobs (docs/raw.md, "Header knobs"); the defaults are cno's checks.
     cdef public bint validate_inbound_headers    # RFC 9113 8.2/8.3 checks on received heads

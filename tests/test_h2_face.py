@@ -282,3 +282,18 @@ def test_invalid_client_preface_queues_nothing(make):
         server.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert type(info.value).__name__ == "ProtocolError"
     assert server.data_to_send() == b""
+
+
+def test_encoder_and_decoder_for_inspection():
+    client, server = cno_pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    assert server.encoder.header_table_size == server.decoder.header_table_size == 4096
+    client.update_settings({cno.h2.settings.SettingCodes.HEADER_TABLE_SIZE: 80})
+    shuttle(client, server)
+    # The peer's SETTINGS size the encoder's table; our own changes leave the decoder's
+    # at what the peer's encoder chose (no size update came).
+    assert server.encoder.header_table_size == 80
+    assert client.decoder.header_table_size == 4096
+    with pytest.raises(AttributeError):
+        server._engine.encoder = None   # (the engine's: read-only)

@@ -575,6 +575,20 @@ class H2Connection:
         return self.remote_settings.max_frame_size
 
     @property
+    def encoder(self) -> Any:
+        """The connection's HPACK encoder (cno.hpack's Encoder, as h2's is hpack's), for
+        inspection: ``header_table_size`` follows the peer's SETTINGS_HEADER_TABLE_SIZE.
+        Changing it would put the peer's table out of step."""
+        return self._engine.encoder
+
+    @property
+    def decoder(self) -> Any:
+        """The connection's HPACK decoder (cno.hpack's Decoder), for inspection:
+        ``header_table_size`` is the size the peer's encoder chose, ``max_header_list_size``
+        the limit in force."""
+        return self._engine.decoder
+
+    @property
     def max_inbound_frame_size(self) -> int:
         """The largest frame the peer may send us (our SETTINGS_MAX_FRAME_SIZE)."""
         return self.local_settings.max_frame_size

@@ -6,7 +6,7 @@ calls in -> frames serialised into one C buffer -> one on_writev per public call
 """
 cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from libc.string cimport memcmp, memcpy, memmove, memchr, memset
+from libc.string cimport memcmp, memcpy, memmove, memchr, memset, strlen
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.bytes cimport (
@@ -774,6 +774,7 @@ cdef str why_malformed(Connection c, list headers, int kind):
     cdef bint regular_seen = False
     cdef set seen = set()
     cdef bint strict = c.validate_inbound_headers
+    cdef object authority = None, scheme = None
     for item in headers:
         name = (<tuple> item)[0]
         value = (<tuple> item)[1]
@@ -791,6 +792,10 @@ cdef str why_malformed(Connection c, list headers, int kind):
             seen.add(name)
             if not value_valid(vp, vn):
                 return "invalid value for %r" % (name,)
+            if bytes_equal(np, nn, ":authority", 10):
+                authority = value
+            elif bytes_equal(np, nn, ":scheme", 7):
+                scheme = value
             continue
         regular_seen = True
         if kind != HEAD_TRAILERS and bytes_equal(np, nn, "content-length", 14):
@@ -813,6 +818,9 @@ cdef str why_malformed(Connection c, list headers, int kind):
                 return "connection-specific field %r" % (name,)
             if bytes_equal(np, nn, "te", 2) and not bytes_equal(vp, vn, "trailers", 8):
                 return "te other than trailers"
+            if kind == HEAD_REQUEST and authority is not None and \
+                    bytes_equal(np, nn, "host", 4) and not same_authority(authority, vp, vn, scheme):
+                return "host %r differs from :authority %r (RFC 9113 8.3.1)" % (value, authority)
     if kind == HEAD_RESPONSE:
         return "missing, repeated or invalid :status"
     if kind == HEAD_REQUEST:
@@ -1448,6 +1456,8 @@ cdef inline int64_t regular_field(Connection c, object item, Py_ssize_t slot,
         return v
     elif nn == 8 and memcmp(np, b"priority", 8) == 0:
         c.hdr_prio = scan_priority(c.hdr_prio, vp, vn)   # (read every time)
+    elif bytes_equal(np, nn, "host", 4):
+        pass   # (read every time: a request's is compared with its :authority)
     elif nn + vn <= CHECKED_MAX_LEN:
         remember_checked(c, item, slot)
     return length
@@ -1521,6 +1531,13 @@ cdef int64_t parse_request_checked(Connection c, list headers) except -3:
         length = regular_field(c, item, slot, np, nn, vp, vn, length)
         if length == MALFORMED:
             return MALFORMED
+        if authority is not None and bytes_equal(np, nn, "host", 4) and \
+                not same_authority(authority, vp, vn, scheme):
+            # 8.3.1: "A server SHOULD treat a request as malformed if it contains a Host
+            # header field that identifies an entity that differs from the entity in the
+            # ':authority' pseudo-header field" (two hosts would let a proxy and an
+            # application route one request differently).
+            return MALFORMED
     if method is None:
         return MALFORMED
     if bytes_equal_obj(method, "CONNECT", 7) and protocol is None:
@@ -1542,6 +1559,32 @@ cdef int64_t parse_request_checked(Connection c, list headers) except -3:
     c.req_method = method
     c.req_path = path
     return length
+
+
+cdef bint same_authority(object authority, const uint8_t* hp, Py_ssize_t hn,
+                         object scheme) noexcept:
+    """Whether a Host value names the entity of :authority (RFC 9113 8.3.1, normalized
+    as RFC 3986 6.2.3 says: host names case-insensitively, a port the scheme implies
+    may be left out)."""
+    cdef Py_ssize_t an, i
+    cdef const uint8_t* ap = field_ptr(authority, &an)
+    cdef const char* port = NULL
+    if scheme is not None and bytes_equal_obj(scheme, "https", 5):
+        port = ":443"
+    elif scheme is not None and bytes_equal_obj(scheme, "http", 4):
+        port = ":80"
+    if port != NULL:   # (the longer one may carry the implied port)
+        if an == hn + <Py_ssize_t> strlen(port) and memcmp(ap + hn, port, an - hn) == 0:
+            an = hn
+        elif hn == an + <Py_ssize_t> strlen(port) and memcmp(hp + an, port, hn - an) == 0:
+            hn = an
+    if an != hn:
+        return False
+    for i in range(an):
+        if ap[i] != hp[i] and not (
+                0x61 <= (ap[i] | 0x20) <= 0x7A and (ap[i] | 0x20) == (hp[i] | 0x20)):
+            return False   # (differs, and not as an ASCII letter in the other case)
+    return True
 
 
 cdef void drop_two(list items, Py_ssize_t a, Py_ssize_t b) noexcept:

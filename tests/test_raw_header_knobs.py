@@ -328,6 +328,7 @@ def test_field_is_valid(name, value, ok):
      "conflicting content-length values 15 and 16"),
     ([(":method", "GET"), ("x", "1"), (":path", "/")], "after a regular field"),
     (GET[:3], "pseudo-header fields missing"),
+    (GET + [("host", "other.example")], "differs from :authority"),
 ])
 def test_malformed_messages_say_why(fields, words):
     c = make_server(malformed_is_connection_error=True)

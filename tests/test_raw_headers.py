@@ -145,6 +145,40 @@ def test_request_authority_optional():
     assert head[3:5] == ("GET", "/")
 
 
+@pytest.mark.parametrize("host", ["other.example", "example.com.evil", "example.co",
+                                  "example.com:8443", "exampleXcom"])
+def test_request_host_differing_from_authority(host):
+    # RFC 9113 8.3.1: "A server SHOULD treat a request as malformed if it contains a Host
+    # header field that identifies an entity that differs from the entity in the
+    # ':authority' pseudo-header field."
+    check_request_rejected(GET + [("host", host)])
+
+
+@pytest.mark.parametrize("scheme, host", [("https", "example.com"), ("https", "EXAMPLE.Com"),
+                                          ("https", "example.com:443"),
+                                          ("http", "example.com:80")])
+def test_request_host_naming_the_authority(scheme, host):
+    # 8.3.1: compared as RFC 3986 6.2.3 normalizes them: host names case-insensitively, a
+    # port the scheme implies may be left out.
+    fields = [(":scheme", scheme) if n == ":scheme" else (n, v) for n, v in GET]
+    head = check_request_accepted(fields + [("host", host)])
+    assert head[5][-1] == ("host", host)
+
+
+def test_request_host_checked_against_each_authority():
+    # The same host tuple (HPACK hands out one per table entry) meets a new :authority.
+    c = make_server()
+    for sid, authority in ((1, "example.com"), (3, "example.com"), (5, "other.example")):
+        fields = [(n, authority if n == ":authority" else v) for n, v in GET]
+        w = headers(sid, c.block(fields + [("host", "example.com")]), end_stream=True)
+        if sid < 5:
+            c.feed(w)
+        else:
+            expect_stream_error(c, w, sid, PROTOCOL_ERROR)
+    assert [e[1] for e in c.of("head")] == [1, 3]
+    assert_alive(c)
+
+
 @pytest.mark.parametrize("extra", [(":foo", "bar"), (":status", "200"), (":x", "")],
                          ids=["unknown", "status-in-request", "empty-unknown"])
 def test_request_unknown_pseudo_header(extra):

@@ -526,12 +526,10 @@ class H2Connection:
         e.max_continuations = 63   # (h2 allows 64 frames to a header block, HEADERS included)
         e.settings_order = _FIRST_SETTINGS
         e.priority_update_frames = False
-        for name, value in (("validate_inbound_headers", self.config.validate_inbound_headers),
-                            ("validate_outbound_headers", False),
-                            ("malformed_is_connection_error", True),
-                            ("hpack_index_all", True)):
-            if hasattr(e, name):   # (knobs of the header-validation work; see docs/raw.md)
-                setattr(e, name, value)
+        e.validate_inbound_headers = self.config.validate_inbound_headers
+        e.validate_outbound_headers = False   # (checked here first, as h2 does)
+        e.malformed_is_connection_error = True
+        e.hpack_index_all = True
         e.defer_preface = True
         e.connection_made(True)
         self._started = False

@@ -74,6 +74,7 @@ class Connection:
     control_frames_only: bool
     priority_update_frames: bool
     next_head_priority: Optional[bytes]
+    header_tuple_types: Optional[Tuple[type, type]]
     @property
     def data_frame_length(self) -> int: ...
     @property

@@ -19,6 +19,7 @@ import struct
 
 from cno import errors as _cno_errors
 from cno._core import Connection as _Core
+from cno._hpack import decode_fields as _decode_fields
 
 from .config import H2Configuration
 from .errors import ErrorCodes, _error_code_from_int
@@ -131,6 +132,11 @@ class H2ConnectionStateMachine:
 _CLOSED = ConnectionState.CLOSED
 _IDLE, _RESERVED_REMOTE, _RESERVED_LOCAL, _OPEN, _HALF_REMOTE, _HALF_LOCAL, _GONE = range(7)
 
+# The classes of received header fields, as h2's: the hpack package's HeaderTuple and
+# NeverIndexedHeaderTuple (never-indexed literals, RFC 7541 6.2.3) when it is installed,
+# cno.hpack's otherwise (chosen once, in cno.h2.utilities); the engine builds them.
+_HEADER_TUPLE_TYPES = (utilities.HeaderTuple, utilities.NeverIndexedHeaderTuple)
+
 # The settings h2 sends in its first SETTINGS frame, in its order.
 _FIRST_SETTINGS = ("header_table_size", "enable_push", "initial_window_size",
                    "max_frame_size", "enable_connect_protocol", "max_concurrent_streams",
@@ -224,7 +230,7 @@ class _Engine(_Core):
         if self.join_cookies:
             headers = _join_cookies(headers)
         if enc:
-            headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+            headers = _decode_fields(headers, enc)
         ev: Any
         if not self.client_side:
             ev = RequestReceived(stream_id=stream, headers=headers)
@@ -253,9 +259,11 @@ class _Engine(_Core):
             return
         ended = StreamEnded(stream_id=stream)
         if trailers is not None:
+            if self.join_cookies:
+                trailers = _join_cookies(trailers)
             enc = self.face.config.header_encoding
             if enc:
-                trailers = [(n.decode(enc), v.decode(enc)) for n, v in trailers]
+                trailers = _decode_fields(trailers, enc)
             ev = TrailersReceived(stream_id=stream, headers=trailers, stream_ended=ended)
             self.events.append(ev)
             prio = self.prio
@@ -279,7 +287,7 @@ class _Engine(_Core):
             headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
         if enc:
-            headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+            headers = _decode_fields(headers, enc)
         self.face._requests[stream] = headers   # (its :authority is an ALTSVC origin)
         ev = PushedStreamReceived()
         ev.pushed_stream_id = stream
@@ -442,19 +450,13 @@ def _extension_frame(frame: Any) -> Any:
 
 
 def _join_cookies(headers: Any) -> Any:
-    """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), where it was."""
-    crumbs: Any = [v for n, v in headers if n == b"cookie"]
-    if len(crumbs) < 2:
-        return headers
-    out = []
-    for n, v in headers:
-        if n == b"cookie":
-            if crumbs is not None:
-                out.append((n, b"; ".join(crumbs)))
-                crumbs = None
-        else:
-            out.append((n, v))
-    return out
+    """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), as h2 hands it out:
+    a NeverIndexedHeaderTuple after the other fields
+    (utilities.normalize_inbound_headers); `headers` itself when it has no cookie."""
+    for header in headers:
+        if header[0] == b"cookie":
+            return utilities.normalize_inbound_headers(headers, None)
+    return headers
 
 
 class H2Connection:
@@ -516,6 +518,7 @@ class H2Connection:
         e.control_frames_only = True
         e.settings_order = _FIRST_SETTINGS
         e.priority_update_frames = False
+        e.header_tuple_types = _HEADER_TUPLE_TYPES
         for name, value in (("validate_inbound_headers", self.config.validate_inbound_headers),
                             ("validate_outbound_headers", False),
                             ("malformed_is_connection_error", True),

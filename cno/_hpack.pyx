@@ -19,7 +19,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_NoMemory
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.list cimport PyList_GET_SIZE
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM, PyTuple_Check
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
 from cno._pylist cimport list_push, list_with_room
@@ -524,6 +524,25 @@ def decode_fields(list headers, str encoding):
     return out
 
 
+def find_field(list headers, bytes name, Py_ssize_t start=0):
+    """The index of the first field of `headers` (a list of ``(name, value)`` tuples, or
+    tuple subclasses, as the decoder hands them out with ``raw=True``) at or after
+    `start` whose name is the bytes `name`, or -1: one scan in C, for faces that look for
+    a field in a received list (a Python loop over tuple subclasses is slow)."""
+    cdef Py_ssize_t i, m = PyBytes_GET_SIZE(name)
+    cdef const char* want = PyBytes_AS_STRING(name)
+    cdef object item, field
+    for i in range(max(start, 0), PyList_GET_SIZE(headers)):
+        item = headers[i]
+        if not PyTuple_Check(item) or PyTuple_GET_SIZE(item) < 1:
+            continue
+        field = <object> PyTuple_GET_ITEM(item, 0)
+        if (PyBytes_CheckExact(field) and PyBytes_GET_SIZE(field) == m
+                and memcmp(PyBytes_AS_STRING(field), want, m) == 0):
+            return i
+    return -1
+
+
 cdef class Decoder:
     """Decodes HPACK header blocks; one per connection direction (it holds the table).
 
@@ -636,7 +655,8 @@ cdef class Decoder:
     cdef object _typed_entry(self, DecodedEntry* e, uint32_t index, bint raw):
         """The field of entry `e` (at HPACK index `index`) as an instance of field_type,
         made once per entry and form and then shared, as entry_pair's tuple is (so the
-        engine's identity caches still find it)."""
+        engine's identity caches still find it). (Not through entry_pair: its one call
+        in decode_into stays inlined.)"""
         cdef PyObject** slot
         cdef object t
         if index <= STATIC_COUNT:
@@ -646,7 +666,7 @@ cdef class Decoder:
         else:
             slot = &e.typed_str
         if slot[0] == NULL:
-            t = typed_pair(self.field_type, entry_pair(e, raw))
+            t = typed_pair(self.field_type, (entry_name(e, raw), entry_value(e, raw)))
             Py_INCREF(t)
             slot[0] = <PyObject*> t
         return <object> slot[0]

@@ -377,3 +377,36 @@ def test_header_classes_without_hpack():
                          ).stdout.split("\n")
     assert out[0] == "['cno._hpack.HeaderTuple', 'cno._hpack.NeverIndexedHeaderTuple']"
     assert out[1] == "NeverIndexedHeaderTuple NeverIndexedHeaderTuple"   # cookie; x-s
+
+
+@pytest.mark.parametrize("fields", [
+    [], REQUEST, REQUEST + [(b"cookie", b"a=1")], [(b"cookie", b"a=1")] + REQUEST,
+    [hpack.HeaderTuple(b"cookie", b"a=1"), hpack.HeaderTuple(b"x", b"1"),
+     hpack.NeverIndexedHeaderTuple(b"cookie", b"b=2"), (b"cookie", b"c=3")],
+])
+def test_normalize_inbound_headers_as_h2(fields):
+    import cno.h2.utilities
+    ours = cno.h2.utilities.normalize_inbound_headers(iter(fields), None)
+    theirs = list(h2.utilities.normalize_inbound_headers(fields, None))
+    assert [(h, type(h)) for h in ours] == [(h, type(h)) for h in theirs]
+    assert cno.h2.utilities.normalize_inbound_headers(fields, None) is not fields
+
+
+@pytest.mark.parametrize("extra, ok", [
+    ([], True), ([(b"host", b"example.com")], True), ([(b"host", b"other")], False),
+    ([(b"host", b"example.com"), (b"host", b"example.com")], False),
+])
+@pytest.mark.parametrize("with_authority", [True, False])
+def test_validate_request_authority(extra, ok, with_authority):
+    import cno.h2.utilities
+    fields = [hpack.HeaderTuple(*f) for f in REQUEST if with_authority or f[0] != b":authority"]
+    fields += extra
+    if not with_authority and not extra:
+        ok = False
+    elif not with_authority and extra == [(b"host", b"other")]:
+        ok = True   # (only a Host: nothing to differ from)
+    if ok:
+        cno.h2.utilities.validate_request_authority(fields)
+    else:
+        with pytest.raises(cno.h2.exceptions.ProtocolError):
+            cno.h2.utilities.validate_request_authority(iter(fields))

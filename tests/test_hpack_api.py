@@ -684,3 +684,15 @@ def test_decode_fields_keeps_the_classes():
         assert [type(h) for h in out] == [type(h) for h in fields]
     with pytest.raises(UnicodeDecodeError):
         decode_fields([(b"x", b"\xff")], "utf-8")
+
+
+def test_find_field():
+    from cno._hpack import find_field
+    fields = [(b":a", b"1"), hpack.HeaderTuple(b"cookie", b"x"), ("cookie", "s"),
+              NeverIndexedHeaderTuple(b"cookie", b"y"), (b"cookiee", b"z")]
+    assert find_field(fields, b"cookie") == 1
+    assert find_field(fields, b"cookie", 2) == 3   # (str names never match bytes)
+    assert find_field(fields, b"cookie", 4) == -1
+    assert find_field(fields, b"cook") == -1
+    assert find_field(fields, b"cookie", -3) == 1
+    assert find_field([], b"x") == -1

@@ -19,7 +19,7 @@ import struct
 
 from cno import errors as _cno_errors
 from cno._core import Connection as _Core
-from cno._hpack import decode_fields as _decode_fields
+from cno._hpack import decode_fields as _decode_fields, find_field as _find_field
 
 from .config import H2Configuration
 from .errors import ErrorCodes, _error_code_from_int
@@ -453,10 +453,9 @@ def _join_cookies(headers: Any) -> Any:
     """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), as h2 hands it out:
     a NeverIndexedHeaderTuple after the other fields
     (utilities.normalize_inbound_headers); `headers` itself when it has no cookie."""
-    for header in headers:
-        if header[0] == b"cookie":
-            return utilities.normalize_inbound_headers(headers, None)
-    return headers
+    if _find_field(headers, b"cookie") < 0:
+        return headers
+    return utilities.normalize_inbound_headers(headers, None)
 
 
 class H2Connection:

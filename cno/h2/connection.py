@@ -2,8 +2,9 @@
 
 The frame work (parsing, HPACK, stream states, flow-control windows, output framing) is
 cno's engine (cno._core.Connection), driven with the knobs docs/raw.md lists for
-h2-style faces: header lists that carry their pseudo-header fields, one data event per
-DATA frame, exact manual flow control, GOAWAY for the peer's stream errors. This module
+h2-style faces: header lists that carry their pseudo-header fields, received fields as
+hpack's HeaderTuple / NeverIndexedHeaderTuple (cno.hpack's without hpack), one data event
+per DATA frame, exact manual flow control, GOAWAY for the peer's stream errors. This module
 turns the engine's events into h2's event objects, its errors into h2's exceptions, and
 keeps what h2 shows that the engine has no need of (the settings objects, the
 connection state machine, the receive-window policy).

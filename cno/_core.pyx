@@ -3035,8 +3035,9 @@ cdef class Connection:
         """None (the default: plain tuples), or a pair ``(field_type, never_indexed_type)``
         of tuple subclasses: HTTP/2 header lists received hold instances of them, the
         second for fields the peer sent never-indexed (RFC 7541 6.2.3). Built in C, and
-        one per table entry shared like the plain tuples; the classes may add no instance
-        fields (TypeError). The HPACK decoder's ``tuple_types`` (docs/hpack.md)."""
+        one per table entry shared like the plain tuples; the classes must be defined in
+        Python and add no instance fields (TypeError). The HPACK decoder's
+        ``tuple_types`` (docs/hpack.md)."""
         return self.decoder.tuple_types
 
     @header_tuple_types.setter

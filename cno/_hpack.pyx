@@ -485,8 +485,8 @@ cdef inline object typed_pair(type cls, tuple pair):
 
 cdef type check_tuple_type(object cls):
     """The class to build fields as for a class given to tuple_types: None for tuple
-    itself (plain tuples), or `cls` if it is a subclass of tuple with no instance fields
-    (no __dict__, no __weakref__, no slots), else TypeError. Decoded fields are shared
+    itself (plain tuples), or `cls` if it is a subclass of tuple defined in Python with no
+    instance fields (no __dict__, no __weakref__), else TypeError. Decoded fields are shared
     between header lists (one per table entry), so they must be as immutable as tuples."""
     if cls is tuple:
         return None
@@ -496,6 +496,13 @@ cdef type check_tuple_type(object cls):
             or cls.__dictoffset__ or cls.__weakrefoffset__):
         raise TypeError("tuple_types: %r adds instance fields (give it __slots__ = ())"
                         % (cls,))
+    for base in cls.__mro__:
+        # Only classes of class statements (their instances freed as tuples are): a C
+        # subclass such as os.stat_result keeps hidden items past the tuple's own.
+        if (base is not tuple and base is not object
+                and (<PyTypeObject*> base).tp_dealloc != (<PyTypeObject*> HeaderTuple).tp_dealloc):
+            raise TypeError("tuple_types: %r is not a tuple subclass defined in Python"
+                            % (cls,))
     return cls
 
 
@@ -503,14 +510,17 @@ def decode_fields(list headers, str encoding):
     """A received header list of ``bytes`` names and values (as the decoder hands them
     out with ``raw=True``) decoded to ``str`` with ``encoding``: a new list, each field
     of its own class again (a tuple subclass built as :attr:`Decoder.tuple_types` builds
-    it), for faces that deliver text headers. UnicodeDecodeError as ``bytes.decode``."""
+    it), for faces that deliver text headers. UnicodeDecodeError as ``bytes.decode``;
+    TypeError for a field that is not a 2-tuple or whose class adds instance fields."""
     cdef list out = list_with_room(PyList_GET_SIZE(headers))
     cdef bint utf8 = encoding == "utf-8" or encoding == "utf8"
     cdef object item, name, value, pair
-    cdef type cls
+    cdef type cls, checked = tuple, checked_too = tuple   # (classes found fit: see below)
     for item in headers:
-        name = (<tuple> item)[0]
-        value = (<tuple> item)[1]
+        if not PyTuple_Check(item) or PyTuple_GET_SIZE(item) != 2:
+            raise TypeError("decode_fields: %r is not a (name, value) tuple" % (item,))
+        name = <object> PyTuple_GET_ITEM(item, 0)
+        value = <object> PyTuple_GET_ITEM(item, 1)
         if utf8 and PyBytes_CheckExact(name) and PyBytes_CheckExact(value):
             name = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), NULL)
             value = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
@@ -520,6 +530,12 @@ def decode_fields(list headers, str encoding):
             value = value.decode(encoding)
         pair = (name, value)
         cls = type(item)
+        if cls is not checked and cls is not checked_too:
+            # tuple's tp_new is safe on a subclass with no fields of its own only (not
+            # on a struct sequence, say): each new class is checked once per call
+            check_tuple_type(cls)
+            checked_too = checked
+            checked = cls
         list_push(out, pair if cls is tuple else typed_pair(cls, pair))
     return out
 
@@ -611,8 +627,9 @@ cdef class Decoder:
         subclasses: decoded fields are instances of ``field_type``, and fields sent as
         never-indexed literals (RFC 7541 section 6.2.3) of ``never_indexed_type`` (e.g.
         the ``hpack`` package's ``HeaderTuple`` and ``NeverIndexedHeaderTuple``).
-        ``tuple`` itself in either place means plain tuples. The classes may add no
-        instance fields (``__slots__ = ()``; TypeError otherwise): a field repeated
+        ``tuple`` itself in either place means plain tuples. The classes must be defined
+        in Python (a class statement) and add no instance fields (``__slots__ = ()``;
+        TypeError otherwise): a field repeated
         through the table is one object, shared between the lists it appears in. The
         instances are built in C as ``tuple.__new__(cls, (name, value))`` would build
         them (the class's own ``__new__`` and ``__init__`` are not run). None:
@@ -660,7 +677,9 @@ cdef class Decoder:
         cdef PyObject** slot
         cdef object t
         if index <= STATIC_COUNT:
-            slot = &self.static_typed[2 * index + raw]   # (static entries serve all decoders)
+            # (the static table's entries are shared by every decoder: the instances of
+            # this decoder's class are kept in its own array)
+            slot = &self.static_typed[2 * index + raw]
         elif raw:
             slot = &e.typed_bytes
         else:

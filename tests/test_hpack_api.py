@@ -1,5 +1,8 @@
 """The public API of cno.hpack: a drop-in for the hpack package's Encoder and Decoder, and
 the encoder's documented policy (what it indexes, Huffman, size updates)."""
+import os
+import time
+
 import hpack
 import pytest
 
@@ -696,3 +699,14 @@ def test_find_field():
     assert find_field(fields, b"cook") == -1
     assert find_field(fields, b"cookie", -3) == 1
     assert find_field([], b"x") == -1
+
+
+@pytest.mark.parametrize("fields", [
+    [(b"a", b"b", b"c")], [[b"a", b"b"]], [time.gmtime(0)],
+    # a struct sequence holds hidden items past the tuple's own
+    [os.stat_result((b"a", b"b") + (0,) * 8)],
+])
+def test_decode_fields_refuses_what_it_cannot_rebuild(fields):
+    from cno._hpack import decode_fields
+    with pytest.raises(TypeError):
+        decode_fields(fields, "utf-8")

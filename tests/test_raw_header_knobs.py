@@ -1,6 +1,9 @@
 """cno.raw.Connection's header knobs (docs/raw.md, "Header knobs"): validate_inbound_headers,
 validate_outbound_headers, malformed_is_connection_error and hpack_index_all, each against
 the default behaviour it changes."""
+import os
+import time
+
 import hpack
 import pytest
 
@@ -478,7 +481,7 @@ class WithDict(tuple):
 @pytest.mark.parametrize("value", [
     hpack.HeaderTuple, (hpack.HeaderTuple,), [hpack.HeaderTuple, hpack.HeaderTuple],
     (hpack.HeaderTuple, list), (int, tuple), (WithDict, tuple), (tuple, WithDict),
-    ("tuple", tuple),
+    ("tuple", tuple), (os.stat_result, tuple), (tuple, time.struct_time),
 ])
 def test_header_tuple_types_checked(value):
     c = raw.Connection()

@@ -84,6 +84,7 @@ class Connection:
     continuation_flood_code: int
     priority_update_frames: bool
     next_head_priority: Optional[bytes]
+    header_tuple_types: Optional[Tuple[type, type]]
     @property
     def data_frame_length(self) -> int: ...
     @property

@@ -3103,6 +3103,20 @@ cdef class Connection:
         """The highest stream id the peer opened or promised (0: none yet)."""
         return self.last_stream[REMOTE]
 
+    @property
+    def header_tuple_types(self):
+        """None (the default: plain tuples), or a pair ``(field_type, never_indexed_type)``
+        of tuple subclasses: HTTP/2 header lists received hold instances of them, the
+        second for fields the peer sent never-indexed (RFC 7541 6.2.3). Built in C, and
+        one per table entry shared like the plain tuples; the classes must be defined in
+        Python and add no instance fields (TypeError). The HPACK decoder's
+        ``tuple_types`` (docs/hpack.md)."""
+        return self.decoder.tuple_types
+
+    @header_tuple_types.setter
+    def header_tuple_types(self, value):
+        self.decoder.tuple_types = value
+
     def windows(self, uint32_t stream=0):
         """The flow-control windows of ``stream`` alone (0: of the connection) as
         ``(send, receive)``: how many bytes we may send now, and the peer may;

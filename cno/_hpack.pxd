@@ -1,7 +1,8 @@
 # HPACK (RFC 7541) in C, for cno.hpack and for the HTTP/2 engine.
 #
 # Contracts for Cython callers (the engine cimports these):
-#   - Decoder.decode_into() appends (name, value) tuples to `out` and returns HPACK_OK or
+#   - Decoder.decode_into() appends (name, value) tuples to `out` (instances of the
+#     tuple_types classes when set, see Decoder.tuple_types) and returns HPACK_OK or
 #     one of the HPACK_ERR_* codes below; it returns -1 only with a Python exception set
 #     (MemoryError). A decode error leaves the dynamic table as far as the block got: the
 #     connection must then fail with COMPRESSION_ERROR (RFC 7541 section 2.3.3), except
@@ -34,7 +35,8 @@ cdef enum:
 # latin-1 str and as bytes; either pair may be NULL until a caller asks for that form.
 # pair_str and pair_bytes cache the (name, value) tuple an indexed field decodes to, so
 # a field repeated by reference costs no allocation (tuples are immutable: sharing one
-# between header lists is safe).
+# between header lists is safe); typed_str and typed_bytes cache it the same way as an
+# instance of the decoder's field_type (see Decoder.tuple_types).
 cdef struct DecodedEntry:
     PyObject* name_str
     PyObject* value_str
@@ -42,6 +44,8 @@ cdef struct DecodedEntry:
     PyObject* value_bytes
     PyObject* pair_str
     PyObject* pair_bytes
+    PyObject* typed_str
+    PyObject* typed_bytes
     Py_ssize_t size           # len(name) + len(value) + 32 (RFC 7541 section 4.1)
 
 
@@ -76,10 +80,19 @@ cdef class Decoder:
     cdef Py_ssize_t list_limit        # max_header_list_size
     cdef Py_ssize_t count_limit       # max_header_count
     cdef WriteBuffer scratch     # Huffman output
+    # tuple_types: the classes fields are handed out as (None: plain tuples); field_type
+    # instances of static entries are cached in static_typed (2 per index: str, bytes),
+    # allocated when field_type is first set.
+    cdef object types_given      # what tuple_types was set to
+    cdef type field_type
+    cdef type never_type
+    cdef PyObject** static_typed
 
     cdef int decode_into(self, const uint8_t* data, Py_ssize_t n, list out, bint raw) except -1
     cdef int raise_error(self, int status) except -1
     cdef DecodedEntry* _entry(self, uint32_t index) noexcept
+    cdef object _typed_entry(self, DecodedEntry* e, uint32_t index, bint raw)
+    cdef void _forget_typed(self) noexcept
     cdef object _read_string(self, const uint8_t* p, Py_ssize_t n, Py_ssize_t* pos, bint raw,
                              int* status)
     cdef int _resize(self, Py_ssize_t max_size) except -1

@@ -8,21 +8,21 @@ Strings are latin-1 throughout: a decoded ``str`` holds the wire bytes one for o
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcmp, memcpy, memset
-from cpython.object cimport PyObject, PyObject_Hash
+from cpython.object cimport PyObject, PyObject_Hash, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from cpython.unicode cimport (
     PyUnicode_CheckExact, PyUnicode_Check, PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH,
-    PyUnicode_1BYTE_KIND, PyUnicode_DecodeLatin1, PyUnicode_AsLatin1String,
+    PyUnicode_1BYTE_KIND, PyUnicode_DecodeLatin1, PyUnicode_AsLatin1String, PyUnicode_DecodeUTF8,
 )
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_NoMemory
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.list cimport PyList_GET_SIZE
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM, PyTuple_Check
 
 from cno._buffer cimport WriteBuffer, buf_reserve, buf_put, buf_free
-from cno._pylist cimport list_push
+from cno._pylist cimport list_push, list_with_room
 from cno._identity cimport identity_hash, identity_find, identity_put, identity_clear
 from cno._fields cimport is_field, field_ptr
 
@@ -65,8 +65,9 @@ cdef enum:
 class HeaderTuple(tuple):
     """A ``(name, value)`` header that may be added to the compression context.
 
-    Decoded headers are plain tuples; this class exists so that code written for the
-    ``hpack`` package can build headers the same way.
+    Decoded headers are plain tuples unless :attr:`Decoder.tuple_types` says otherwise;
+    this class exists so that code written for the ``hpack`` package can build headers
+    the same way.
     """
     __slots__ = ()
     indexable = True
@@ -445,6 +446,8 @@ cdef inline void entry_clear(DecodedEntry* e) noexcept:
     Py_XDECREF(e.value_bytes)
     Py_XDECREF(e.pair_str)
     Py_XDECREF(e.pair_bytes)
+    Py_XDECREF(e.typed_str)
+    Py_XDECREF(e.typed_bytes)
     memset(e, 0, sizeof(DecodedEntry))
 
 
@@ -472,11 +475,96 @@ cdef int raise_decode_error(int status, Decoder d) except -1:
     raise cls(text)
 
 
+cdef inline object typed_pair(type cls, tuple pair):
+    """`pair` as an instance of the tuple subclass `cls`, made by tuple's own tp_new as
+    ``tuple.__new__(cls, pair)`` makes it (cls's __new__ and __init__ are not run; the
+    classes were checked to add no instance fields, see check_tuple_type)."""
+    cdef tuple args = (pair,)
+    return (<PyTypeObject*> tuple).tp_new(cls, <PyObject*> args, NULL)
+
+
+cdef type check_tuple_type(object cls):
+    """The class to build fields as for a class given to tuple_types: None for tuple
+    itself (plain tuples), or `cls` if it is a subclass of tuple defined in Python with no
+    instance fields (no __dict__, no __weakref__), else TypeError. Decoded fields are shared
+    between header lists (one per table entry), so they must be as immutable as tuples."""
+    if cls is tuple:
+        return None
+    if not isinstance(cls, type) or not issubclass(cls, tuple):
+        raise TypeError("tuple_types: %r is not a subclass of tuple" % (cls,))
+    if (cls.__basicsize__ != tuple.__basicsize__ or cls.__itemsize__ != tuple.__itemsize__
+            or cls.__dictoffset__ or cls.__weakrefoffset__):
+        raise TypeError("tuple_types: %r adds instance fields (give it __slots__ = ())"
+                        % (cls,))
+    for base in cls.__mro__:
+        # Only classes of class statements (their instances freed as tuples are): a C
+        # subclass such as os.stat_result keeps hidden items past the tuple's own.
+        if (base is not tuple and base is not object
+                and (<PyTypeObject*> base).tp_dealloc != (<PyTypeObject*> HeaderTuple).tp_dealloc):
+            raise TypeError("tuple_types: %r is not a tuple subclass defined in Python"
+                            % (cls,))
+    return cls
+
+
+def decode_fields(list headers, str encoding):
+    """A received header list of ``bytes`` names and values (as the decoder hands them
+    out with ``raw=True``) decoded to ``str`` with ``encoding``: a new list, each field
+    of its own class again (a tuple subclass built as :attr:`Decoder.tuple_types` builds
+    it), for faces that deliver text headers. UnicodeDecodeError as ``bytes.decode``;
+    TypeError for a field that is not a 2-tuple or whose class adds instance fields."""
+    cdef list out = list_with_room(PyList_GET_SIZE(headers))
+    cdef bint utf8 = encoding == "utf-8" or encoding == "utf8"
+    cdef object item, name, value, pair
+    cdef type cls, checked = tuple, checked_too = tuple   # (classes found fit: see below)
+    for item in headers:
+        if not PyTuple_Check(item) or PyTuple_GET_SIZE(item) != 2:
+            raise TypeError("decode_fields: %r is not a (name, value) tuple" % (item,))
+        name = <object> PyTuple_GET_ITEM(item, 0)
+        value = <object> PyTuple_GET_ITEM(item, 1)
+        if utf8 and PyBytes_CheckExact(name) and PyBytes_CheckExact(value):
+            name = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), NULL)
+            value = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
+                                         NULL)
+        else:
+            name = name.decode(encoding)
+            value = value.decode(encoding)
+        pair = (name, value)
+        cls = type(item)
+        if cls is not checked and cls is not checked_too:
+            # tuple's tp_new is safe on a subclass with no fields of its own only (not
+            # on a struct sequence, say): each new class is checked once per call
+            check_tuple_type(cls)
+            checked_too = checked
+            checked = cls
+        list_push(out, pair if cls is tuple else typed_pair(cls, pair))
+    return out
+
+
+def find_field(list headers, bytes name, Py_ssize_t start=0):
+    """The index of the first field of `headers` (a list of ``(name, value)`` tuples, or
+    tuple subclasses, as the decoder hands them out with ``raw=True``) at or after
+    `start` whose name is the bytes `name`, or -1: one scan in C, for faces that look for
+    a field in a received list (a Python loop over tuple subclasses is slow)."""
+    cdef Py_ssize_t i, m = PyBytes_GET_SIZE(name)
+    cdef const char* want = PyBytes_AS_STRING(name)
+    cdef object item, field
+    for i in range(max(start, 0), PyList_GET_SIZE(headers)):
+        item = headers[i]
+        if not PyTuple_Check(item) or PyTuple_GET_SIZE(item) < 1:
+            continue
+        field = <object> PyTuple_GET_ITEM(item, 0)
+        if (PyBytes_CheckExact(field) and PyBytes_GET_SIZE(field) == m
+                and memcmp(PyBytes_AS_STRING(field), want, m) == 0):
+            return i
+    return -1
+
+
 cdef class Decoder:
     """Decodes HPACK header blocks; one per connection direction (it holds the table).
 
     ``decode(data)`` returns a list of ``(name, value)`` tuples of latin-1 ``str``
     (``raw=True``: ``bytes``); never-indexed fields come as :class:`NeverIndexedHeaderTuple`.
+    :attr:`tuple_types` chooses other classes.
     """
 
     def __cinit__(self):
@@ -489,6 +577,7 @@ cdef class Decoder:
         self.settings_limit = DEFAULT_HEADER_TABLE_SIZE
         self.required_update = -1
         self.count_limit = PY_SSIZE_T_MAX
+        self.never_type = NeverIndexedHeaderTuple
 
     def __init__(self, max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE,
                  max_header_count=None):
@@ -528,7 +617,78 @@ cdef class Decoder:
         if self.entries != NULL:
             self._evict_to(0)
             free(self.entries)
+        self._forget_typed()
+        free(self.static_typed)
         buf_free(&self.scratch)
+
+    @property
+    def tuple_types(self):
+        """None (the default), or a pair ``(field_type, never_indexed_type)`` of tuple
+        subclasses: decoded fields are instances of ``field_type``, and fields sent as
+        never-indexed literals (RFC 7541 section 6.2.3) of ``never_indexed_type`` (e.g.
+        the ``hpack`` package's ``HeaderTuple`` and ``NeverIndexedHeaderTuple``).
+        ``tuple`` itself in either place means plain tuples. The classes must be defined
+        in Python (a class statement) and add no instance fields (``__slots__ = ()``;
+        TypeError otherwise): a field repeated
+        through the table is one object, shared between the lists it appears in. The
+        instances are built in C as ``tuple.__new__(cls, (name, value))`` would build
+        them (the class's own ``__new__`` and ``__init__`` are not run). None:
+        plain tuples, and :class:`NeverIndexedHeaderTuple` for never-indexed fields."""
+        return self.types_given
+
+    @tuple_types.setter
+    def tuple_types(self, value):
+        cdef type field_type = None
+        cdef type never_type = NeverIndexedHeaderTuple
+        if value is not None:
+            if not isinstance(value, tuple) or len(value) != 2:
+                raise TypeError("tuple_types must be None or a pair of tuple subclasses")
+            field_type = check_tuple_type(value[0])
+            never_type = check_tuple_type(value[1])
+            value = (value[0], value[1])
+        self._forget_typed()
+        if field_type is not None and self.static_typed == NULL:
+            self.static_typed = <PyObject**> calloc(2 * (STATIC_COUNT + 1), sizeof(PyObject*))
+            if self.static_typed == NULL:
+                raise MemoryError()
+        self.field_type = field_type
+        self.never_type = never_type
+        self.types_given = value
+
+    cdef void _forget_typed(self) noexcept:
+        """Drop the field_type instances cached for the table's entries."""
+        cdef Py_ssize_t i
+        cdef DecodedEntry* e
+        if self.static_typed != NULL:
+            for i in range(2 * (STATIC_COUNT + 1)):
+                Py_XDECREF(self.static_typed[i])
+                self.static_typed[i] = NULL
+        for i in range(self.count):
+            e = &self.entries[(self.newest - i) & self.ring_mask]
+            Py_XDECREF(e.typed_str)
+            Py_XDECREF(e.typed_bytes)
+            e.typed_str = e.typed_bytes = NULL
+
+    cdef object _typed_entry(self, DecodedEntry* e, uint32_t index, bint raw):
+        """The field of entry `e` (at HPACK index `index`) as an instance of field_type,
+        made once per entry and form and then shared, as entry_pair's tuple is (so the
+        engine's identity caches still find it). (Not through entry_pair: its one call
+        in decode_into stays inlined.)"""
+        cdef PyObject** slot
+        cdef object t
+        if index <= STATIC_COUNT:
+            # (the static table's entries are shared by every decoder: the instances of
+            # this decoder's class are kept in its own array)
+            slot = &self.static_typed[2 * index + raw]
+        elif raw:
+            slot = &e.typed_bytes
+        else:
+            slot = &e.typed_str
+        if slot[0] == NULL:
+            t = typed_pair(self.field_type, (entry_name(e, raw), entry_value(e, raw)))
+            Py_INCREF(t)
+            slot[0] = <PyObject*> t
+        return <object> slot[0]
 
     @property
     def header_table_size(self):
@@ -705,7 +865,10 @@ cdef class Decoder:
                 list_size += e.size
                 fields += 1
                 if list_size <= self.list_limit and fields <= self.count_limit:
-                    list_push(out, entry_pair(e, raw))
+                    if self.field_type is None:
+                        list_push(out, entry_pair(e, raw))
+                    else:
+                        list_push(out, self._typed_entry(e, index, raw))
                 continue
             if (b & 0xE0) == 0x20:
                 # 6.3 Dynamic Table Size Update: only before the first field (4.2)
@@ -746,7 +909,15 @@ cdef class Decoder:
             list_size += size
             fields += 1
             if list_size <= self.list_limit and fields <= self.count_limit:
-                list_push(out, NeverIndexedHeaderTuple(name, value) if never else (name, value))
+                if never:
+                    if self.never_type is None:
+                        list_push(out, (name, value))
+                    else:
+                        list_push(out, typed_pair(self.never_type, (name, value)))
+                elif self.field_type is None:
+                    list_push(out, (name, value))
+                else:
+                    list_push(out, typed_pair(self.field_type, (name, value)))
         if self.required_update >= 0:
             return HPACK_ERR_SIZE_UPDATE_MISSING   # a block of nothing, or of updates too big
         if list_size > self.list_limit or fields > self.count_limit:

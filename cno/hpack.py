@@ -10,7 +10,8 @@ Differences from ``hpack``, all deliberate:
 - ``str`` is latin-1 both ways (lossless for any byte); ``hpack`` uses UTF-8. ``str``
   with characters above U+00FF raises ``UnicodeEncodeError``: pass ``bytes`` instead.
 - ``Decoder.decode`` returns plain tuples, and :class:`NeverIndexedHeaderTuple` for
-  never-indexed fields (``hpack`` returns ``HeaderTuple`` for every field).
+  never-indexed fields (``hpack`` returns ``HeaderTuple`` for every field), unless
+  ``Decoder.tuple_types`` names other classes.
 - The decoder checks ``max_header_list_size`` after decoding the whole block, so its table
   stays usable after :class:`OversizedHeaderListError`.
 - The encoder never indexes ``authorization``, ``proxy-authorization`` or cookies shorter

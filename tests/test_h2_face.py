@@ -297,3 +297,142 @@ def test_encoder_and_decoder_for_inspection():
     assert client.decoder.header_table_size == 4096
     with pytest.raises(AttributeError):
         server._engine.encoder = None   # (the engine's: read-only)
+# ---------------------------------------------------------------------------------------
+# Received header fields are of the classes h2 hands out (hpack's HeaderTuple and
+# NeverIndexedHeaderTuple; cookies joined into a never-indexed field at the end)
+
+import hpack  # noqa: E402
+
+COOKIE_REQUEST = REQUEST + [(b"cookie", b"a=1"), hpack.NeverIndexedHeaderTuple(b"x-token", b"t"),
+                            (b"cookie", b"b=2"), (b"accept", b"*/*")]
+
+
+def header_events(events):
+    """(event type name, its header fields with their classes) for each event with headers."""
+    return [(type(e).__name__, [(h, type(h)) for h in e.headers])
+            for e in events if getattr(e, "headers", None) is not None]
+
+
+def same_as_h2(client_side, wire, **config):
+    """Feed the same bytes to cno.h2 and to h2 in the same role: the header fields of the
+    events, classes included, must be the same."""
+    seen = []
+    for make in (cno.h2.connection.H2Connection, h2conn.H2Connection):
+        cfg_class = cno.h2.config.H2Configuration if make is not h2conn.H2Connection \
+            else h2.config.H2Configuration
+        c = make(cfg_class(client_side=client_side, **config))
+        c.initiate_connection()
+        if client_side:
+            c.send_headers(1, REQUEST, end_stream=True)
+        events = []
+        for chunk in wire:
+            events += c.receive_data(chunk)
+        seen.append(header_events(events))
+    assert seen[0] == seen[1]
+    return seen[0]
+
+
+@pytest.mark.parametrize("encoding", [None, "utf-8"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_received_request_and_trailers_have_h2s_classes(encoding, normalize):
+    client = real(True)
+    client.initiate_connection()
+    wire = [client.data_to_send()]
+    for sid in (1, 3):   # the second request mostly indexed (the dynamic table)
+        client.send_headers(sid, COOKIE_REQUEST)
+        client.send_headers(sid, [(b"x-trailer", b"1"), (b"cookie", b"c=3"),
+                                  hpack.NeverIndexedHeaderTuple(b"x-sig", b"s")],
+                            end_stream=True)
+        wire.append(client.data_to_send())
+    seen = same_as_h2(False, wire, header_encoding=encoding, normalize_inbound_headers=normalize)
+    kinds = {cls for _, fields in seen for _, cls in fields}
+    assert kinds == {hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple}
+    request = seen[2][1]
+    assert request[-1][1] is (hpack.NeverIndexedHeaderTuple if normalize else hpack.HeaderTuple)
+    cookie = "cookie" if encoding else b"cookie"
+    assert [h for h, _ in request if h[0] == cookie] == (
+        [(cookie, "a=1; b=2" if encoding else b"a=1; b=2")] if normalize else
+        [(cookie, "a=1" if encoding else b"a=1"), (cookie, "b=2" if encoding else b"b=2")])
+
+
+@pytest.mark.parametrize("encoding", [None, "utf-8"])
+def test_received_response_push_and_informational_have_h2s_classes(encoding):
+    client, server = real(True), real(False)
+    client.initiate_connection()
+    server.initiate_connection()
+    client.send_headers(1, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send())
+    wire = [server.data_to_send()]
+    server.send_headers(1, [(b":status", b"103"), (b"link", b"</s.css>; rel=preload")])
+    server.push_stream(1, 2, REQUEST[:4] + [(b"cookie", b"p=1"), (b"cookie", b"q=2"),
+                                            hpack.NeverIndexedHeaderTuple(b"x-push", b"1")])
+    server.send_headers(1, RESPONSE + [hpack.NeverIndexedHeaderTuple(b"set-cookie", b"s=1")])
+    server.send_data(1, b"body")
+    server.send_headers(1, [(b"x-trailer", b"done")], end_stream=True)
+    wire.append(server.data_to_send())
+    seen = same_as_h2(True, wire, header_encoding=encoding)
+    assert [name for name, _ in seen] == ["InformationalResponseReceived", "PushedStreamReceived",
+                                          "ResponseReceived", "TrailersReceived"]
+    assert {cls for _, fields in seen for _, cls in fields} == {
+        hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple}
+
+
+def test_header_classes_without_hpack():
+    """Without the hpack package, cno.h2 hands out cno.hpack's classes (chosen at import)."""
+    import subprocess
+    import sys
+    code = """if True:
+        import sys
+        sys.modules["hpack"] = sys.modules["hpack.struct"] = None   # (not importable)
+        import cno.h2.config, cno.h2.connection, cno.hpack
+        c = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=True))
+        s = cno.h2.connection.H2Connection(cno.h2.config.H2Configuration(client_side=False))
+        c.initiate_connection(); s.initiate_connection()
+        c.send_headers(1, [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"https"),
+                           (b":authority", b"a"), (b"cookie", b"x=1"),
+                           cno.hpack.NeverIndexedHeaderTuple(b"x-s", b"v")], end_stream=True)
+        [req] = [e for e in s.receive_data(c.data_to_send()) if hasattr(e, "headers")]
+        print(sorted({type(h).__module__ + "." + type(h).__name__ for h in req.headers}))
+        print(type(req.headers[-1]).__name__, type(req.headers[-2]).__name__)
+        assert "hpack" not in sys.modules or sys.modules["hpack"] is None
+    """
+    import os
+    here = os.path.dirname(os.path.dirname(os.path.abspath(cno.h2.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(here)),
+                         ).stdout.split("\n")
+    assert out[0] == "['cno._hpack.HeaderTuple', 'cno._hpack.NeverIndexedHeaderTuple']"
+    assert out[1] == "NeverIndexedHeaderTuple NeverIndexedHeaderTuple"   # cookie; x-s
+
+
+@pytest.mark.parametrize("fields", [
+    [], REQUEST, REQUEST + [(b"cookie", b"a=1")], [(b"cookie", b"a=1")] + REQUEST,
+    [hpack.HeaderTuple(b"cookie", b"a=1"), hpack.HeaderTuple(b"x", b"1"),
+     hpack.NeverIndexedHeaderTuple(b"cookie", b"b=2"), (b"cookie", b"c=3")],
+])
+def test_normalize_inbound_headers_as_h2(fields):
+    import cno.h2.utilities
+    ours = cno.h2.utilities.normalize_inbound_headers(iter(fields), None)
+    theirs = list(h2.utilities.normalize_inbound_headers(fields, None))
+    assert [(h, type(h)) for h in ours] == [(h, type(h)) for h in theirs]
+    assert cno.h2.utilities.normalize_inbound_headers(fields, None) is not fields
+
+
+@pytest.mark.parametrize("extra, ok", [
+    ([], True), ([(b"host", b"example.com")], True), ([(b"host", b"other")], False),
+    ([(b"host", b"example.com"), (b"host", b"example.com")], False),
+])
+@pytest.mark.parametrize("with_authority", [True, False])
+def test_validate_request_authority(extra, ok, with_authority):
+    import cno.h2.utilities
+    fields = [hpack.HeaderTuple(*f) for f in REQUEST if with_authority or f[0] != b":authority"]
+    fields += extra
+    if not with_authority and not extra:
+        ok = False
+    elif not with_authority and extra == [(b"host", b"other")]:
+        ok = True   # (only a Host: nothing to differ from)
+    if ok:
+        cno.h2.utilities.validate_request_authority(fields)
+    else:
+        with pytest.raises(cno.h2.exceptions.ProtocolError):
+            cno.h2.utilities.validate_request_authority(iter(fields))

@@ -1,5 +1,8 @@
 """The public API of cno.hpack: a drop-in for the hpack package's Encoder and Decoder, and
 the encoder's documented policy (what it indexes, Huffman, size updates)."""
+import os
+import time
+
 import hpack
 import pytest
 
@@ -651,3 +654,59 @@ def test_reference_counts():
     d.decode(b"\xbe" * 50, raw=True)
     d.header_table_size = 0
     assert sys.getrefcount(dname) == sys.getrefcount(dvalue) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder.tuple_types, and cno._hpack.decode_fields (for faces delivering text headers)
+
+def test_decoder_tuple_types():
+    e, d = Encoder(), Decoder()
+    assert d.tuple_types is None
+    fields = [(":method", "GET"), ("x-a", "1"), ("authorization", "s3cret"), ("x-a", "1")]
+    blocks = [e.encode(fields), e.encode(fields)]
+    plain = d.decode(blocks[0])
+    assert [type(h) for h in plain] == [tuple, tuple, NeverIndexedHeaderTuple, tuple]
+    d.tuple_types = (hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple)
+    typed = d.decode(blocks[1], raw=True)
+    assert typed == [tuple(x.encode() for x in f) for f in fields]
+    assert [type(h) for h in typed] == [hpack.HeaderTuple, hpack.HeaderTuple,
+                                        hpack.NeverIndexedHeaderTuple, hpack.HeaderTuple]
+    assert typed[1] is typed[3]   # the same table entry: one object
+    with pytest.raises(TypeError):
+        d.tuple_types = (dict, tuple)
+    assert d.tuple_types == (hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple)
+
+
+def test_decode_fields_keeps_the_classes():
+    from cno._hpack import decode_fields
+    fields = [(b":status", b"200"), HeaderTuple(b"server", "é".encode()),
+              NeverIndexedHeaderTuple(b"x-s", b"v"), hpack.HeaderTuple(b"a", b"b")]
+    for encoding in ("utf-8", "latin-1"):
+        out = decode_fields(fields, encoding)
+        assert out == [(n.decode(encoding), v.decode(encoding)) for n, v in fields]
+        assert [type(h) for h in out] == [type(h) for h in fields]
+    with pytest.raises(UnicodeDecodeError):
+        decode_fields([(b"x", b"\xff")], "utf-8")
+
+
+def test_find_field():
+    from cno._hpack import find_field
+    fields = [(b":a", b"1"), hpack.HeaderTuple(b"cookie", b"x"), ("cookie", "s"),
+              NeverIndexedHeaderTuple(b"cookie", b"y"), (b"cookiee", b"z")]
+    assert find_field(fields, b"cookie") == 1
+    assert find_field(fields, b"cookie", 2) == 3   # (str names never match bytes)
+    assert find_field(fields, b"cookie", 4) == -1
+    assert find_field(fields, b"cook") == -1
+    assert find_field(fields, b"cookie", -3) == 1
+    assert find_field([], b"x") == -1
+
+
+@pytest.mark.parametrize("fields", [
+    [(b"a", b"b", b"c")], [[b"a", b"b"]], [time.gmtime(0)],
+    # a struct sequence holds hidden items past the tuple's own
+    [os.stat_result((b"a", b"b") + (0,) * 8)],
+])
+def test_decode_fields_refuses_what_it_cannot_rebuild(fields):
+    from cno._hpack import decode_fields
+    with pytest.raises(TypeError):
+        decode_fields(fields, "utf-8")

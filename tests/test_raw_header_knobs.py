@@ -1,15 +1,19 @@
 """cno.raw.Connection's header knobs (docs/raw.md, "Header knobs"): validate_inbound_headers,
 validate_outbound_headers, malformed_is_connection_error and hpack_index_all, each against
 the default behaviour it changes."""
+import os
+import time
+
 import hpack
 import pytest
 
+import cno.hpack
 import cno.raw as raw
 from cno.errors import UsageError
 from cno.hpack import NeverIndexedHeaderTuple
 from raw_frames import (
     CLIENT_HEADERS, HEADERS, PROTOCOL_ERROR, RESP, RST_STREAM, STREAM_CLOSED, assert_alive,
-    data, expect_connection_error, expect_stream_error, headers, literal_block,
+    data, expect_connection_error, expect_stream_error, headers, literal_block, recorder_class,
     make_client, make_server, open_stream, push_promise, request, window_update,
 )
 
@@ -357,3 +361,131 @@ def test_malformed_push_goaway_names_the_stream_before_it():
         c.data_received(push_promise(sid, 2, block))
     [g] = [f for f in c.take() if f.type == 7]
     assert g.last_stream_id == 0 and g.error_code == PROTOCOL_ERROR
+
+
+# ---------------------------------------------------------------------------------------------
+# header_tuple_types: the classes received HTTP/2 fields are instances of
+
+class TypedRecorder(recorder_class(push=True)):
+    """Keeps the received header lists themselves (the Recorder copies them to tuples)."""
+
+    def on_message_head(self, stream, code, method, path, headers):
+        self.events.append(("head", stream, headers))
+
+    def on_message_tail(self, stream, trailers):
+        self.events.append(("tail", stream, trailers))
+
+    def on_message_push(self, stream, parent, method, path, headers):
+        self.events.append(("push", stream, headers))
+
+
+def classes(fields):
+    return [type(f) for f in fields]
+
+
+# A block with a field of each representation (RFC 7541 6.1, 6.2.1, 6.2.2, 6.2.3).
+def typed_block(sensitive="s3cret"):
+    return (b"\x82"                                            # :method GET, indexed
+            + b"\x86\x41\x0bexample.com"                       # :scheme http; :authority, incremental
+            + b"\x04\x02/p"                                     # :path /p, without indexing
+            + b"\x10\x08x-secret" + bytes([len(sensitive)]) + sensitive.encode())  # never indexed
+
+
+TYPED = [(":method", "GET"), (":scheme", "http"), (":authority", "example.com"), (":path", "/p"),
+         ("x-secret", "s3cret")]
+
+
+@pytest.mark.parametrize("types", [(hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple),
+                                   (cno.hpack.HeaderTuple, cno.hpack.NeverIndexedHeaderTuple)])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_header_tuple_types_request(types, as_bytes):
+    c = make_server(cls=TypedRecorder, pseudo_in_headers=True, bytes_headers=as_bytes,
+                    header_tuple_types=types)
+    assert c.header_tuple_types == types
+    field, never = types
+    c.feed(headers(1, typed_block(), end_stream=True))
+    for sid in (3, 5):   # :authority now from the dynamic table
+        c.feed(headers(sid, b"\x82\x86\xbe\x04\x02/p" + typed_block()[-17:], end_stream=True))
+    [(_, _, first), (_, _, second), (_, _, third)] = c.of("head")
+    want = [tuple(x.encode() if as_bytes else x for x in f) for f in TYPED]
+    assert first == second == third == want
+    assert classes(first) == classes(second) == classes(third) == [field] * 4 + [never]
+    # a field repeated through the table is one object (as plain tuples are: the
+    # engine's identity caches depend on it): the static :method, the dynamic :authority
+    assert first[0] is second[0] is third[0] and second[2] is third[2]
+
+
+def test_header_tuple_types_default_is_plain_tuples():
+    c = make_server(cls=TypedRecorder, pseudo_in_headers=True)
+    assert c.header_tuple_types is None
+    c.feed(headers(1, typed_block(), end_stream=True))
+    [(_, _, fields)] = c.of("head")
+    assert fields == TYPED
+    assert classes(fields) == [tuple] * 4 + [cno.hpack.NeverIndexedHeaderTuple]
+
+
+def test_header_tuple_types_tuple_means_plain():
+    c = make_server(cls=TypedRecorder, pseudo_in_headers=True,
+                    header_tuple_types=(tuple, tuple))
+    c.feed(headers(1, typed_block(), end_stream=True))
+    [(_, _, fields)] = c.of("head")
+    assert classes(fields) == [tuple] * 5
+
+
+def test_header_tuple_types_response_trailers_and_push():
+    types = (hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple)
+    c = make_client(cls=TypedRecorder, header_tuple_types=types, bytes_headers=True)
+    sid = request(c, final=True)
+    c.feed(push_promise(sid, 2, c.block([(":method", "GET"), (":scheme", "https"),
+                                         (":path", "/pushed"), (":authority", "example.com"),
+                                         hpack.NeverIndexedHeaderTuple("x-push", "p")])))
+    c.feed(headers(sid, c.block([(":status", "200"), ("server", "t"),
+                                 hpack.NeverIndexedHeaderTuple("set-cookie", "a=b")])))
+    c.feed(headers(sid, c.block([("x-trailer", "1"),
+                                 hpack.NeverIndexedHeaderTuple("x-sig", "z")]),
+                   end_stream=True))
+    [(_, _, pushed)] = c.of("push")
+    [(_, _, head)] = c.of("head")
+    [(_, _, tail)] = c.of("tail")
+    assert pushed[-1] == (b"x-push", b"p") and classes(pushed) == (
+        [hpack.HeaderTuple] * (len(pushed) - 1) + [hpack.NeverIndexedHeaderTuple])
+    assert head == [(b"server", b"t"), (b"set-cookie", b"a=b")]
+    assert classes(head) == [hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple]
+    assert tail == [(b"x-trailer", b"1"), (b"x-sig", b"z")]
+    assert classes(tail) == [hpack.HeaderTuple, hpack.NeverIndexedHeaderTuple]
+
+
+def test_header_tuple_types_changed_later_drops_the_cached_instances():
+    class A(tuple):
+        __slots__ = ()
+
+    class B(tuple):
+        __slots__ = ()
+
+    c = make_server(cls=TypedRecorder, pseudo_in_headers=True, header_tuple_types=(A, A))
+    c.feed(headers(1, typed_block(), end_stream=True))
+    c.header_tuple_types = (B, A)
+    c.feed(headers(3, b"\x82\x86\xbe\x04\x02/p", end_stream=True))
+    c.header_tuple_types = None
+    c.feed(headers(5, b"\x82\x86\xbe\x04\x02/p", end_stream=True))
+    [(_, _, a), (_, _, b), (_, _, plain)] = c.of("head")
+    assert classes(a) == [A] * 5
+    assert classes(b) == [B] * 4
+    assert classes(plain) == [tuple] * 4
+    assert a[:4] == b == plain
+
+
+class WithDict(tuple):
+    pass
+
+
+@pytest.mark.parametrize("value", [
+    hpack.HeaderTuple, (hpack.HeaderTuple,), [hpack.HeaderTuple, hpack.HeaderTuple],
+    (hpack.HeaderTuple, list), (int, tuple), (WithDict, tuple), (tuple, WithDict),
+    ("tuple", tuple), (os.stat_result, tuple), (tuple, time.struct_time),
+])
+def test_header_tuple_types_checked(value):
+    c = raw.Connection()
+    with pytest.raises(TypeError):
+        c.header_tuple_types = value
+    assert c.header_tuple_types is None

@@ -2,8 +2,9 @@
 
 The frame work (parsing, HPACK, stream states, flow-control windows, output framing) is
 cno's engine (cno._core.Connection), driven with the knobs docs/raw.md lists for
-h2-style faces: header lists that carry their pseudo-header fields, one data event per
-DATA frame, exact manual flow control, GOAWAY for the peer's stream errors. This module
+h2-style faces: header lists that carry their pseudo-header fields, received fields as
+hpack's HeaderTuple / NeverIndexedHeaderTuple (cno.hpack's without hpack), one data event
+per DATA frame, exact manual flow control, GOAWAY for the peer's stream errors. This module
 turns the engine's events into h2's event objects, its errors into h2's exceptions, and
 keeps what h2 shows that the engine has no need of (the settings objects, the
 connection state machine, the receive-window policy).
@@ -19,6 +20,7 @@ import struct
 
 from cno import errors as _cno_errors
 from cno._core import Connection as _Core
+from cno._hpack import decode_fields as _decode_fields, find_field as _find_field
 
 from .config import H2Configuration
 from .errors import ErrorCodes, _error_code_from_int
@@ -131,6 +133,11 @@ class H2ConnectionStateMachine:
 _CLOSED = ConnectionState.CLOSED
 _IDLE, _RESERVED_REMOTE, _RESERVED_LOCAL, _OPEN, _HALF_REMOTE, _HALF_LOCAL, _GONE = range(7)
 
+# The classes of received header fields, as h2's: the hpack package's HeaderTuple and
+# NeverIndexedHeaderTuple (never-indexed literals, RFC 7541 6.2.3) when it is installed,
+# cno.hpack's otherwise (chosen once, in cno.h2.utilities); the engine builds them.
+_HEADER_TUPLE_TYPES = (utilities.HeaderTuple, utilities.NeverIndexedHeaderTuple)
+
 # The settings h2 sends in its first SETTINGS frame, in its order.
 _FIRST_SETTINGS = ("header_table_size", "enable_push", "initial_window_size",
                    "max_frame_size", "enable_connect_protocol", "max_concurrent_streams",
@@ -224,7 +231,7 @@ class _Engine(_Core):
         if self.join_cookies:
             headers = _join_cookies(headers)
         if enc:
-            headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+            headers = _decode_fields(headers, enc)
         ev: Any
         if not self.client_side:
             ev = RequestReceived(stream_id=stream, headers=headers)
@@ -253,9 +260,11 @@ class _Engine(_Core):
             return
         ended = StreamEnded(stream_id=stream)
         if trailers is not None:
+            if self.join_cookies:
+                trailers = _join_cookies(trailers)
             enc = self.face.config.header_encoding
             if enc:
-                trailers = [(n.decode(enc), v.decode(enc)) for n, v in trailers]
+                trailers = _decode_fields(trailers, enc)
             ev = TrailersReceived(stream_id=stream, headers=trailers, stream_ended=ended)
             self.events.append(ev)
             prio = self.prio
@@ -279,7 +288,7 @@ class _Engine(_Core):
             headers = _join_cookies(headers)
         enc = self.face.config.header_encoding
         if enc:
-            headers = [(n.decode(enc), v.decode(enc)) for n, v in headers]
+            headers = _decode_fields(headers, enc)
         self.face._requests[stream] = headers   # (its :authority is an ALTSVC origin)
         ev = PushedStreamReceived()
         ev.pushed_stream_id = stream
@@ -442,19 +451,12 @@ def _extension_frame(frame: Any) -> Any:
 
 
 def _join_cookies(headers: Any) -> Any:
-    """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), where it was."""
-    crumbs: Any = [v for n, v in headers if n == b"cookie"]
-    if len(crumbs) < 2:
+    """RFC 9113 8.2.3: cookie crumbs joined into one field ("; "), as h2 hands it out:
+    a NeverIndexedHeaderTuple after the other fields
+    (utilities.normalize_inbound_headers); `headers` itself when it has no cookie."""
+    if _find_field(headers, b"cookie") < 0:
         return headers
-    out = []
-    for n, v in headers:
-        if n == b"cookie":
-            if crumbs is not None:
-                out.append((n, b"; ".join(crumbs)))
-                crumbs = None
-        else:
-            out.append((n, v))
-    return out
+    return utilities.normalize_inbound_headers(headers, None)
 
 
 class H2Connection:
@@ -526,6 +528,7 @@ class H2Connection:
         e.max_continuations = 63   # (h2 allows 64 frames to a header block, HEADERS included)
         e.settings_order = _FIRST_SETTINGS
         e.priority_update_frames = False
+        e.header_tuple_types = _HEADER_TUPLE_TYPES
         e.validate_inbound_headers = self.config.validate_inbound_headers
         e.validate_outbound_headers = False   # (checked here first, as h2 does)
         e.malformed_is_connection_error = True

@@ -35,7 +35,8 @@ class Event:
 
 
 class _HeadersEvent(Event):
-    """A header block arrived on ``stream_id``: ``headers``, and the events it also
+    """A header block arrived on ``stream_id``: ``headers`` (a list of hpack's
+    ``HeaderTuple`` / ``NeverIndexedHeaderTuple``, as h2's), and the events it also
     caused (``stream_ended``, ``priority_updated``)."""
 
     __slots__ = ("stream_id", "headers", "stream_ended", "priority_updated")
@@ -194,7 +195,7 @@ class StreamReset(Event):
 
 class PushedStreamReceived(Event):
     """A PUSH_PROMISE arrived: ``pushed_stream_id`` on ``parent_stream_id`` with the
-    promised request's ``headers``."""
+    promised request's ``headers`` (header tuples, as in RequestReceived)."""
 
     __slots__ = ("pushed_stream_id", "parent_stream_id", "headers")
 

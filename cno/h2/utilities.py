@@ -20,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from cno._core import field_is_valid
+from cno._hpack import find_field as _find_field
 
 from .exceptions import FlowControlError, ProtocolError
 
@@ -185,7 +186,17 @@ def normalize_inbound_headers(headers: Iterable[Header],
                               ) -> list[Header]:
     """A received bytes header list as h2 hands it out: ``cookie`` fields joined with
     ``"; "`` into one never-indexed field at the end (RFC 9113 8.2.3), the rest in order."""
-    out: list[Header] = []
+    if not isinstance(headers, list):
+        headers = list(headers)
+    first = _find_field(headers, b"cookie")
+    if first < 0:
+        return headers[:]
+    if _find_field(headers, b"cookie", first + 1) < 0:   # one cookie, the usual case
+        out = headers[:first]
+        out += headers[first + 1:]
+        out.append(NeverIndexedHeaderTuple(b"cookie", headers[first][1]))
+        return out
+    out = []
     cookies: list[bytes] = []
     for header in headers:
         if header[0] == b"cookie":
@@ -307,16 +318,16 @@ def validate_request_authority(headers: Iterable[Header]) -> None:
     otherwise (cno.raw's validate_inbound_headers): ProtocolError for several ``Host``
     fields, for neither ``:authority`` nor ``Host``, or for the two differing (RFC 9113
     8.3.1 makes the last a SHOULD; the others are h2's)."""
-    authority: Optional[bytes] = None
+    if not isinstance(headers, list):
+        headers = list(headers)
+    at = _find_field(headers, b":authority")   # (the engine let one through at most)
+    authority: Optional[bytes] = headers[at][1] if at >= 0 else None
+    at = _find_field(headers, b"host")
     host: Optional[bytes] = None
-    for header in headers:
-        name = header[0]
-        if name == b":authority":
-            authority = header[1]
-        elif name == b"host":
-            if host is not None:
-                raise ProtocolError("several Host fields in a request")
-            host = header[1]
+    if at >= 0:
+        if _find_field(headers, b"host", at + 1) >= 0:
+            raise ProtocolError("several Host fields in a request")
+        host = headers[at][1]
     _check_authority(authority, host)
 
 

@@ -93,6 +93,8 @@ cdef class Connection:
     cdef bint hdr_plain          # check_headers gave only (name, value) pairs (encode_plain)
     cdef object req_method       # what parse_request found (until its caller takes them)
     cdef object req_path
+    cdef tuple method_field      # the :method field of our last request, reused while the method is
+                                 # the same object (the HPACK encoder then finds it by identity)
     cdef Stream streams_seen     # the stream last opened or looked up (see find_stream)
     cdef uint32_t last_stream[2] # [REMOTE], [LOCAL]: highest id opened by each side
     cdef uint32_t stream_count[2]

@@ -3591,7 +3591,9 @@ cdef int write_request(Connection c, uint32_t sid, object method, object path, o
     else:
         method = field_object(method)
         path = field_object(path)
-        fields = [(b":method", method), (b":path", path)]
+        if c.method_field is None or <object> PyTuple_GET_ITEM(c.method_field, 1) is not method:
+            c.method_field = (b":method", method)
+        fields = [c.method_field, (b":path", path)]
         check_headers(c, fields, headers, FIELDS_REQUEST)
     s = new_stream(c, sid, True)
     s.head_request = bytes_equal_obj(method, "HEAD", 4)

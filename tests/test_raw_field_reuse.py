@@ -308,6 +308,20 @@ def test_written_fields_go_out_unchanged():
     assert blocks[0] == blocks[1]
 
 
+def test_request_method_field_follows_the_method_given():
+    """The :method field of the last request is reused while the method is the same
+    object; any other method (an equal copy too) gets a field of its own."""
+    c = make_client()
+    get = "GET"
+    methods = [get, get, "POST", "".join(["GE", "T"]), b"PUT", get]
+    for m in methods:
+        c.write_head(c.next_stream, 0, m, "/", [(":scheme", "https"),
+                                                (":authority", "example.com")], True)
+    dec = cno.hpack.Decoder()
+    sent = [dict(dec.decode(f.payload, raw=True))[b":method"] for f in c.take()]
+    assert sent == [b"GET", b"GET", b"POST", b"GET", b"PUT", b"GET"]
+
+
 def test_remembered_tuples_hold_one_reference_until_the_connection_goes():
     short = ("x-short", "v")
     long = ("x-long", "v" * 300)      # over the length worth remembering

@@ -383,38 +383,31 @@ cdef inline void index_add(HashIndex* ix, EncodedEntry* entries, Py_ssize_t emas
 # ----------------------------------------------------------------------------------------
 # Decoder
 
-cdef inline object entry_name(DecodedEntry* e, bint raw):
+cdef inline object entry_string(PyObject** as_str, PyObject** as_bytes, bint raw):
+    """One string of an entry (its name or its value) in the form asked for, latin-1
+    ``str`` or ``bytes``: made from the other form the first time, then kept."""
     cdef object s
     if raw:
-        if e.name_bytes == NULL:
-            s = PyBytes_FromStringAndSize(<char*> PyUnicode_DATA(<object> e.name_str),
-                                          PyUnicode_GET_LENGTH(<object> e.name_str))
+        if as_bytes[0] == NULL:
+            s = PyBytes_FromStringAndSize(<char*> PyUnicode_DATA(<object> as_str[0]),
+                                          PyUnicode_GET_LENGTH(<object> as_str[0]))
             Py_INCREF(s)
-            e.name_bytes = <PyObject*> s
-        return <object> e.name_bytes
-    if e.name_str == NULL:
-        s = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(<object> e.name_bytes),
-                                   PyBytes_GET_SIZE(<object> e.name_bytes), NULL)
+            as_bytes[0] = <PyObject*> s
+        return <object> as_bytes[0]
+    if as_str[0] == NULL:
+        s = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(<object> as_bytes[0]),
+                                   PyBytes_GET_SIZE(<object> as_bytes[0]), NULL)
         Py_INCREF(s)
-        e.name_str = <PyObject*> s
-    return <object> e.name_str
+        as_str[0] = <PyObject*> s
+    return <object> as_str[0]
+
+
+cdef inline object entry_name(DecodedEntry* e, bint raw):
+    return entry_string(&e.name_str, &e.name_bytes, raw)
 
 
 cdef inline object entry_value(DecodedEntry* e, bint raw):
-    cdef object s
-    if raw:
-        if e.value_bytes == NULL:
-            s = PyBytes_FromStringAndSize(<char*> PyUnicode_DATA(<object> e.value_str),
-                                          PyUnicode_GET_LENGTH(<object> e.value_str))
-            Py_INCREF(s)
-            e.value_bytes = <PyObject*> s
-        return <object> e.value_bytes
-    if e.value_str == NULL:
-        s = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(<object> e.value_bytes),
-                                   PyBytes_GET_SIZE(<object> e.value_bytes), NULL)
-        Py_INCREF(s)
-        e.value_str = <PyObject*> s
-    return <object> e.value_str
+    return entry_string(&e.value_str, &e.value_bytes, raw)
 
 
 cdef inline object entry_pair(DecodedEntry* e, bint raw):

@@ -37,6 +37,7 @@ INVALID_REQUESTS = [
     [(":protocol", "websocket")] + GET,
     [(":method", "GET"), (":authority", "a")],             # no :scheme, no :path
     [(":status", "200")] + GET,                              # a response pseudo-header
+    GET + [("host", "other.example")],                       # not the :authority (8.3.1)
 ]
 
 

@@ -1807,7 +1807,7 @@ cdef int on_rst_frame(Connection c, uint32_t sid, const uint8_t* p, uint32_t n) 
     s = find_stream(c, sid)
     if s is None:
         if is_idle(c, sid):
-            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on idle stream")
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "RST_STREAM on idle stream %d" % sid)
         return 0   # closed: ignored
     if not s.local and s.w_state != W_CLOSED:
         # Reset before we finished answering: the rapid-reset pattern if it repeats.
@@ -2082,7 +2082,7 @@ cdef int on_window_update_frame(Connection c, uint32_t sid, const uint8_t* p,
     s = find_stream(c, sid)
     if s is None:
         if is_idle(c, sid):
-            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "WINDOW_UPDATE on idle stream")
+            return conn_error(c, PROTOCOL_ERROR, ProtocolError, "WINDOW_UPDATE on idle stream %d" % sid)
         return 0   # closed: ignored (5.1)
     if inc == 0:
         return stream_error(c, sid, PROTOCOL_ERROR)

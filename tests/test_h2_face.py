@@ -11,6 +11,7 @@ import cno.h2.settings
 h2conn = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
 import h2.events  # noqa: E402
+import h2.exceptions  # noqa: E402
 
 REQUEST = [(b":method", b"GET"), (b":path", b"/x"), (b":scheme", b"https"),
            (b":authority", b"example.com"), (b"user-agent", b"t/1")]
@@ -436,3 +437,28 @@ def test_validate_request_authority(extra, ok, with_authority):
     else:
         with pytest.raises(cno.h2.exceptions.ProtocolError):
             cno.h2.utilities.validate_request_authority(iter(fields))
+
+
+@pytest.mark.parametrize("frame", [
+    b"\x00\x00\x01\x00\x00\x00\x00\x00\x09x",              # DATA on idle stream 9
+    b"\x00\x00\x04\x08\x00\x00\x00\x00\x0b\x00\x00\x00\x01",  # WINDOW_UPDATE on idle stream 11
+], ids=["data", "window-update"])
+def test_frame_on_an_idle_stream_is_no_such_stream(frame):
+    # As h2: the frame's stream is looked up and not found (RFC 9113 5.1: a connection
+    # error PROTOCOL_ERROR), NoSuchStreamError with its id; the same GOAWAY goes out.
+    import hpack
+    block = hpack.Encoder().encode(REQUEST)
+    preface = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+               + len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block)
+    outs = []
+    for make, exc in ((cno.h2.connection.H2Connection, cno.h2.exceptions.NoSuchStreamError),
+                      (h2conn.H2Connection, h2.exceptions.NoSuchStreamError)):
+        server = make(type(make().config)(client_side=False))
+        server.initiate_connection()
+        server.receive_data(preface)
+        server.data_to_send()
+        with pytest.raises(exc) as info:
+            server.receive_data(frame)
+        assert info.value.stream_id == frame[8]
+        outs.append(server.data_to_send())
+    assert outs[0] == outs[1]

@@ -166,6 +166,7 @@ _SETTING = re.compile(r"\b(HEADER_TABLE_SIZE|ENABLE_PUSH|MAX_CONCURRENT_STREAMS|
 
 
 _TOO_LOW = re.compile(r"stream (\d+) opened below a higher id")
+_ON_IDLE = re.compile(r"^(DATA|WINDOW_UPDATE) on idle stream (\d+)$")
 
 
 def _h2_error(exc: Any, face: Any=None) -> Any:
@@ -188,6 +189,12 @@ def _h2_error(exc: Any, face: Any=None) -> Any:
     m = _TOO_LOW.search(text)
     if m:
         return StreamIDTooLowError(int(m.group(1)), face.highest_inbound_stream_id)
+    m = _ON_IDLE.match(text)
+    if m and (m.group(1) != "DATA" or face.state_machine.state is not ConnectionState.IDLE
+              or face._engine.last_peer_stream):
+        # h2 looks such a frame's stream up and finds none (its connection state machine
+        # refuses DATA first while no stream was ever opened: a plain ProtocolError)
+        return NoSuchStreamError(int(m.group(2)))
     m = _BODY_LENGTH.search(text)
     if m:
         return InvalidBodyLengthError(int(m.group(1)), int(m.group(2)))
@@ -999,13 +1006,14 @@ class H2Connection:
         try:
             e.data_received(data)
         except _cno_errors.CnoError as exc:
+            error = _h2_error(exc, self)   # (it may depend on the state before the error)
             if "invalid client preface" in str(exc):
                 # h2 checks the preface before anything that would end the connection:
                 # nothing is queued (RFC 9113 3.4 lets the GOAWAY be omitted).
                 del self._out[mark:]
             else:
                 self.state_machine.state = _CLOSED
-            raise _h2_error(exc, self) from None
+            raise error from None
         except _AuthorityError as exc:
             # (h2's Host rules, checked here: a connection error as the engine's are)
             self.state_machine.state = _CLOSED

@@ -737,10 +737,11 @@ cdef int stream_error(Connection c, uint32_t sid, int code, str why=None,
     the RST_STREAM is also a reply that piles up (control_frame_budget)."""
     if c.pend_s is not None:
         deliver_gathered(c)
-    if c.strict_errors and not only_stream and sid not in c.recently_reset and not (
-            code == STREAM_CLOSED and (find_stream(c, sid) is not None or (
-                c.peer_resets is not None and sid in c.peer_resets))):
-        # (a frame on a half-closed (remote) stream stays a stream error: RFC 9113 5.1)
+    if c.strict_errors and not only_stream and not (
+            code == STREAM_CLOSED and (find_stream(c, sid) is not None or sid in c.recently_reset
+                                       or (c.peer_resets is not None and sid in c.peer_resets))):
+        # (a frame on a half-closed (remote) stream, or on one either side reset, stays a
+        # stream error: RFC 9113 5.1)
         if code == REFUSED_STREAM or code == CANCEL:   # (not errors of their own)
             return conn_error(c, PROTOCOL_ERROR, ProtocolError,
                               why or "stream %d: refused" % sid)
@@ -868,7 +869,10 @@ cdef int reset_stream(Connection c, uint32_t sid, int code) except -1:
     """RST_STREAM, and the stream ends here."""
     cdef Stream s = find_stream(c, sid)
     write_rst(c, sid, code)
-    remember_reset(c, sid)
+    if s is not None or not c.reset_late_frames:
+        # (reset_late_frames: only a stream that was open counts as reset, as h2 counts
+        # it: a HEADERS on one closed without ever opening stays a connection error)
+        remember_reset(c, sid)
     if s is not None:
         end_stream(c, s, code, LOCAL)
     return 0
@@ -1105,9 +1109,11 @@ cdef int start_data(Connection c, uint32_t sid, uint8_t flags, uint32_t length,
             return conn_error(c, PROTOCOL_ERROR, ProtocolError, "DATA on idle stream %d" % sid)
         credit_connection(c, length)
         if (c.reset_late_frames or sid not in c.recently_reset) and not ignored_after_goaway(c, sid):
-            # 5.1: a frame on a closed stream (one we reset: ignored, unless reset_late_frames)
+            # 5.1: a frame on a closed stream (one we reset: ignored, unless reset_late_frames);
+            # a stream error even with strict_errors (5.1 lets it be the connection's, and
+            # HEADERS there is: DATA is answered, and its bytes credited, as h2 does)
             return stream_error(c, sid, STREAM_CLOSED, "stream %d: DATA on a closed stream" % sid
-                                if explains(c) else None)
+                                if explains(c) else None, True)
         return 0
     if s.r_state != R_DATA:
         credit_connection(c, length)

@@ -430,3 +430,52 @@ def test_max_header_list_size_lowered(strict):
     with pytest.raises(cno.errors.CnoError, match="max_header_list_size"):
         s.data_received(headers(3, block(big), end_stream=True))
     assert kinds(s.take()) == [(GOAWAY, 0, ENHANCE_YOUR_CALM)]
+
+
+def test_strict_errors_keeps_data_on_a_closed_stream_a_stream_error():
+    # RFC 9113 5.1 lets DATA on a closed stream be either; h2 answers it with RST_STREAM
+    # (and credits its bytes), HEADERS there ends the connection.
+    s = server(strict_errors=True)
+    s.data_received(headers(1, block(REQ), end_stream=True))
+    s.write_head(1, 200, b"", b"", [], True)   # (stream 1 is gone: ended both ways)
+    s.data_received(headers(3, block(REQ)))
+    s.take()
+    s.data_received(data(1, b"late"))
+    assert kinds(s.take()) == [(RST_STREAM, 1, STREAM_CLOSED)] and not s.closed
+    s.data_received(data(3, b"still fine"))
+    assert s.events[-1][:2] == ("data", 3)
+
+
+def test_strict_errors_headers_on_a_closed_stream_ends_the_connection():
+    s = server(strict_errors=True)
+    s.data_received(headers(1, block(REQ), end_stream=True))
+    s.write_head(1, 200, b"", b"", [], True)
+    s.take()
+    with pytest.raises(cno.errors.CnoError):
+        s.data_received(headers(1, block(REQ)))
+    assert kinds(s.take()) == [(GOAWAY, 0, STREAM_CLOSED)]
+
+
+def test_reset_late_frames_counts_only_streams_that_were_open():
+    # Stream 1 was never opened (3 closed it implicitly, RFC 9113 5.1.1): its DATA is
+    # answered each time, but it is not a stream we reset, so HEADERS on it stays the
+    # connection error it is for any stream below one opened since.
+    s = server(strict_errors=True, reset_late_frames=True)
+    s.data_received(headers(3, block(REQ)))
+    s.data_received(data(1, b"x") * 2)
+    assert kinds(s.take()) == [(RST_STREAM, 1, STREAM_CLOSED)] * 2
+    with pytest.raises(cno.errors.CnoError, match="below a higher id"):
+        s.data_received(headers(1, block(REQ)))
+
+
+def test_strict_errors_self_dependency_on_a_reset_stream():
+    # A PRIORITY making a stream depend on itself is a PROTOCOL_ERROR stream error (RFC
+    # 9113 5.3.1 of RFC 7540, kept); strict_errors ends the connection for it even on a
+    # stream we reset (only STREAM_CLOSED errors stay the stream's there).
+    s = server(strict_errors=True)
+    s.data_received(headers(1, block(REQ)))
+    s.write_reset(1, CANCEL)
+    s.take()
+    with pytest.raises(cno.errors.CnoError):
+        s.data_received(frame(0x2, 0, 1, b"\x00\x00\x00\x01\x0f"))
+    assert kinds(s.take()) == [(GOAWAY, 0, PROTOCOL_ERROR)]

@@ -27,9 +27,15 @@ class ErrorCodes(enum.IntEnum):
     HTTP_1_1_REQUIRED = 0xD
 
 
-def _error_code_from_int(code: int) -> Any:
-    """An ErrorCodes member for a known code, else the int itself (extensions)."""
+def _member_or_int(enum_class: Any, value: int) -> Any:
+    """enum_class's member for value, else the int itself (an extension's code or
+    setting, which h2 hands out as a plain int too)."""
     try:
-        return ErrorCodes(code)
+        return enum_class(value)
     except ValueError:
-        return code
+        return value
+
+
+def _error_code_from_int(code: int) -> Any:
+    """An ErrorCodes member for a known code, else the int itself."""
+    return _member_or_int(ErrorCodes, code)

@@ -12,7 +12,7 @@ import collections
 import enum
 from collections.abc import MutableMapping
 
-from .errors import ErrorCodes
+from .errors import ErrorCodes, _member_or_int
 from .exceptions import InvalidSettingsValueError
 
 __all__ = ["ChangedSetting", "SettingCodes", "Settings"]
@@ -32,10 +32,7 @@ class SettingCodes(enum.IntEnum):
 
 def _setting_code_from_int(code: int) -> Any:
     """A SettingCodes member for a known id, else the int itself."""
-    try:
-        return SettingCodes(code)
-    except ValueError:
-        return code
+    return _member_or_int(SettingCodes, code)
 
 
 class ChangedSetting:

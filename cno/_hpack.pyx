@@ -935,6 +935,29 @@ cdef inline void enc_entry_clear(EncodedEntry* e) noexcept:
     e.value = NULL
 
 
+cdef inline bint dynamic_lookup(Encoder e, WriteBuffer* out, Py_hash_t nh, Py_hash_t ph,
+                                const uint8_t* np, Py_ssize_t nlen, const uint8_t* vp,
+                                Py_ssize_t vlen, bint whole, Py_ssize_t* name_index) except -1:
+    """The encoder's dynamic table, for both of its policies: with `whole`, an entry with
+    this name and value is written as its index (6.1; True is returned); otherwise, when
+    name_index[0] is 0 (no static entry has the name), it becomes the index of the newest
+    entry with the name, if any."""
+    cdef int64_t id
+    if whole:
+        id = index_find(&e.by_pair, e.entries, e.ring_mask, e.oldest_id, ph, np, nlen, vp,
+                        vlen, True)
+        if id >= 0:
+            e.sent_index = id + 1
+            put_int(out, 0x80, 7, STATIC_COUNT + e.next_id - id)
+            return True
+    if name_index[0] == 0:
+        id = index_find(&e.by_name, e.entries, e.ring_mask, e.oldest_id, nh, np, nlen, NULL, 0,
+                        False)
+        if id >= 0:
+            name_index[0] = STATIC_COUNT + e.next_id - id
+    return False
+
+
 cdef class Encoder:
     """Encodes header lists into HPACK blocks; one per connection direction.
 
@@ -1192,7 +1215,6 @@ cdef class Encoder:
         cdef const uint8_t* vp = field_ptr(value, &vlen)
         cdef Py_hash_t nh = PyObject_Hash(name)
         cdef Py_hash_t ph = pair_hash(nh, PyObject_Hash(value))
-        cdef int64_t id
         cdef int policy = 0
         cdef uint8_t flags
         cdef int prefix
@@ -1210,17 +1232,8 @@ cdef class Encoder:
             name_index = first
         # Dynamic table (a sensitive field is never sent as an index to an entry, so a
         # proxy keeps it never-indexed: 7.1.3).
-        if not sensitive:
-            id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
-                            np, nlen, vp, vlen, True)
-            if id >= 0:
-                self.sent_index = id + 1
-                return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
-        if name_index == 0:
-            id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
-                            np, nlen, NULL, 0, False)
-            if id >= 0:
-                name_index = STATIC_COUNT + self.next_id - id
+        if dynamic_lookup(self, out, nh, ph, np, nlen, vp, vlen, not sensitive, &name_index):
+            return 0
         size = nlen + vlen + ENTRY_OVERHEAD
         if sensitive:
             flags, prefix = 0x10, 4     # 6.2.3 never indexed
@@ -1249,7 +1262,6 @@ cdef class Encoder:
         cdef const uint8_t* vp = field_ptr(value, &vlen)
         cdef Py_hash_t nh = PyObject_Hash(name)
         cdef Py_hash_t ph = pair_hash(nh, PyObject_Hash(value))
-        cdef int64_t id
         name_index = index_find(&STATIC_BY_NAME, STATIC_ENC, 63, 1, nh, np, nlen, NULL, 0, False)
         if name_index > 0:
             for i in range(name_index, STATIC_GROUP_END[name_index] + 1):
@@ -1258,16 +1270,8 @@ cdef class Encoder:
                     return put_int(out, 0x80, 7, i)
         else:
             name_index = 0
-        id = index_find(&self.by_pair, self.entries, self.ring_mask, self.oldest_id, ph,
-                        np, nlen, vp, vlen, True)
-        if id >= 0:
-            self.sent_index = id + 1
-            return put_int(out, 0x80, 7, STATIC_COUNT + self.next_id - id)
-        if name_index == 0:
-            id = index_find(&self.by_name, self.entries, self.ring_mask, self.oldest_id, nh,
-                            np, nlen, NULL, 0, False)
-            if id >= 0:
-                name_index = STATIC_COUNT + self.next_id - id
+        if dynamic_lookup(self, out, nh, ph, np, nlen, vp, vlen, True, &name_index):
+            return 0
         if sensitive:
             put_int(out, 0x10, 4, name_index)    # 6.2.3 never indexed
         else:
